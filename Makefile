@@ -1,0 +1,34 @@
+# Everyday tasks. `make test` is what CI runs (see .ci/run).
+PY ?= .venv/bin/python
+PYBABEL ?= .venv/bin/pybabel
+
+.PHONY: venv locales check-locales test lint bench run
+
+venv: .venv/.installed
+.venv/.installed: pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install -q --upgrade pip
+	.venv/bin/pip install -q -e ".[test]"
+	touch $@
+
+# Extract msgids from the code and the study definition, merge into both catalogs, compile.
+locales: venv
+	$(PYBABEL) extract -F pyproject.toml --no-location --sort-output -c TRANSLATORS: \
+		-o locales/messages.pot bot conversations
+	$(PYBABEL) update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+	$(PYBABEL) compile -d locales -D messages --statistics
+
+lint: venv
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+test: venv
+	$(PYBABEL) compile -q -d locales -D messages
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) -m bench
+
+run: venv
+	$(PYBABEL) compile -q -d locales -D messages
+	.venv/bin/diarybot run

@@ -1,0 +1,188 @@
+"""The one place the bot is assembled: database, study, clock, Application, sender, scheduler.
+
+`diarybot run`, the test harness and the sandbox all go through `DiaryBot`, so what the tests
+exercise is what runs in production.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from telegram import BotCommand, BotCommandScopeDefault, Update
+from telegram.ext import Application, ApplicationBuilder
+
+from bot.clock import Clock, FakeClock
+from bot.domain.study import Study
+from bot.i18n import t
+from bot.scheduler import DiaryScheduler
+from bot.sender import Pacing, Sender
+from bot.services.diary import DiaryService
+from bot.services.runtime import Runtime
+from conversations import router
+from storage import audit, repo
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+PATIENT_COMMANDS = ("diary", "schedule", "settings", "help")
+
+
+class DiaryApplication(Application):  # type: ignore[type-arg]
+    """Processes each Telegram update once.
+
+    Telegram re-delivers updates whose offset was not confirmed (e.g. after a crash). The last
+    processed update_id is stored; anything at or below it is skipped. A crash between handling
+    an update and storing its id re-runs the handler, which the services make harmless (a stale
+    or repeated tap changes nothing).
+    """
+
+    last_update_id: int = 0
+
+    async def process_update(self, update: object) -> None:
+        if isinstance(update, Update):
+            if update.update_id <= self.last_update_id:
+                return
+            try:
+                await super().process_update(update)
+            finally:
+                self.last_update_id = update.update_id
+                rt: Runtime | None = self.bot_data.get("rt")
+                if rt is not None:
+                    async with rt.db.transaction() as conn:
+                        await repo.meta_set(conn, "last_update_id", str(update.update_id))
+                for waiter in list(self.bot_data.get("update_waiters", [])):
+                    waiter(update.update_id)
+            return
+        await super().process_update(update)
+
+
+@dataclass
+class DiaryBot:
+    rt: Runtime
+    app: Application  # type: ignore[type-arg]
+    sender: Sender
+    scheduler: DiaryScheduler
+    diary: DiaryService
+    extras: dict[str, object] = field(default_factory=dict)
+    _polling: bool = False
+
+    @classmethod
+    async def create(
+        cls,
+        *,
+        db_path: str | Path,
+        study: Study,
+        clock: Clock,
+        token: str,
+        base_url: str | None = None,
+        base_file_url: str | None = None,
+        pacing: Pacing | None = None,
+    ) -> DiaryBot:
+        db = await Database.open(db_path)
+        rt = Runtime(db=db, study=study, clock=clock)
+        rt.bot_username = await repo.meta_get(db.conn, "bot_username")
+        builder = (
+            ApplicationBuilder()
+            .application_class(DiaryApplication)
+            .token(token)
+            .concurrent_updates(False)  # one update at a time: a double tap is seen in order
+            .connect_timeout(10)
+            .read_timeout(15)
+            .write_timeout(15)
+            .pool_timeout(10)
+            .connection_pool_size(32)
+            .get_updates_read_timeout(40)
+        )
+        if base_url:
+            builder = builder.base_url(base_url)
+        if base_file_url:
+            builder = builder.base_file_url(base_file_url)
+        app: Any = builder.build()
+        app.last_update_id = int(await repo.meta_get(db.conn, "last_update_id") or 0)
+        diary = DiaryService(rt)
+        scheduler = DiaryScheduler(rt)
+        bot = cls(rt=rt, app=app, sender=None, scheduler=scheduler, diary=diary)  # type: ignore[arg-type]
+        bot.sender = Sender(db, app.bot, clock, pacing=pacing, on_forbidden=bot._on_forbidden)
+        rt.wake_sender = bot.sender.wake
+        rt.wake_scheduler = scheduler.tick
+        app.bot_data["rt"] = rt
+        app.bot_data["diary"] = diary
+        app.bot_data["scheduler"] = scheduler
+        app.bot_data.setdefault("extra_commands", {})
+        app.bot_data.setdefault("staff_buttons", {})
+        from bot import features
+
+        features.install(bot)
+        router.register(app)
+        if isinstance(clock, FakeClock):
+            clock.on_change(scheduler.tick)
+        return bot
+
+    async def start(self, *, poll_timeout: int = 10, poll_interval: float = 0.0) -> None:
+        await self.app.initialize()
+        me = await self.app.bot.get_me()
+        self.rt.bot_username = me.username
+        async with self.rt.db.transaction() as conn:
+            await repo.meta_set(conn, "bot_username", me.username or "")
+        await self._set_commands()
+        await self.app.start()
+        self.sender.start()
+        self.scheduler.start()
+        await self.scheduler.tick()  # catch up on anything due during downtime
+        assert self.app.updater is not None
+        await self.app.updater.start_polling(
+            poll_interval=poll_interval, timeout=poll_timeout, drop_pending_updates=False
+        )
+        self._polling = True
+        log.info("bot @%s is running", me.username)
+
+    async def stop(self) -> None:
+        if self._polling and self.app.updater is not None:
+            await self.app.updater.stop()
+            self._polling = False
+        self.scheduler.shutdown()
+        await self.sender.stop()
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+        await self.rt.db.close()
+
+    async def _set_commands(self) -> None:
+        for locale, lang_code in (("en", None), ("zh_Hans", "zh")):
+            _ = t(locale)
+            descriptions = {
+                "diary": _("Fill in today's diary"),
+                "schedule": _("Your next diary and visit"),
+                "settings": _("Language, reminder time, time zone"),
+                "help": _("What this bot is for; study contact"),
+            }
+            commands = [BotCommand(c, descriptions[c]) for c in PATIENT_COMMANDS]
+            await self.app.bot.set_my_commands(
+                commands, scope=BotCommandScopeDefault(), language_code=lang_code
+            )
+
+    async def _on_forbidden(self, chat_id: int) -> None:
+        """The patient blocked the bot: stop prompting them; the team is told (escalation)."""
+        now = self.rt.now()
+        async with self.rt.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE patients SET unreachable = 1 WHERE chat_id = ? AND unreachable = 0",
+                (chat_id,),
+            )
+            if cur.rowcount:
+                row = await repo._one(
+                    conn, "SELECT subject FROM patients WHERE chat_id = ?", (chat_id,)
+                )
+                await audit.record(
+                    conn,
+                    now,
+                    "system",
+                    "unreachable",
+                    subject=row["subject"] if row else None,
+                    new="blocked",
+                )
+                for hook in self.extras.get("on_unreachable", []):  # type: ignore[union-attr]
+                    await hook(conn, chat_id, now)

@@ -1,0 +1,282 @@
+"""`diarybot` — the command line for the study team's server.
+
+Bad arguments exit with status 2 and one line on stderr; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import date
+from typing import Any, NoReturn
+
+from bot.clock import SystemClock, iso
+from bot.config import Settings, load_settings
+from bot.domain.study import Study, StudyError, load_study, parse_hhmm
+from bot.i18n import parse_lang
+from bot.services.runtime import Runtime
+from storage import audit, repo
+from storage.db import Database, IntegrityError
+
+ROLES = ("coordinator", "investigator", "admin")
+
+TOKEN_HELP = """\
+diarybot: no Telegram bot token configured.
+  1. In Telegram, open @BotFather, send /newbot and follow the steps; it replies with a token.
+  2. Put it in a file named .env next to where you run diarybot:
+         TELEGRAM_BOT_TOKEN=123456789:AA...
+     (or export TELEGRAM_BOT_TOKEN in the environment). Never commit this file.
+"""
+
+
+class UsageError(Exception):
+    """A bad argument: one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# ------------------------------------------------------------------ argument types
+def iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad date {text!r}, expected YYYY-MM-DD") from None
+
+
+def hhmm(text: str) -> Any:
+    try:
+        return parse_hhmm(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad time {text!r}, expected HH:MM (24 h)") from None
+
+
+def lang(text: str) -> str:
+    value = parse_lang(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"unknown language {text!r}, expected zh or en")
+    return value
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="diarybot", description="Telegram diary bot for study NCT06438809.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    sub.add_parser("run", help="run the bot (long polling)")
+
+    staff = sub.add_parser("staff", help="manage study staff")
+    ssub = staff.add_subparsers(dest="staff_command", required=True, parser_class=Parser)
+    add = ssub.add_parser("add", help="add or update a staff member")
+    add.add_argument("--telegram-id", type=int, required=True)
+    add.add_argument("--role", choices=ROLES, required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--lang", type=lang, default="zh_Hans")
+    ssub.add_parser("list", help="list staff")
+    rm = ssub.add_parser("remove", help="remove a staff member (access ends at once)")
+    rm.add_argument("--telegram-id", type=int, required=True)
+    grp = ssub.add_parser("group", help="register the study-team group chat")
+    grp.add_argument("--chat-id", type=int, required=True)
+
+    enroll = sub.add_parser("enroll", help="enrol a subject; prints a one-time code and link")
+    enroll.add_argument("--subject")
+    enroll.add_argument("--injection-date", type=iso_date)
+    enroll.add_argument("--lang", type=lang, default=None)
+    enroll.add_argument("--timezone", default="Asia/Shanghai")
+    enroll.add_argument("--prompt-time", type=hhmm, default=None)
+    enroll.add_argument("--from-csv", metavar="FILE", help="enrol every row of a CSV file")
+    enroll.add_argument("--json", action="store_true", help="print JSON")
+
+    for extra in EXTRA_COMMANDS:
+        extra(sub)
+    return p
+
+
+# Later features add subcommands: each is `def add(subparsers) -> None` and sets `func`.
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+# ------------------------------------------------------------------ commands
+async def open_runtime(settings: Settings, study: Study) -> Runtime:
+    db = await Database.open(settings.db_path)
+    rt = Runtime(db=db, study=study, clock=SystemClock())
+    rt.bot_username = await repo.meta_get(db.conn, "bot_username") or None
+    return rt
+
+
+async def cmd_staff(args: argparse.Namespace, rt: Runtime) -> int:
+    now = rt.now()
+    if args.staff_command == "add":
+        async with rt.db.transaction() as conn:
+            old = await repo._one(
+                conn,
+                "SELECT role, name, lang, active FROM staff WHERE telegram_id = ?",
+                (args.telegram_id,),
+            )
+            await conn.execute(
+                "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
+                " VALUES (?,?,?,?,1,?) ON CONFLICT (telegram_id) DO UPDATE SET"
+                " role = excluded.role,"
+                " name = excluded.name, lang = excluded.lang, active = 1",
+                (args.telegram_id, args.role, args.name, args.lang, iso(now)),
+            )
+            await audit.record(
+                conn,
+                now,
+                "cli",
+                "staff_add",
+                entity=f"staff:{args.telegram_id}",
+                old=dict(old) if old else None,
+                new={"role": args.role, "name": args.name, "lang": args.lang},
+            )
+        print(f"staff {args.telegram_id} ({args.role}, {args.lang}) saved")
+        return 0
+    if args.staff_command == "list":
+        rows = await rt.db.fetchall("SELECT * FROM staff ORDER BY active DESC, telegram_id")
+        for r in rows:
+            state = "active" if r["active"] else "removed"
+            print(f"{r['telegram_id']}\t{r['role']}\t{r['lang']}\t{state}\t{r['name']}")
+        group = await repo.meta_get(rt.db.conn, "staff_group")
+        if group:
+            print(f"group chat: {group}")
+        return 0
+    if args.staff_command == "remove":
+        async with rt.db.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE staff SET active = 0 WHERE telegram_id = ? AND active = 1",
+                (args.telegram_id,),
+            )
+            if not cur.rowcount:
+                raise UsageError(f"no active staff member {args.telegram_id}")
+            await audit.record(
+                conn, now, "cli", "staff_remove", entity=f"staff:{args.telegram_id}", new="removed"
+            )
+        print(f"staff {args.telegram_id} removed")
+        return 0
+    if args.staff_command == "group":
+        if args.chat_id >= 0:
+            raise UsageError("a group chat id is negative (e.g. -1001234567890)")
+        async with rt.db.transaction() as conn:
+            old = await repo.meta_get(conn, "staff_group")
+            await repo.meta_set(conn, "staff_group", str(args.chat_id))
+            await audit.record(conn, now, "cli", "staff_group", old=old, new=str(args.chat_id))
+        print(f"study-team group chat set to {args.chat_id}")
+        return 0
+    raise UsageError("unknown staff command")
+
+
+async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
+    from bot.services.enrolment import EnrolError, enroll
+
+    if args.from_csv:
+        from bot.services.bulk import enroll_csv
+
+        try:
+            return await enroll_csv(rt, args.from_csv, as_json=args.json)
+        except EnrolError as exc:
+            raise UsageError(str(exc)) from None
+    if not args.subject or not args.injection_date:
+        raise UsageError("--subject and --injection-date are required (or --from-csv FILE)")
+    try:
+        result = await enroll(
+            rt,
+            args.subject,
+            args.injection_date,
+            args.lang,
+            args.timezone,
+            args.prompt_time or rt.study.default_prompt_time,
+        )
+    except EnrolError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps({"subject": result.subject, "code": result.code, "link": result.link}))
+    else:
+        print(f"subject: {result.subject}")
+        print(f"code:    {result.code}   (one use, valid {rt.study.code_valid_hours // 24} days)")
+        if result.link:
+            print(f"link:    {result.link}")
+        else:
+            print("link:    not known yet: the bot learns its username on the first `diarybot run`")
+    return 0
+
+
+async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) -> int:
+    if not settings.token:
+        print(TOKEN_HELP, file=sys.stderr, end="")
+        return 2
+    from bot.app import DiaryBot
+
+    bot = await DiaryBot.create(
+        db_path=settings.db_path,
+        study=study,
+        clock=SystemClock(),
+        token=settings.token,
+        base_url=settings.base_url,
+        base_file_url=settings.base_file_url,
+    )
+    print(
+        f"diarybot: running the real bot (database {settings.db_path}); Ctrl-C stops it.",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await bot.start()
+    try:
+        await stop.wait()
+    finally:
+        await bot.stop()
+    return 0
+
+
+Handler = Callable[[argparse.Namespace, Runtime], Awaitable[int]]
+HANDLERS: dict[str, Handler] = {"staff": cmd_staff, "enroll": cmd_enroll}
+
+
+async def _main(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    try:
+        study = load_study(settings.study_path)
+    except StudyError as exc:
+        raise UsageError(f"study definition: {exc}") from None
+    if args.command == "run":
+        return await cmd_run(args, settings, study)
+    func = getattr(args, "func", None) or HANDLERS[args.command]
+    try:
+        rt = await open_runtime(settings, study)
+    except IntegrityError as exc:
+        print(f"diarybot: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return await func(args, rt)
+    finally:
+        await rt.db.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # httpx logs every request URL, and the URL contains the bot token: keep it quiet.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_main(args))
+    except UsageError as exc:
+        print(f"diarybot: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

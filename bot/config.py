@@ -1,0 +1,41 @@
+"""Settings from the environment (and a `.env` file when present). Never logs the token."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+
+@dataclass(frozen=True)
+class Settings:
+    token: str | None
+    base_url: str | None
+    base_file_url: str | None
+    db_path: Path
+    study_path: Path | None
+
+    def __repr__(self) -> str:  # keep the token out of every log line and traceback
+        return (
+            f"Settings(token={'set' if self.token else 'missing'}, base_url={self.base_url!r}, "
+            f"db_path={str(self.db_path)!r}, study_path={self.study_path!r})"
+        )
+
+
+def load_settings(env_file: str | None = ".env") -> Settings:
+    if env_file and Path(env_file).exists():
+        load_dotenv(env_file, override=False)
+    base_url = os.environ.get("TELEGRAM_BASE_URL") or None
+    base_file_url = os.environ.get("TELEGRAM_BASE_FILE_URL") or None
+    if base_url and not base_file_url and base_url.endswith("/bot"):
+        base_file_url = base_url[: -len("/bot")] + "/file/bot"
+    study = os.environ.get("DIARYBOT_STUDY")
+    return Settings(
+        token=os.environ.get("TELEGRAM_BOT_TOKEN") or None,
+        base_url=base_url,
+        base_file_url=base_file_url,
+        db_path=Path(os.environ.get("DIARYBOT_DB", "diarybot.sqlite3")),
+        study_path=Path(study) if study else None,
+    )

@@ -1,0 +1,138 @@
+"""Which question comes next, and whether an answer is acceptable. Pure.
+
+Answers are `dict[item code, raw string]` (the project-wide convention): single → option code,
+multi → option codes joined by ",", scale/count/number → decimal text, text → the text.
+The flow is derived, not stored: the next question is always the first applicable item without
+an answer, so changing an answer on the review screen (e.g. bleeding from "none" to "clots")
+naturally asks the follow-up that now applies, and drops the one that no longer does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+
+from bot.domain.study import Condition, Item, Study
+
+
+class InputError(ValueError):
+    """A typed answer was refused. `code` selects the localized explanation."""
+
+    def __init__(self, code: str, item: Item) -> None:
+        super().__init__(code)
+        self.code = code
+        self.item = item
+
+
+def condition_holds(cond: Condition, answers: Mapping[str, str]) -> bool:
+    raw = answers.get(cond.item)
+    if raw is None:
+        return False
+    if cond.in_ and raw not in cond.in_:
+        return False
+    return not (cond.any_ and not set(raw.split(",")) & set(cond.any_))
+
+
+def applicable(item: Item, study_day: int, answers: Mapping[str, str]) -> bool:
+    if item.days is not None and not item.days[0] <= study_day <= item.days[1]:
+        return False
+    return item.show_if is None or condition_holds(item.show_if, answers)
+
+
+def applicable_items(study: Study, study_day: int, answers: Mapping[str, str]) -> list[Item]:
+    return [it for it in study.items if applicable(it, study_day, answers)]
+
+
+def next_item(study: Study, study_day: int, answers: Mapping[str, str]) -> Item | None:
+    """The first applicable item still unanswered; None means: show the review screen."""
+    for it in applicable_items(study, study_day, answers):
+        if it.code not in answers:
+            return it
+    return None
+
+
+def progress(
+    study: Study, study_day: int, answers: Mapping[str, str], item: Item
+) -> tuple[int, int]:
+    """(position of item, number of applicable items) for "Question 3 of 10"."""
+    items = applicable_items(study, study_day, {**answers, item.code: answers.get(item.code, "")})
+    codes = [it.code for it in items]
+    pos = codes.index(item.code) + 1 if item.code in codes else len(codes)
+    return pos, len(codes)
+
+
+def clean(study: Study, study_day: int, answers: Mapping[str, str]) -> dict[str, str]:
+    """Only the answers to items that apply, in questionnaire order (what gets submitted)."""
+    return {
+        it.code: answers[it.code]
+        for it in applicable_items(study, study_day, answers)
+        if it.code in answers
+    }
+
+
+def is_complete(study: Study, study_day: int, answers: Mapping[str, str]) -> bool:
+    return next_item(study, study_day, answers) is None
+
+
+def button_values(item: Item) -> list[str]:
+    """Codes a button may carry for this item."""
+    if item.kind in ("single", "multi"):
+        return [o.code for o in item.options]
+    if item.kind in ("scale", "count"):
+        assert item.min is not None and item.max is not None
+        return [str(v) for v in range(int(item.min), int(item.max) + 1)]
+    return []
+
+
+def accept_button(item: Item, code: str) -> str:
+    """Validate a button's code (callback data can be forged). Returns the raw answer."""
+    if code not in button_values(item):
+        raise InputError("bad_button", item)
+    return code
+
+
+def toggle(item: Item, current: str | None, code: str) -> str:
+    """Multi-select: flip one option; an exclusive option ("None of these") clears the others."""
+    accept_button(item, code)
+    chosen = [c for c in (current or "").split(",") if c]
+    opt = item.option(code)
+    assert opt is not None
+    if code in chosen:
+        chosen.remove(code)
+    elif opt.exclusive:
+        chosen = [code]
+    else:
+        exclusive = {o.code for o in item.options if o.exclusive}
+        chosen = [c for c in chosen if c not in exclusive] + [code]
+    order = [o.code for o in item.options]
+    return ",".join(sorted(chosen, key=order.index))
+
+
+def parse_typed(item: Item, text: str, max_text: int) -> str:
+    """Validate a typed answer. Numbers accept a decimal comma and full-width digits."""
+    text = text.strip()
+    if item.kind == "text":
+        if not text:
+            raise InputError("empty", item)
+        if len(text) > max_text:
+            raise InputError("too_long", item)
+        return text
+    if item.kind in ("single", "multi"):
+        raise InputError("use_buttons", item)
+    try:
+        value = Decimal(text.replace(",", ".").replace("，", ".").replace("。", "."))
+    except InvalidOperation:
+        raise InputError("not_a_number", item) from None
+    if not value.is_finite():
+        raise InputError("not_a_number", item)
+    assert item.min is not None and item.max is not None
+    if item.kind in ("scale", "count"):
+        if value != value.to_integral_value():
+            raise InputError("whole_number", item)
+        if not item.min <= value <= item.max:
+            raise InputError("out_of_range", item)
+        return str(int(value))
+    value = value.quantize(Decimal("0.1"))
+    if not Decimal(str(item.min)) <= value <= Decimal(str(item.max)):
+        raise InputError("out_of_range", item)
+    return str(value)

@@ -1,0 +1,447 @@
+"""The study definition: schedule, diary items and escalation rules, loaded from one TOML file.
+
+Pure: no Telegram, no SQL. Loading validates everything up front so that a typo in the study
+file stops the bot at start-up with an error naming the key, instead of surprising a patient
+at 20:00.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from datetime import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ITEM_KINDS = ("single", "multi", "scale", "count", "number", "text")
+LEVELS = ("urgent", "review", "compliance")
+FORMS = ("daily", "weekly")
+DEFAULT_STUDY = "nct06438809.toml"
+
+
+class StudyError(ValueError):
+    """The study definition is invalid; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class Option:
+    code: str
+    value: float
+    text: str
+    exclusive: bool = False
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A test on one item's answer. Unset fields do not constrain."""
+
+    item: str
+    in_: tuple[str, ...] = ()
+    any_: tuple[str, ...] = ()
+    gte: float | None = None
+    lt: float | None = None
+    above_baseline_gte: float | None = None
+    above_baseline_lt: float | None = None
+    days: tuple[int, int] | None = None
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.above_baseline_gte is not None or self.above_baseline_lt is not None
+
+
+@dataclass(frozen=True)
+class Item:
+    code: str
+    kind: str
+    short: str
+    text: str
+    weekly_text: str | None = None
+    options: tuple[Option, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    unit: str | None = None
+    days: tuple[int, int] | None = None
+    show_if: Condition | None = None
+
+    def option(self, code: str) -> Option | None:
+        return next((o for o in self.options if o.code == code), None)
+
+    def question(self, form: str) -> str:
+        return self.weekly_text if form == "weekly" and self.weekly_text else self.text
+
+
+@dataclass(frozen=True)
+class Phase:
+    code: str
+    name: str
+    form: str
+    first_day: int
+    last_day: int
+    every_days: int
+    reminder_after_hours: float
+    close_next_day_at: time | None = None
+    close_after_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class Visit:
+    code: str
+    name: str
+    day: int
+    window_days: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    level: str
+    reason: str
+    conditions: tuple[Condition, ...]
+    consecutive: int = 1
+
+    @property
+    def needs_baseline(self) -> bool:
+        return any(c.needs_baseline for c in self.conditions)
+
+
+@dataclass(frozen=True)
+class Study:
+    id: str
+    protocol: str
+    title: str
+    timezone: str
+    contact_phone: str
+    emergency_number: str
+    languages: tuple[str, ...]
+    default_prompt_time: time
+    digest_time: time
+    code_valid_hours: int
+    max_free_text: int
+    closing_day: int
+    missed_in_a_row_alert: int
+    phases: tuple[Phase, ...]
+    visits: tuple[Visit, ...]
+    visit_reminder_days: tuple[int, ...]
+    visit_reminder_at: time
+    items: tuple[Item, ...]
+    rules: tuple[Rule, ...]
+    resend_every_minutes: float = 15
+    sae_reminder_every_minutes: float = 60
+    sae_report_within_hours: float = 24
+    source: str = field(default="", compare=False)
+
+    def item(self, code: str) -> Item:
+        for it in self.items:
+            if it.code == code:
+                return it
+        raise KeyError(code)
+
+    def phase(self, code: str) -> Phase:
+        for ph in self.phases:
+            if ph.code == code:
+                return ph
+        raise KeyError(code)
+
+    def rule(self, code: str) -> Rule | None:
+        return next((r for r in self.rules if r.code == code), None)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def default_study_path() -> Path:
+    return Path(str(resources.files("bot") / "studies" / DEFAULT_STUDY))
+
+
+def load_study(path: str | Path | None = None) -> Study:
+    """Read and validate a study definition (the packaged NCT06438809 one by default)."""
+    p = Path(path) if path else default_study_path()
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise StudyError(f"study definition not found: {p}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{p}: not valid TOML: {exc}") from exc
+    study = parse_study(raw)
+    return _with_source(study, str(p))
+
+
+def _with_source(study: Study, source: str) -> Study:
+    object.__setattr__(study, "source", source)
+    return study
+
+
+class _Reader:
+    """Typed access to one TOML table that names the key path in every error."""
+
+    def __init__(self, data: Any, path: str) -> None:
+        if not isinstance(data, dict):
+            raise StudyError(f"{path}: expected a table")
+        self.data = data
+        self.path = path
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, typ: type | tuple[type, ...], default: Any = ...) -> Any:
+        if name not in self.data:
+            if default is ...:
+                raise StudyError(f"{self.key(name)}: missing")
+            return default
+        value = self.data[name]
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
+            raise StudyError(f"{self.key(name)}: expected {_typename(typ)}, got {value!r}")
+        return value
+
+    def text(self, name: str, default: Any = ...) -> str:
+        value = self.get(name, str, default)
+        if value is not None and isinstance(value, str) and not value.strip():
+            raise StudyError(f"{self.key(name)}: must not be empty")
+        return value
+
+    def clock(self, name: str, default: Any = ...) -> Any:
+        value = self.get(name, str, default)
+        if value is None or isinstance(value, time):
+            return value
+        try:
+            return parse_hhmm(value)
+        except ValueError as exc:
+            raise StudyError(f"{self.key(name)}: expected HH:MM, got {value!r}") from exc
+
+    def day_range(self, name: str) -> tuple[int, int] | None:
+        value = self.get(name, list, None)
+        if value is None:
+            return None
+        if len(value) != 2 or not all(isinstance(v, int) for v in value) or value[0] > value[1]:
+            raise StudyError(f"{self.key(name)}: expected [first_day, last_day], got {value!r}")
+        return (value[0], value[1])
+
+    def tables(self, name: str) -> list[_Reader]:
+        value = self.get(name, list, [])
+        return [_Reader(v, f"{self.key(name)}[{i}]") for i, v in enumerate(value)]
+
+
+def _typename(typ: type | tuple[type, ...]) -> str:
+    if isinstance(typ, tuple):
+        return " or ".join(t.__name__ for t in typ)
+    return {str: "text", int: "a whole number", float: "a number", list: "a list"}.get(
+        typ, typ.__name__
+    )
+
+
+def parse_hhmm(value: str) -> time:
+    """Parse a strict 24-hour 'HH:MM'."""
+    parts = value.strip().split(":")
+    if len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts):
+        raise ValueError(value)
+    hour, minute = int(parts[0]), int(parts[1])
+    return time(hour, minute)
+
+
+def _condition(r: _Reader) -> Condition:
+    rng = r.day_range("days")
+    return Condition(
+        item=r.text("item"),
+        in_=tuple(str(v) for v in r.get("in", list, [])),
+        any_=tuple(str(v) for v in r.get("any", list, [])),
+        gte=r.get("gte", float, None),
+        lt=r.get("lt", float, None),
+        above_baseline_gte=r.get("above_baseline_gte", float, None),
+        above_baseline_lt=r.get("above_baseline_lt", float, None),
+        days=rng,
+    )
+
+
+def parse_study(raw: dict[str, Any]) -> Study:
+    top = _Reader(raw, "")
+    s = _Reader(top.get("study", dict), "study")
+    sched = _Reader(top.get("schedule", dict), "schedule")
+    esc = _Reader(top.get("escalation", dict, {}), "escalation")
+    vr = _Reader(top.get("visit_reminders", dict, {}), "visit_reminders")
+
+    tz = s.text("timezone")
+    _check_tz(tz, s.key("timezone"))
+
+    phases = []
+    for pr in sched.tables("phases"):
+        form = pr.text("form")
+        if form not in FORMS:
+            raise StudyError(f"{pr.key('form')}: expected one of {FORMS}, got {form!r}")
+        every = pr.get("every_days", int)
+        if every < 1:
+            raise StudyError(f"{pr.key('every_days')}: must be 1 or more")
+        close_at = pr.clock("close_next_day_at", None)
+        close_h = pr.get("close_after_hours", float, None)
+        if (close_at is None) == (close_h is None):
+            raise StudyError(f"{pr.path}: set exactly one of close_next_day_at, close_after_hours")
+        first, last = pr.get("first_day", int), pr.get("last_day", int)
+        if first > last:
+            raise StudyError(f"{pr.key('first_day')}: after last_day")
+        phases.append(
+            Phase(
+                code=pr.text("code"),
+                name=pr.text("name"),
+                form=form,
+                first_day=first,
+                last_day=last,
+                every_days=every,
+                reminder_after_hours=pr.get("reminder_after_hours", float, 3.0),
+                close_next_day_at=close_at,
+                close_after_hours=close_h,
+            )
+        )
+    if not phases:
+        raise StudyError("schedule.phases: at least one phase is needed")
+    ordered = sorted(phases, key=lambda p: p.first_day)
+    for a, b in itertools.pairwise(ordered):
+        if b.first_day <= a.last_day:
+            raise StudyError(f"schedule.phases: {a.code!r} and {b.code!r} overlap")
+    _unique([p.code for p in phases], "schedule.phases code")
+
+    visits = tuple(
+        Visit(
+            code=vr_.text("code"),
+            name=vr_.text("name"),
+            day=vr_.get("day", int),
+            window_days=vr_.get("window_days", int, 0),
+        )
+        for vr_ in sched.tables("visits")
+    )
+    _unique([v.code for v in visits], "schedule.visits code")
+
+    items: list[Item] = []
+    for ir in top.tables("items"):
+        kind = ir.text("kind")
+        if kind not in ITEM_KINDS:
+            raise StudyError(f"{ir.key('kind')}: expected one of {ITEM_KINDS}, got {kind!r}")
+        options = tuple(
+            Option(
+                code=o.text("code"),
+                value=o.get("value", float),
+                text=o.text("text"),
+                exclusive=o.get("exclusive", bool, False),
+            )
+            for o in ir.tables("options")
+        )
+        if kind in ("single", "multi") and len(options) < 2:
+            raise StudyError(f"{ir.key('options')}: a {kind} item needs at least two options")
+        _unique([o.code for o in options], f"{ir.key('options')} code")
+        for o in options:
+            if not o.code.isascii() or len(o.code) > 8:
+                raise StudyError(f"{ir.key('options')}: code {o.code!r} must be short ASCII")
+        lo, hi = ir.get("min", float, None), ir.get("max", float, None)
+        if kind in ("scale", "count", "number") and (lo is None or hi is None or lo >= hi):
+            raise StudyError(f"{ir.path}: a {kind} item needs min < max")
+        show_if = ir.get("show_if", dict, None)
+        code = ir.text("code")
+        if not code.isascii() or len(code) > 16:
+            raise StudyError(f"{ir.key('code')}: must be short ASCII, got {code!r}")
+        items.append(
+            Item(
+                code=code,
+                kind=kind,
+                short=ir.text("short"),
+                text=ir.text("text"),
+                weekly_text=ir.text("weekly_text", None),
+                options=options,
+                min=lo,
+                max=hi,
+                unit=ir.get("unit", str, None),
+                days=ir.day_range("days"),
+                show_if=_condition(_Reader(show_if, ir.key("show_if"))) if show_if else None,
+            )
+        )
+    if not items:
+        raise StudyError("items: the diary needs at least one item")
+    _unique([i.code for i in items], "items code")
+    by_code = {i.code: i for i in items}
+    for idx, it in enumerate(items):
+        if it.show_if is not None:
+            dep = by_code.get(it.show_if.item)
+            if dep is None or items.index(dep) >= idx:
+                raise StudyError(
+                    f"items[{idx}].show_if.item: {it.show_if.item!r} is not an earlier item"
+                )
+            _check_codes(it.show_if, dep, f"items[{idx}].show_if")
+
+    rules: list[Rule] = []
+    for rr in top.tables("rules"):
+        level = rr.text("level")
+        if level not in LEVELS:
+            raise StudyError(f"{rr.key('level')}: expected one of {LEVELS}, got {level!r}")
+        conds: list[Condition] = []
+        if "when" in rr.data:
+            conds.append(_condition(_Reader(rr.get("when", dict), rr.key("when"))))
+        conds.extend(_condition(c) for c in rr.tables("all"))
+        if not conds:
+            raise StudyError(f"{rr.path}: needs `when` or `all`")
+        for i, c in enumerate(conds):
+            if c.item not in by_code:
+                raise StudyError(f"{rr.path}: condition {i} names unknown item {c.item!r}")
+            _check_codes(c, by_code[c.item], rr.path)
+        consecutive = rr.get("consecutive", int, 1)
+        if consecutive < 1:
+            raise StudyError(f"{rr.key('consecutive')}: must be 1 or more")
+        rules.append(
+            Rule(
+                code=rr.text("code"),
+                level=level,
+                reason=rr.text("reason"),
+                conditions=tuple(conds),
+                consecutive=consecutive,
+            )
+        )
+    _unique([r.code for r in rules], "rules code")
+
+    languages = tuple(s.get("languages", list, ["zh_Hans", "en"]))
+    return Study(
+        id=s.text("id"),
+        protocol=s.text("protocol"),
+        title=s.text("title"),
+        timezone=tz,
+        contact_phone=s.text("contact_phone"),
+        emergency_number=s.text("emergency_number", "120"),
+        languages=languages,
+        default_prompt_time=s.clock("default_prompt_time", "20:00"),
+        digest_time=s.clock("digest_time", "09:00"),
+        code_valid_hours=s.get("code_valid_hours", int, 336),
+        max_free_text=s.get("max_free_text", int, 1000),
+        closing_day=sched.get("closing_day", int),
+        missed_in_a_row_alert=sched.get("missed_in_a_row_alert", int, 3),
+        phases=tuple(ordered),
+        visits=visits,
+        visit_reminder_days=tuple(vr.get("days_before", list, [3, 1])),
+        visit_reminder_at=vr.clock("at", "10:00"),
+        items=tuple(items),
+        rules=tuple(rules),
+        resend_every_minutes=esc.get("resend_every_minutes", float, 15.0),
+        sae_reminder_every_minutes=esc.get("sae_reminder_every_minutes", float, 60.0),
+        sae_report_within_hours=esc.get("sae_report_within_hours", float, 24.0),
+    )
+
+
+def _check_codes(cond: Condition, item: Item, where: str) -> None:
+    known = {o.code for o in item.options}
+    for code in (*cond.in_, *cond.any_):
+        if code not in known:
+            raise StudyError(f"{where}: {item.code} has no option {code!r}")
+
+
+def _check_tz(name: str, key: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise StudyError(f"{key}: unknown time zone {name!r}") from exc
+
+
+def _unique(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise StudyError(f"{what}: {v!r} appears twice")
+        seen.add(v)

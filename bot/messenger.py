@@ -1,0 +1,139 @@
+"""The one way the bot says anything: a durable, prioritized outbox in SQLite.
+
+Handlers and the scheduler *enqueue* (inside the transaction that records what happened, so a
+prompt is marked sent-to-outbox if and only if it will be delivered); the `Sender` task drains
+the outbox in priority order. A crash between Telegram accepting a message and the outbox
+recording it is the only way a message can go out twice (see docs/delivery.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+import aiosqlite
+
+from bot.clock import iso
+
+Buttons = list[list[tuple[str, str]]]  # rows of (label, callback_data); "url:" prefix = URL button
+
+
+class Priority(IntEnum):
+    URGENT = 0  # urgent alerts and their re-sends
+    REPLY = 1  # replies to a user's own action
+    PROMPT = 2  # scheduled prompts and reminders
+    DIGEST = 3  # digests and other bulk
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: int
+    priority: int
+    chat_id: int
+    kind: str
+    payload: dict[str, Any]
+    ref: str | None
+    attempts: int
+
+
+async def enqueue(
+    conn: aiosqlite.Connection,
+    now: datetime,
+    chat_id: int,
+    text: str,
+    *,
+    buttons: Buttons | None = None,
+    priority: Priority = Priority.REPLY,
+    ref: str | None = None,
+) -> int:
+    """Queue a new message. Call inside a transaction; `Sender.wake()` after commit."""
+    return await _insert(
+        conn, now, chat_id, "send", {"text": text, "buttons": buttons}, priority, ref
+    )
+
+
+async def enqueue_edit(
+    conn: aiosqlite.Connection,
+    now: datetime,
+    chat_id: int,
+    message_id: int,
+    text: str,
+    *,
+    buttons: Buttons | None = None,
+    priority: Priority = Priority.REPLY,
+    ref: str | None = None,
+) -> int:
+    """Queue an edit; if the message no longer exists the sender sends it as a new one."""
+    payload = {"message_id": message_id, "text": text, "buttons": buttons}
+    return await _insert(conn, now, chat_id, "edit", payload, priority, ref)
+
+
+async def enqueue_edit_ref(
+    conn: aiosqlite.Connection,
+    now: datetime,
+    chat_id: int,
+    edit_ref: str,
+    text: str,
+    *,
+    buttons: Buttons | None = None,
+    priority: Priority = Priority.REPLY,
+) -> int:
+    """Queue an edit of the message that was sent for outbox `ref` (resolved at send time)."""
+    payload = {"edit_ref": edit_ref, "text": text, "buttons": buttons}
+    return await _insert(conn, now, chat_id, "edit", payload, priority, None)
+
+
+async def enqueue_file(
+    conn: aiosqlite.Connection,
+    now: datetime,
+    chat_id: int,
+    filename: str,
+    data: bytes,
+    *,
+    caption: str | None = None,
+    photo: bool = False,
+    priority: Priority = Priority.REPLY,
+) -> int:
+    payload = {"filename": filename, "data": data.hex(), "caption": caption}
+    kind = "photo" if photo else "document"
+    return await _insert(conn, now, chat_id, kind, payload, priority, None)
+
+
+async def _insert(
+    conn: aiosqlite.Connection,
+    now: datetime,
+    chat_id: int,
+    kind: str,
+    payload: dict[str, Any],
+    priority: Priority,
+    ref: str | None,
+) -> int:
+    cur = await conn.execute(
+        "INSERT INTO outbox (priority, chat_id, kind, payload, ref, not_before, created_at)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (
+            int(priority),
+            chat_id,
+            kind,
+            json.dumps(payload, ensure_ascii=False),
+            ref,
+            iso(now),
+            iso(now),
+        ),
+    )
+    return cur.lastrowid or 0
+
+
+def row_to_outgoing(r: aiosqlite.Row) -> Outgoing:
+    return Outgoing(
+        id=r["id"],
+        priority=r["priority"],
+        chat_id=r["chat_id"],
+        kind=r["kind"],
+        payload=json.loads(r["payload"]),
+        ref=r["ref"],
+        attempts=r["attempts"],
+    )

@@ -1,0 +1,189 @@
+"""The alarm clock: APScheduler wakes us; the occurrences table says what is due.
+
+One `tick()` does everything that is due at `clock.now()`: windows that closed become missed,
+windows that opened get their prompt, unanswered ones their reminder. Each change and its
+outgoing message are one transaction, so after a crash or restart a prompt is neither lost nor
+repeated. Then we ask the table for the next moment anything changes and set one APScheduler
+date job for it — no job per occurrence, no pickled jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from bot import messenger
+from bot.clock import from_iso, iso
+from bot.i18n import t
+from bot.messenger import Priority
+from bot.services.runtime import Runtime
+from conversations import diary_view
+from storage import audit, repo
+
+log = logging.getLogger(__name__)
+
+TickHook = Callable[[datetime], Awaitable[None]]
+SAFETY_NET = timedelta(minutes=5)
+
+
+class DiaryScheduler:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.aps: AsyncIOScheduler | None = None
+        self._lock = asyncio.Lock()
+        # Other periodic duties (visit reminders, digests, alert re-sends) plug in here.
+        self.hooks: list[TickHook] = []
+        self.wake_hooks: list[Callable[[datetime], Awaitable[datetime | None]]] = []
+        self.ticks = 0
+
+    # ------------------------------------------------------------------ APScheduler
+    def start(self) -> None:
+        """Must run inside the event loop (AsyncIOScheduler.start needs a running loop)."""
+        self.aps = AsyncIOScheduler(
+            timezone="UTC",
+            job_defaults={
+                # Run a late wake-up however late (the default 1 s grace silently drops it) and
+                # merge missed runs into one: a tick catches up on everything due anyway.
+                "misfire_grace_time": None,
+                "coalesce": True,
+                "max_instances": 1,
+            },
+        )
+        self.aps.start()
+
+    def shutdown(self) -> None:
+        if self.aps is not None and self.aps.running:
+            self.aps.shutdown(wait=False)
+        self.aps = None
+
+    def _arm(self, when: datetime) -> None:
+        """One job: the next moment something changes (at most SAFETY_NET away)."""
+        if self.aps is None:
+            return
+        if self.rt.clock.is_fake:
+            return  # the fake clock calls tick() itself when it moves
+        self.aps.add_job(self.tick, DateTrigger(run_date=when), id="wake", replace_existing=True)
+
+    # ------------------------------------------------------------------ the tick
+    async def tick(self) -> None:
+        async with self._lock:
+            now = self.rt.now()
+            self.ticks += 1
+            try:
+                await self._close_windows(now)
+                await self._send_prompts(now)
+                await self._send_reminders(now)
+                for hook in self.hooks:
+                    await hook(now)
+            finally:
+                self.rt.wake_sender()
+                self._arm(await self.next_wake(now))
+
+    async def next_wake(self, now: datetime) -> datetime:
+        """Earliest future change in the occurrences table (or the safety net)."""
+        n = iso(now)
+        row = await self.rt.db.fetchone(
+            "SELECT MIN(t) FROM ("
+            " SELECT MIN(o.opens_at) AS t FROM occurrences o JOIN patients p ON p.id = o.patient_id"
+            "  WHERE o.status = 'scheduled' AND o.opens_at > ? AND p.status = 'active'"
+            " UNION ALL SELECT MIN(remind_at) FROM occurrences"
+            "  WHERE status = 'prompted' AND remind_at > ?"
+            " UNION ALL SELECT MIN(closes_at) FROM occurrences"
+            "  WHERE status IN ('scheduled', 'prompted', 'reminded') AND closes_at > ?)",
+            (n, n, n),
+        )
+        candidates = [now + SAFETY_NET]
+        if row and row[0]:
+            candidates.append(from_iso(row[0]))
+        for hook in self.wake_hooks:
+            when = await hook(now)
+            if when is not None:
+                candidates.append(when)
+        return max(min(candidates), now + timedelta(seconds=1))
+
+    async def _close_windows(self, now: datetime) -> None:
+        async with self.rt.db.transaction() as conn:
+            rows = await repo._all(
+                conn,
+                "SELECT o.id, o.key, o.status, p.subject, p.id AS pid FROM occurrences o"
+                " JOIN patients p ON p.id = o.patient_id"
+                " WHERE o.status IN ('scheduled', 'prompted', 'reminded') AND o.closes_at <= ?",
+                (iso(now),),
+            )
+            for r in rows:
+                await conn.execute(
+                    "UPDATE occurrences SET status = 'missed' WHERE id = ?", (r["id"],)
+                )
+                await conn.execute(
+                    "DELETE FROM diary_sessions WHERE patient_id = ? AND occurrence_id = ?",
+                    (r["pid"], r["id"]),
+                )
+                await audit.record(
+                    conn,
+                    now,
+                    "system",
+                    "diary_missed",
+                    subject=r["subject"],
+                    entity=r["key"],
+                    old=r["status"],
+                    new="missed",
+                )
+
+    async def _send_prompts(self, now: datetime) -> None:
+        await self._notify(now, "scheduled", "opens_at", "prompted", "prompted_at", False)
+
+    async def _send_reminders(self, now: datetime) -> None:
+        await self._notify(now, "prompted", "remind_at", "reminded", "reminded_at", True)
+
+    async def _notify(
+        self,
+        now: datetime,
+        status: str,
+        due_col: str,
+        new_status: str,
+        stamp_col: str,
+        reminder: bool,
+    ) -> None:
+        n = iso(now)
+        async with self.rt.db.transaction() as conn:
+            rows = await repo._all(
+                conn,
+                f"SELECT o.*, p.id AS pid FROM occurrences o JOIN patients p ON p.id = o.patient_id"
+                f" WHERE o.status = ? AND o.{due_col} <= ? AND o.closes_at > ?"
+                f" AND p.status = 'active' AND p.chat_id IS NOT NULL AND p.unreachable = 0"
+                f" ORDER BY o.{due_col}",
+                (status, n, n),
+            )
+            for r in rows:
+                occ = repo.OccRow.from_row(r)
+                patient = await repo.patient_by_id(conn, r["pid"])
+                assert patient is not None and patient.chat_id is not None
+                text, buttons = diary_view.prompt(t(patient.lang), occ, reminder=reminder)
+                await messenger.enqueue(
+                    conn,
+                    now,
+                    patient.chat_id,
+                    text,
+                    buttons=buttons,
+                    priority=Priority.PROMPT,
+                    ref=f"{new_status}:{occ.id}",
+                )
+                await conn.execute(
+                    f"UPDATE occurrences SET status = ?, {stamp_col} = ? WHERE id = ?",
+                    (new_status, n, occ.id),
+                )
+                await audit.record(
+                    conn,
+                    now,
+                    "system",
+                    f"diary_{new_status}",
+                    subject=patient.subject,
+                    entity=occ.key,
+                    old=status,
+                    new=new_status,
+                )

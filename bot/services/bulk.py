@@ -1,0 +1,75 @@
+"""Bulk enrolment from CSV: every row or none, in one transaction."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+from bot.domain.study import parse_hhmm
+from bot.i18n import parse_lang
+from bot.services.enrolment import EnrolError, Enrolment, enroll
+from bot.services.runtime import Runtime
+
+COLUMNS = ("subject", "injection_date", "lang", "timezone", "prompt_time")
+
+
+class BulkError(EnrolError):
+    """A bad row; the message names its line."""
+
+
+async def enroll_csv(rt: Runtime, path: str, *, as_json: bool = False) -> int:
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # noqa: ASYNC240 - one-shot CLI
+    except OSError as exc:
+        raise BulkError(f"{path}: {exc.strerror}") from None
+    results = await enroll_rows(rt, text)
+    if as_json:
+        print(json.dumps([r.__dict__ for r in results], ensure_ascii=False))
+    else:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["subject", "code", "link"])
+        for r in results:
+            writer.writerow([r.subject, r.code, r.link or ""])
+        print(out.getvalue(), end="")
+    return 0
+
+
+async def enroll_rows(rt: Runtime, text: str) -> list[Enrolment]:
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise BulkError(f"line 1: missing column(s): {', '.join(missing)}")
+    results: list[Enrolment] = []
+    seen: set[str] = set()
+    async with rt.db.transaction() as conn:
+        for row in reader:
+            line = reader.line_num
+            try:
+                subject = (row["subject"] or "").strip()
+                if subject in seen:
+                    raise EnrolError(f"subject {subject} appears twice")
+                seen.add(subject)
+                try:
+                    injection = date.fromisoformat((row["injection_date"] or "").strip())
+                except ValueError:
+                    raise EnrolError(f"bad date {row['injection_date']!r}") from None
+                lang_raw = (row["lang"] or "").strip()
+                lang = parse_lang(lang_raw) if lang_raw else None
+                if lang_raw and lang is None:
+                    raise EnrolError(f"unknown language {lang_raw!r}")
+                time_raw = (row["prompt_time"] or "").strip()
+                try:
+                    at = parse_hhmm(time_raw) if time_raw else rt.study.default_prompt_time
+                except ValueError:
+                    raise EnrolError(f"bad time {time_raw!r}") from None
+                tz = (row["timezone"] or "").strip() or rt.study.timezone
+                results.append(
+                    await enroll(rt, subject, injection, lang, tz, at, actor="cli:csv", conn=conn)
+                )
+            except EnrolError as exc:
+                raise BulkError(f"line {line}: {exc}") from None
+    return results

@@ -1,0 +1,359 @@
+"""The diary as a state machine over SQLite: open, answer, review, change, submit.
+
+Every answer is committed before the bot shows the next question, so what the patient saw
+acknowledged is on disk. Callback data can be stale (yesterday's buttons) or forged (another
+patient's diary): each step checks the occurrence belongs to the caller, is open, and that the
+item is the one being asked. The flow itself is derived from the answers (see questionnaire).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiosqlite
+
+from bot.clock import iso
+from bot.domain import questionnaire as q
+from bot.domain.study import Item
+from bot.services.runtime import Runtime
+from storage import audit, repo
+
+
+@dataclass
+class Outcome:
+    status: str
+    # question | review | submitted | closed | not_open | already_done | stale | not_yours
+    # | invalid | updated
+    occ: repo.OccRow | None = None
+    item: Item | None = None
+    answers: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # InputError code for `invalid`
+    next_occ: repo.OccRow | None = None
+    returning: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Session:
+    occurrence_id: int
+    item: str | None
+    returning: bool
+
+
+async def _session(conn: aiosqlite.Connection, patient_id: int) -> Session | None:
+    r = await repo._one(conn, "SELECT * FROM diary_sessions WHERE patient_id = ?", (patient_id,))
+    return Session(r["occurrence_id"], r["item"], bool(r["revisiting"])) if r else None
+
+
+async def _set_session(
+    conn: aiosqlite.Connection,
+    patient_id: int,
+    occ_id: int,
+    item: str | None,
+    returning: bool,
+    now: datetime,
+) -> None:
+    await conn.execute(
+        "INSERT INTO diary_sessions (patient_id, occurrence_id, item, revisiting, updated_at)"
+        " VALUES (?,?,?,?,?) ON CONFLICT (patient_id) DO UPDATE SET"
+        " occurrence_id = excluded.occurrence_id, item = excluded.item,"
+        " revisiting = excluded.revisiting, updated_at = excluded.updated_at",
+        (patient_id, occ_id, item, int(returning), iso(now)),
+    )
+
+
+class DiaryService:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.study = rt.study
+        # Called inside the submit transaction (escalation plugs in here).
+        self.on_submit: list = []
+
+    # ------------------------------------------------------------------ helpers
+    async def _not_open(self, conn: aiosqlite.Connection, patient: repo.Patient) -> Outcome:
+        now = self.rt.now()
+        latest = await repo.latest_started(conn, patient.id, now)
+        nxt = await repo.next_opening(conn, patient.id, now)
+        if latest is not None and latest.status == "completed" and nxt is not None:
+            # Done for this window; say so until the next one opens.
+            if latest.closes_at > now:
+                return Outcome("already_done", latest, next_occ=nxt)
+        if (
+            latest is not None
+            and latest.status == "missed"
+            and latest.closes_at > now - (latest.closes_at - latest.opens_at)
+        ):
+            return Outcome("closed", latest, next_occ=nxt)
+        return Outcome("not_open", latest, next_occ=nxt)
+
+    async def _guard(
+        self, conn: aiosqlite.Connection, patient: repo.Patient, occ_id: int
+    ) -> tuple[repo.OccRow | None, Outcome | None]:
+        occ = await repo.occurrence(conn, occ_id)
+        if occ is None or occ.patient_id != patient.id:
+            return None, Outcome("not_yours")
+        if occ.status == "completed":
+            nxt = await repo.next_opening(conn, patient.id, self.rt.now())
+            return None, Outcome("already_done", occ, next_occ=nxt)
+        if not occ.is_open(self.rt.now()):
+            nxt = await repo.next_opening(conn, patient.id, self.rt.now())
+            return None, Outcome("closed", occ, next_occ=nxt)
+        return occ, None
+
+    async def _advance(
+        self, conn: aiosqlite.Connection, patient: repo.Patient, occ: repo.OccRow
+    ) -> Outcome:
+        """Move to the next unanswered item, or to review; persist where we are."""
+        answers = await repo.answers(conn, occ.id)
+        item = q.next_item(self.study, occ.study_day, answers)
+        await _set_session(
+            conn, patient.id, occ.id, item.code if item else None, False, self.rt.now()
+        )
+        if item is None:
+            return Outcome("review", occ, answers=q.clean(self.study, occ.study_day, answers))
+        return Outcome("question", occ, item=item, answers=answers)
+
+    async def _store(
+        self,
+        conn: aiosqlite.Connection,
+        patient: repo.Patient,
+        occ: repo.OccRow,
+        item: Item,
+        value: str,
+    ) -> None:
+        now = self.rt.now()
+        old = await repo._one(
+            conn,
+            "SELECT value FROM answers WHERE occurrence_id = ? AND item = ?",
+            (occ.id, item.code),
+        )
+        if old is not None and old["value"] == value:
+            return
+        await conn.execute(
+            "INSERT INTO answers (occurrence_id, item, value, answered_at) VALUES (?,?,?,?)"
+            " ON CONFLICT (occurrence_id, item) DO UPDATE SET value = excluded.value,"
+            " answered_at = excluded.answered_at",
+            (occ.id, item.code, value, iso(now)),
+        )
+        await audit.record(
+            conn,
+            now,
+            f"patient:{patient.subject}",
+            "answer" if old is None else "answer_changed",
+            subject=patient.subject,
+            entity=f"{occ.key}/{item.code}",
+            old=old["value"] if old else None,
+            new=value,
+        )
+
+    # ------------------------------------------------------------------ steps
+    async def open(self, patient: repo.Patient, occ_id: int | None = None) -> Outcome:
+        """/diary or the prompt's Start button: resume where the patient left off."""
+        async with self.rt.db.transaction() as conn:
+            if occ_id is not None:
+                occ, refusal = await self._guard(conn, patient, occ_id)
+                if refusal:
+                    return refusal
+            else:
+                occ = await repo.open_occurrence(conn, patient.id, self.rt.now())
+                if occ is None:
+                    return await self._not_open(conn, patient)
+            assert occ is not None
+            session = await _session(conn, patient.id)
+            if session and session.occurrence_id == occ.id and session.item:
+                answers = await repo.answers(conn, occ.id)
+                item = self.study.item(session.item)
+                return Outcome(
+                    "question", occ, item=item, answers=answers, returning=session.returning
+                )
+            return await self._advance(conn, patient, occ)
+
+    async def answer(
+        self, patient: repo.Patient, occ_id: int, item_code: str, code: str
+    ) -> Outcome:
+        """A tapped answer button."""
+        async with self.rt.db.transaction() as conn:
+            occ, refusal = await self._guard(conn, patient, occ_id)
+            if refusal:
+                return refusal
+            assert occ is not None
+            session = await _session(conn, patient.id)
+            if session is None or session.occurrence_id != occ.id or session.item != item_code:
+                return Outcome("stale", occ)
+            item = self.study.item(item_code)
+            if item.kind == "multi":
+                return Outcome("stale", occ)
+            try:
+                value = q.accept_button(item, code)
+            except q.InputError as exc:
+                return Outcome("invalid", occ, item=item, error=exc.code)
+            await self._store(conn, patient, occ, item, value)
+            return await self._advance(conn, patient, occ)
+
+    async def toggle(
+        self, patient: repo.Patient, occ_id: int, item_code: str, code: str
+    ) -> Outcome:
+        """Multi-select: flip one option and show the updated ticks."""
+        async with self.rt.db.transaction() as conn:
+            occ, refusal = await self._guard(conn, patient, occ_id)
+            if refusal:
+                return refusal
+            assert occ is not None
+            session = await _session(conn, patient.id)
+            if session is None or session.occurrence_id != occ.id or session.item != item_code:
+                return Outcome("stale", occ)
+            item = self.study.item(item_code)
+            if item.kind != "multi":
+                return Outcome("stale", occ)
+            answers = await repo.answers(conn, occ.id)
+            try:
+                value = q.toggle(item, answers.get(item.code), code)
+            except q.InputError as exc:
+                return Outcome("invalid", occ, item=item, error=exc.code)
+            if value:
+                await self._store(conn, patient, occ, item, value)
+            else:
+                await conn.execute(
+                    "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, item.code)
+                )
+                await audit.record(
+                    conn,
+                    self.rt.now(),
+                    f"patient:{patient.subject}",
+                    "answer_cleared",
+                    subject=patient.subject,
+                    entity=f"{occ.key}/{item.code}",
+                    old=answers.get(item.code),
+                )
+            answers = await repo.answers(conn, occ.id)
+            return Outcome("updated", occ, item=item, answers=answers, returning=session.returning)
+
+    async def multi_done(self, patient: repo.Patient, occ_id: int, item_code: str) -> Outcome:
+        async with self.rt.db.transaction() as conn:
+            occ, refusal = await self._guard(conn, patient, occ_id)
+            if refusal:
+                return refusal
+            assert occ is not None
+            session = await _session(conn, patient.id)
+            if session is None or session.occurrence_id != occ.id or session.item != item_code:
+                return Outcome("stale", occ)
+            answers = await repo.answers(conn, occ.id)
+            item = self.study.item(item_code)
+            if not answers.get(item_code):
+                return Outcome("invalid", occ, item=item, answers=answers, error="choose_one")
+            return await self._advance(conn, patient, occ)
+
+    async def typed(self, patient: repo.Patient, text: str) -> Outcome | None:
+        """Typed text while a diary is open. None: no diary question is waiting."""
+        async with self.rt.db.transaction() as conn:
+            session = await _session(conn, patient.id)
+            if session is None:
+                return None
+            occ, refusal = await self._guard(conn, patient, session.occurrence_id)
+            if refusal:
+                await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+                return refusal
+            assert occ is not None
+            if session.item is None:
+                answers = await repo.answers(conn, occ.id)
+                return Outcome(
+                    "invalid",
+                    occ,
+                    answers=q.clean(self.study, occ.study_day, answers),
+                    error="use_buttons_review",
+                )
+            item = self.study.item(session.item)
+            answers = await repo.answers(conn, occ.id)
+            try:
+                value = q.parse_typed(item, text, self.study.max_free_text)
+            except q.InputError as exc:
+                return Outcome(
+                    "invalid",
+                    occ,
+                    item=item,
+                    answers=answers,
+                    error=exc.code,
+                    returning=session.returning,
+                )
+            await self._store(conn, patient, occ, item, value)
+            return await self._advance(conn, patient, occ)
+
+    async def change(self, patient: repo.Patient, occ_id: int, item_code: str) -> Outcome:
+        """From the review screen: ask one item again."""
+        async with self.rt.db.transaction() as conn:
+            occ, refusal = await self._guard(conn, patient, occ_id)
+            if refusal:
+                return refusal
+            assert occ is not None
+            session = await _session(conn, patient.id)
+            if session is None or session.occurrence_id != occ.id or session.item is not None:
+                return Outcome("stale", occ)
+            answers = await repo.answers(conn, occ.id)
+            try:
+                item = self.study.item(item_code)
+            except KeyError:
+                return Outcome("stale", occ)
+            if item.code not in q.clean(self.study, occ.study_day, answers):
+                return Outcome("stale", occ)
+            await _set_session(conn, patient.id, occ.id, item.code, True, self.rt.now())
+            return Outcome("question", occ, item=item, answers=answers, returning=True)
+
+    async def submit(self, patient: repo.Patient, occ_id: int) -> Outcome:
+        async with self.rt.db.transaction() as conn:
+            occ, refusal = await self._guard(conn, patient, occ_id)
+            if refusal:
+                return refusal
+            assert occ is not None
+            session = await _session(conn, patient.id)
+            answers = await repo.answers(conn, occ.id)
+            if (
+                session is None
+                or session.occurrence_id != occ.id
+                or session.item is not None
+                or not q.is_complete(self.study, occ.study_day, answers)
+            ):
+                return Outcome("stale", occ)
+            now = self.rt.now()
+            kept = q.clean(self.study, occ.study_day, answers)
+            for code in set(answers) - set(kept):  # follow-ups that no longer apply
+                await conn.execute(
+                    "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, code)
+                )
+                await audit.record(
+                    conn,
+                    now,
+                    f"patient:{patient.subject}",
+                    "answer_dropped",
+                    subject=patient.subject,
+                    entity=f"{occ.key}/{code}",
+                    old=answers[code],
+                    reason="no longer applies",
+                )
+            await conn.execute(
+                "UPDATE answers SET submitted_at = ? WHERE occurrence_id = ?", (iso(now), occ.id)
+            )
+            await conn.execute(
+                "UPDATE occurrences SET status = 'completed', submitted_at = ? WHERE id = ?",
+                (iso(now), occ.id),
+            )
+            await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+            await audit.record(
+                conn,
+                now,
+                f"patient:{patient.subject}",
+                "diary_submitted",
+                subject=patient.subject,
+                entity=occ.key,
+                old=occ.status,
+                new=kept,
+            )
+            outcome = Outcome(
+                "submitted",
+                occ,
+                answers=kept,
+                next_occ=await repo.next_opening(conn, patient.id, now),
+            )
+            for hook in self.on_submit:
+                await hook(self.rt, conn, patient, occ, kept, outcome)
+            return outcome

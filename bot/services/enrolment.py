@@ -1,0 +1,202 @@
+"""Enrolling a subject (study team) and linking a Telegram chat with a one-time code (patient)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiosqlite
+
+from bot.clock import from_iso, iso
+from bot.domain.schedule import diary_occurrences
+from bot.services import codes
+from bot.services.runtime import Runtime
+from storage import audit, repo
+
+SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,23}$")
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+
+
+class EnrolError(ValueError):
+    """Refused enrolment input; the message is one line for the CLI or a staff reply."""
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    subject: str
+    code: str
+    link: str | None
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise EnrolError(
+            f"unknown time zone: {name!r} (use an IANA name such as Asia/Shanghai)"
+        ) from None
+    if "/" not in name and name != "UTC":
+        raise EnrolError(f"unknown time zone: {name!r} (use an IANA name such as Asia/Shanghai)")
+    return name
+
+
+def deep_link(username: str | None, code: str) -> str | None:
+    return f"https://t.me/{username}?start={code}" if username else None
+
+
+async def enroll(
+    rt: Runtime,
+    subject: str,
+    injection_date: date,
+    lang: str | None,
+    timezone: str,
+    prompt_time: time,
+    *,
+    actor: str = "cli",
+    conn: aiosqlite.Connection | None = None,
+) -> Enrolment:
+    """Create the subject and a fresh one-time code. Raises EnrolError, writing nothing."""
+    if not SUBJECT_RE.match(subject):
+        raise EnrolError(f"bad subject ID {subject!r}: letters, digits, '-' and '_' only")
+    check_timezone(timezone)
+    if conn is None:
+        async with rt.db.transaction() as c:
+            return await _enroll(rt, c, subject, injection_date, lang, timezone, prompt_time, actor)
+    return await _enroll(rt, conn, subject, injection_date, lang, timezone, prompt_time, actor)
+
+
+async def _enroll(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    subject: str,
+    injection_date: date,
+    lang: str | None,
+    timezone: str,
+    prompt_time: time,
+    actor: str,
+) -> Enrolment:
+    if await repo.patient_by_subject(conn, subject) is not None:
+        raise EnrolError(f"subject {subject} is already enrolled")
+    now = rt.now()
+    cur = await conn.execute(
+        "INSERT INTO patients (subject, injection_date, enrolled_on, lang, timezone, prompt_time,"
+        " created_at) VALUES (?,?,?,?,?,?,?)",
+        (
+            subject,
+            injection_date.isoformat(),
+            rt.local_today(timezone).isoformat(),
+            lang,
+            timezone,
+            prompt_time.strftime("%H:%M"),
+            iso(now),
+        ),
+    )
+    patient_id = cur.lastrowid or 0
+    code = codes.new_code()
+    expires = now + timedelta(hours=rt.study.code_valid_hours)
+    await conn.execute(
+        "INSERT INTO enrolment_codes (code_hash, patient_id, expires_at, created_at)"
+        " VALUES (?,?,?,?)",
+        (codes.code_hash(code), patient_id, iso(expires), iso(now)),
+    )
+    await audit.record(
+        conn,
+        now,
+        actor,
+        "enrol",
+        subject=subject,
+        entity="patient",
+        new={
+            "injection_date": injection_date.isoformat(),
+            "lang": lang,
+            "timezone": timezone,
+            "prompt_time": prompt_time.strftime("%H:%M"),
+        },
+    )
+    return Enrolment(subject, code, deep_link(rt.bot_username, code))
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    status: str  # ok | wrong | locked | expired | used | already
+    patient: repo.Patient | None = None
+    locked_until: datetime | None = None
+
+
+async def link_chat(rt: Runtime, chat_id: int, user_id: int, code_text: str) -> LinkResult:
+    """Redeem a code for this private chat. Wrong codes count towards a 15-minute lockout."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        existing = await repo.patient_by_user(conn, user_id)
+        if existing is not None:
+            return LinkResult("already", existing)
+        attempt = await repo._one(
+            conn, "SELECT failures, locked_until FROM code_attempts WHERE chat_id = ?", (chat_id,)
+        )
+        if attempt and attempt["locked_until"] and from_iso(attempt["locked_until"]) > now:
+            return LinkResult("locked", locked_until=from_iso(attempt["locked_until"]))
+        row = await repo._one(
+            conn,
+            "SELECT * FROM enrolment_codes WHERE code_hash = ?",
+            (codes.code_hash(code_text),),
+        )
+        status = "ok"
+        if row is None:
+            status = "wrong"
+        elif row["used_at"] is not None:
+            status = "used"
+        elif from_iso(row["expires_at"]) <= now:
+            status = "expired"
+        if status != "ok":
+            failures = (attempt["failures"] if attempt else 0) + 1
+            locked = iso(now + LOCKOUT) if failures >= MAX_FAILURES else None
+            await conn.execute(
+                "INSERT INTO code_attempts (chat_id, failures, locked_until) VALUES (?,?,?)"
+                " ON CONFLICT (chat_id) DO UPDATE SET failures = excluded.failures,"
+                " locked_until = excluded.locked_until",
+                (chat_id, 0 if locked else failures, locked),
+            )
+            await audit.record(conn, now, f"chat:{chat_id}", "code_refused", new=status)
+            return LinkResult(status, locked_until=from_iso(locked) if locked else None)
+        patient = await repo.patient_by_id(conn, row["patient_id"])
+        assert patient is not None
+        if patient.chat_id is not None or patient.status != "invited":
+            return LinkResult("used")
+        await conn.execute(
+            "UPDATE enrolment_codes SET used_at = ? WHERE code_hash = ?",
+            (iso(now), row["code_hash"]),
+        )
+        await conn.execute(
+            "UPDATE patients SET chat_id = ?, user_id = ?, status = 'active' WHERE id = ?",
+            (chat_id, user_id, patient.id),
+        )
+        await conn.execute("DELETE FROM code_attempts WHERE chat_id = ?", (chat_id,))
+        await materialize(rt, conn, patient, now)
+        await audit.record(
+            conn,
+            now,
+            f"patient:{patient.subject}",
+            "link",
+            subject=patient.subject,
+            entity="patient",
+            new="active",
+        )
+        linked = await repo.patient_by_id(conn, patient.id)
+    return LinkResult("ok", linked)
+
+
+async def materialize(
+    rt: Runtime, conn: aiosqlite.Connection, patient: repo.Patient, now: datetime
+) -> None:
+    """Create the patient's diary occurrences from today on (none already closed)."""
+    occs = diary_occurrences(
+        rt.study,
+        patient.injection_date,
+        patient.timezone,
+        patient.prompt_time,
+        enrolled_on=rt.local_today(patient.timezone),
+    )
+    await repo.insert_occurrences(conn, patient.id, [o for o in occs if o.closes_at > now])

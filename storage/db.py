@@ -1,0 +1,157 @@
+"""The SQLite database: one aiosqlite connection, numbered migrations, serialized writes.
+
+Why one connection and a lock: aiosqlite runs every statement on one thread per connection, and
+SQLite allows one writer. Several asyncio tasks share the connection, so a transaction must not
+interleave with another task's statements; `transaction()` holds an asyncio lock for its span.
+WAL with synchronous=FULL: an answer acknowledged to a patient survives a crash or power cut.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class IntegrityError(RuntimeError):
+    """PRAGMA quick_check found a damaged database."""
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, name, sql) of every packaged migration, in order."""
+    folder = resources.files("storage") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        m = MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    numbers = [n for n, _, _ in found]
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {numbers}")
+    return found
+
+
+class Database:
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self.conn = conn
+        self.path = path
+        self._lock = _Lock()
+
+    @classmethod
+    async def open(cls, path: str | Path, *, check: bool = True) -> Database:
+        conn = await aiosqlite.connect(str(path), isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        db = cls(conn, str(path))
+        if check:
+            await db.quick_check()
+        await db.migrate()
+        return db
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+    async def quick_check(self) -> None:
+        async with self.conn.execute("PRAGMA quick_check") as cur:
+            rows = [r[0] for r in await cur.fetchall()]
+        if rows != ["ok"]:
+            raise IntegrityError(f"{self.path}: PRAGMA quick_check failed: {'; '.join(rows[:5])}")
+
+    async def migrate(self) -> list[str]:
+        """Apply every migration newer than PRAGMA user_version, each in its own transaction."""
+        applied = []
+        version = (await self.fetchone("PRAGMA user_version"))[0]
+        for number, name, sql in migrations():
+            if number <= version:
+                continue
+            async with self.transaction():
+                for statement in _statements(sql):
+                    await self.conn.execute(statement)
+                await self.conn.execute(f"PRAGMA user_version={number}")
+            applied.append(name)
+        return applied
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, exclusive among this process's tasks."""
+        async with self._lock:
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+            await self.conn.execute("COMMIT")
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
+        async with self.conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write in its own transaction; returns lastrowid."""
+        async with self.transaction() as c:
+            cur = await c.execute(sql, params)
+            return cur.lastrowid or 0
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        async with self.transaction() as c:
+            await c.executemany(sql, rows)
+
+
+class _Lock:
+    """An asyncio.Lock created lazily so a Database can be opened in one loop, used in another."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> None:
+        await self._lock.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (BEGIN … END;) whole."""
+    out: list[str] = []
+    buf: list[str] = []
+    in_trigger = False
+    for line in sql.splitlines():
+        stripped = line.strip()
+        if not buf and (not stripped or stripped.startswith("--")):
+            continue
+        buf.append(line)
+        upper = stripped.upper()
+        if upper.startswith("CREATE TRIGGER"):
+            in_trigger = True
+        if in_trigger:
+            if upper.endswith("END;"):
+                out.append("\n".join(buf))
+                buf, in_trigger = [], False
+        elif stripped.endswith(";"):
+            out.append("\n".join(buf))
+            buf = []
+    if buf and "".join(buf).strip():
+        out.append("\n".join(buf))
+    return out

@@ -1,0 +1,219 @@
+"""Row types and the queries the services share. SQL lives here, not in handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+import aiosqlite
+
+from bot.clock import from_iso, iso
+from bot.domain.schedule import Occurrence
+from bot.domain.study import parse_hhmm
+
+OPEN_STATES = ("scheduled", "prompted", "reminded")
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: int
+    subject: str
+    injection_date: date
+    enrolled_on: date
+    lang: str | None
+    timezone: str
+    prompt_time: time
+    status: str
+    chat_id: int | None
+    user_id: int | None
+    unreachable: bool
+
+    @classmethod
+    def from_row(cls, r: aiosqlite.Row) -> Patient:
+        return cls(
+            id=r["id"],
+            subject=r["subject"],
+            injection_date=date.fromisoformat(r["injection_date"]),
+            enrolled_on=date.fromisoformat(r["enrolled_on"]),
+            lang=r["lang"],
+            timezone=r["timezone"],
+            prompt_time=parse_hhmm(r["prompt_time"]),
+            status=r["status"],
+            chat_id=r["chat_id"],
+            user_id=r["user_id"],
+            unreachable=bool(r["unreachable"]),
+        )
+
+
+@dataclass(frozen=True)
+class OccRow:
+    id: int
+    patient_id: int
+    key: str
+    phase: str
+    form: str
+    study_day: int
+    local_date: date
+    opens_at: datetime
+    remind_at: datetime
+    closes_at: datetime
+    status: str
+    submitted_at: datetime | None
+
+    @classmethod
+    def from_row(cls, r: aiosqlite.Row) -> OccRow:
+        return cls(
+            id=r["id"],
+            patient_id=r["patient_id"],
+            key=r["key"],
+            phase=r["phase"],
+            form=r["form"],
+            study_day=r["study_day"],
+            local_date=date.fromisoformat(r["local_date"]),
+            opens_at=from_iso(r["opens_at"]),
+            remind_at=from_iso(r["remind_at"]),
+            closes_at=from_iso(r["closes_at"]),
+            status=r["status"],
+            submitted_at=from_iso(r["submitted_at"]) if r["submitted_at"] else None,
+        )
+
+    def is_open(self, now: datetime) -> bool:
+        return self.status in OPEN_STATES and self.opens_at <= now < self.closes_at
+
+
+@dataclass(frozen=True)
+class Staff:
+    telegram_id: int
+    role: str
+    name: str
+    lang: str
+    active: bool
+
+    @classmethod
+    def from_row(cls, r: aiosqlite.Row) -> Staff:
+        return cls(r["telegram_id"], r["role"], r["name"], r["lang"], bool(r["active"]))
+
+
+async def _one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    async with conn.execute(sql, params) as cur:
+        return await cur.fetchone()
+
+
+async def _all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    async with conn.execute(sql, params) as cur:
+        return list(await cur.fetchall())
+
+
+async def patient_by_user(conn: aiosqlite.Connection, user_id: int) -> Patient | None:
+    r = await _one(conn, "SELECT * FROM patients WHERE user_id = ?", (user_id,))
+    return Patient.from_row(r) if r else None
+
+
+async def patient_by_id(conn: aiosqlite.Connection, pid: int) -> Patient | None:
+    r = await _one(conn, "SELECT * FROM patients WHERE id = ?", (pid,))
+    return Patient.from_row(r) if r else None
+
+
+async def patient_by_subject(conn: aiosqlite.Connection, subject: str) -> Patient | None:
+    r = await _one(conn, "SELECT * FROM patients WHERE subject = ?", (subject,))
+    return Patient.from_row(r) if r else None
+
+
+async def staff_by_id(conn: aiosqlite.Connection, telegram_id: int) -> Staff | None:
+    r = await _one(conn, "SELECT * FROM staff WHERE telegram_id = ? AND active = 1", (telegram_id,))
+    return Staff.from_row(r) if r else None
+
+
+async def active_staff(conn: aiosqlite.Connection, roles: tuple[str, ...] = ()) -> list[Staff]:
+    rows = await _all(conn, "SELECT * FROM staff WHERE active = 1 ORDER BY telegram_id")
+    staff = [Staff.from_row(r) for r in rows]
+    return [s for s in staff if not roles or s.role in roles]
+
+
+async def occurrence(conn: aiosqlite.Connection, occ_id: int) -> OccRow | None:
+    r = await _one(conn, "SELECT * FROM occurrences WHERE id = ?", (occ_id,))
+    return OccRow.from_row(r) if r else None
+
+
+async def open_occurrence(
+    conn: aiosqlite.Connection, patient_id: int, now: datetime
+) -> OccRow | None:
+    r = await _one(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND status IN ('scheduled','prompted',"
+        "'reminded') AND opens_at <= ? AND closes_at > ? ORDER BY opens_at LIMIT 1",
+        (patient_id, iso(now), iso(now)),
+    )
+    return OccRow.from_row(r) if r else None
+
+
+async def latest_started(
+    conn: aiosqlite.Connection, patient_id: int, now: datetime
+) -> OccRow | None:
+    """The most recent occurrence that has opened (whatever its state)."""
+    r = await _one(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND opens_at <= ?"
+        " ORDER BY opens_at DESC LIMIT 1",
+        (patient_id, iso(now)),
+    )
+    return OccRow.from_row(r) if r else None
+
+
+async def next_opening(conn: aiosqlite.Connection, patient_id: int, now: datetime) -> OccRow | None:
+    r = await _one(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND status = 'scheduled' AND opens_at > ?"
+        " ORDER BY opens_at LIMIT 1",
+        (patient_id, iso(now)),
+    )
+    return OccRow.from_row(r) if r else None
+
+
+async def occurrences_for(conn: aiosqlite.Connection, patient_id: int) -> list[OccRow]:
+    rows = await _all(
+        conn, "SELECT * FROM occurrences WHERE patient_id = ? ORDER BY opens_at", (patient_id,)
+    )
+    return [OccRow.from_row(r) for r in rows]
+
+
+async def insert_occurrences(
+    conn: aiosqlite.Connection, patient_id: int, occs: list[Occurrence]
+) -> None:
+    await conn.executemany(
+        "INSERT OR IGNORE INTO occurrences (patient_id, key, phase, form, study_day, local_date,"
+        " opens_at, remind_at, closes_at) VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                patient_id,
+                o.key,
+                o.phase,
+                o.form,
+                o.study_day,
+                o.local_date.isoformat(),
+                iso(o.opens_at),
+                iso(o.remind_at),
+                iso(o.closes_at),
+            )
+            for o in occs
+        ],
+    )
+
+
+async def answers(conn: aiosqlite.Connection, occ_id: int) -> dict[str, str]:
+    rows = await _all(conn, "SELECT item, value FROM answers WHERE occurrence_id = ?", (occ_id,))
+    return {r["item"]: r["value"] for r in rows}
+
+
+async def meta_get(conn: aiosqlite.Connection, key: str) -> str | None:
+    r = await _one(conn, "SELECT value FROM meta WHERE key = ?", (key,))
+    return r["value"] if r else None
+
+
+async def meta_set(conn: aiosqlite.Connection, key: str, value: str) -> None:
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )

@@ -1,0 +1,49 @@
+"""Fixtures shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+# PTB 22 warns when building RetryAfter unless timedelta mode is on; tests run with -W error.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+from bot.app import DiaryBot  # noqa: E402
+from bot.clock import FakeClock  # noqa: E402
+from bot.domain.study import Study, load_study  # noqa: E402
+from bot.localapi import LocalBotApi  # noqa: E402
+from tests.harness import Harness  # noqa: E402
+
+# 2026-11-30 19:00 in Shanghai: the evening before the injection day in most tests.
+T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def study() -> Study:
+    return load_study()
+
+
+@pytest.fixture
+async def harness(tmp_path, study: Study) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+    api = LocalBotApi()
+    await api.start()
+    clock = FakeClock(T0)
+    db_path = tmp_path / "diary.sqlite3"
+    bot = await DiaryBot.create(
+        db_path=db_path,
+        study=study,
+        clock=clock,
+        token="123456:TEST-TOKEN",
+        base_url=api.base_url,
+        base_file_url=api.base_file_url,
+    )
+    await bot.start(poll_timeout=1)
+    h = Harness(api=api, bot=bot, clock=clock, study=study, db_path=db_path)
+    try:
+        yield h
+    finally:
+        await bot.stop()
+        await api.stop()
