@@ -99,8 +99,17 @@ def build_parser() -> Parser:
     return p
 
 
-# Later features add subcommands: each is `def add(subparsers) -> None` and sets `func`.
-EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+def _feature_commands() -> list[Callable[[Any], None]]:
+    from bot.dataout import cli as dataout
+    from bot.delivery import cli as delivery
+    from bot.escalation import cli as escalation
+    from bot.followup import cli as followup
+
+    return [escalation.add, followup.add, delivery.add, dataout.add]
+
+
+# Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
+EXTRA_COMMANDS: list[Callable[[Any], None]] = _feature_commands()
 
 
 # ------------------------------------------------------------------ commands

@@ -1,13 +1,23 @@
-"""Optional parts of the bot that plug into DiaryBot: each issue's feature installs itself here."""
+"""The bot's features, each wired in by its own `install` (handlers, hooks, commands).
+
+Kept explicit (no plugin discovery): reading this file tells what the bot does.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bot.dataout import feature as dataout
+from bot.delivery import feature as delivery
+from bot.escalation import feature as escalation
+from bot.followup import feature as followup
+
 if TYPE_CHECKING:
     from bot.app import DiaryBot
 
+FEATURES = (escalation, followup, delivery, dataout)
+
 
 def install(bot: DiaryBot) -> None:
-    """Wire features into the bot before handlers are registered."""
-    return None
+    for feature in FEATURES:
+        feature.install(bot)
