@@ -160,7 +160,9 @@ async def link_chat(rt: Runtime, chat_id: int, user_id: int, code_text: str) -> 
                 (chat_id, 0 if locked else failures, locked),
             )
             await audit.record(conn, now, f"chat:{chat_id}", "code_refused", new=status)
-            return LinkResult(status, locked_until=from_iso(locked) if locked else None)
+            if locked:
+                return LinkResult("locked", locked_until=from_iso(locked))
+            return LinkResult(status)
         patient = await repo.patient_by_id(conn, row["patient_id"])
         assert patient is not None
         if patient.chat_id is not None or patient.status != "invited":
