@@ -93,13 +93,7 @@ async def redeem(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) 
         "used": _("This code has already been used. Please ask your study team for a new one."),
     }
     if result.status == "locked":
-        until = result.locked_until
         text = _("Too many wrong codes. Please wait 15 minutes and try again.")
-        if until is not None:
-            text = _(
-                "Too many wrong codes. Please try again after {time} (UTC).",
-                time=until.strftime("%H:%M"),
-            )
     else:
         text = messages[result.status]
     await say(rt, chat.id, text)
