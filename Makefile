@@ -23,12 +23,12 @@ lint: venv
 	.venv/bin/ruff format --check .
 
 test: venv
-	$(PYBABEL) compile -q -d locales -D messages
+	$(PYBABEL) -q compile -d locales -D messages
 	$(PY) -m pytest -q
 
 bench: venv
 	$(PY) -m bench
 
 run: venv
-	$(PYBABEL) compile -q -d locales -D messages
+	$(PYBABEL) -q compile -d locales -D messages
 	.venv/bin/diarybot run
