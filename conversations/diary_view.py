@@ -102,7 +102,9 @@ def review(_: T, study: Study, o: Outcome) -> tuple[str, Buttons]:
     row: list[tuple[str, str]] = []
     for code, raw in o.answers.items():
         item = study.item(code)
-        lines.append(f"• {_(item.short)}: {value_text(_, item, raw)}")
+        lines.append(
+            "• " + _("{label}: {value}", label=_(item.short), value=value_text(_, item, raw))
+        )
         row.append(("✏️ " + _(item.short), make("d", "e", occ.id, code)))
         if len(row) == 2:
             buttons.append(row)
