@@ -29,6 +29,8 @@ test: venv
 bench: venv
 	$(PY) -m bench
 
+# The real bot when TELEGRAM_BOT_TOKEN is configured, otherwise the local sandbox (a browser
+# page on http://127.0.0.1:8080 with demo data); the first line printed says which.
 run: venv
 	$(PYBABEL) -q compile -d locales -D messages
-	.venv/bin/diarybot run
+	.venv/bin/diarybot up

@@ -15,6 +15,7 @@ from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.clock import Clock, FakeClock
+from bot.delivery.poller import DurablePoller
 from bot.domain.study import Study
 from bot.i18n import t
 from bot.scheduler import DiaryScheduler
@@ -27,7 +28,7 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
-PATIENT_COMMANDS = ("diary", "schedule", "settings", "help")
+PATIENT_COMMANDS = ("diary", "schedule", "progress", "settings", "help")
 
 
 class DiaryApplication(Application):  # type: ignore[type-arg]
@@ -67,6 +68,7 @@ class DiaryBot:
     scheduler: DiaryScheduler
     diary: DiaryService
     extras: dict[str, object] = field(default_factory=dict)
+    poller: DurablePoller | None = None
     _polling: bool = False
 
     @classmethod
@@ -132,16 +134,16 @@ class DiaryBot:
         self.sender.start()
         self.scheduler.start()
         await self.scheduler.tick()  # catch up on anything due during downtime
-        assert self.app.updater is not None
-        await self.app.updater.start_polling(
-            poll_interval=poll_interval, timeout=poll_timeout, drop_pending_updates=False
-        )
+        # Not PTB's Updater: it confirms updates to Telegram before they are processed, so a
+        # crash would lose them. DurablePoller confirms only what was processed (delivery).
+        self.poller = DurablePoller(self.app, timeout=poll_timeout, interval=poll_interval)
+        await self.poller.start()
         self._polling = True
         log.info("bot @%s is running", me.username)
 
     async def stop(self) -> None:
-        if self._polling and self.app.updater is not None:
-            await self.app.updater.stop()
+        if self._polling and self.poller is not None:
+            await self.poller.stop()
             self._polling = False
         self.scheduler.shutdown()
         await self.sender.stop()
@@ -158,6 +160,7 @@ class DiaryBot:
                 "schedule": _("Your next diary and visit"),
                 "settings": _("Language, reminder time, time zone"),
                 "help": _("What this bot is for; study contact"),
+                "progress": _("A chart of your last 30 days"),
             }
             commands = [BotCommand(c, descriptions[c]) for c in PATIENT_COMMANDS]
             await self.app.bot.set_my_commands(

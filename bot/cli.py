@@ -19,6 +19,7 @@ from bot.clock import SystemClock, iso
 from bot.config import Settings, load_settings
 from bot.domain.study import Study, StudyError, load_study, parse_hhmm
 from bot.i18n import parse_lang
+from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
 from storage import audit, repo
 from storage.db import Database, IntegrityError
@@ -71,6 +72,7 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     sub.add_parser("run", help="run the bot (long polling)")
+    sandbox_cli.add_parsers(sub)  # `sandbox` and `up`
 
     staff = sub.add_parser("staff", help="manage study staff")
     ssub = staff.add_subparsers(dest="staff_command", required=True, parser_class=Parser)
@@ -257,7 +259,15 @@ async def _main(args: argparse.Namespace) -> int:
     except StudyError as exc:
         raise UsageError(f"study definition: {exc}") from None
     if args.command == "run":
-        return await cmd_run(args, settings, study)
+        try:
+            return await cmd_run(args, settings, study)
+        except IntegrityError as exc:  # PRAGMA quick_check at start-up: say it, don't trace
+            print(f"diarybot: {exc}", file=sys.stderr)
+            return 1
+    if args.command == "sandbox":
+        return await sandbox_cli.cmd_sandbox(args, settings, study)
+    if args.command == "up":
+        return await sandbox_cli.cmd_up(args, settings, study)
     func = getattr(args, "func", None) or HANDLERS[args.command]
     try:
         rt = await open_runtime(settings, study)

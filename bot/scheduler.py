@@ -86,6 +86,16 @@ class DiaryScheduler:
 
     async def next_wake(self, now: datetime) -> datetime:
         """Earliest future change in the occurrences table (or the safety net)."""
+        change = await self.next_change(now)
+        candidates = [now + SAFETY_NET] + ([change] if change is not None else [])
+        return max(min(candidates), now + timedelta(seconds=1))
+
+    async def next_change(self, now: datetime) -> datetime | None:
+        """Earliest future moment anything is due (occurrences or a wake hook), if any.
+
+        The sandbox's time travel steps through these moments so every prompt, reminder and
+        re-alert happens at its own time instead of all at once at the end of a jump.
+        """
         n = iso(now)
         row = await self.rt.db.fetchone(
             "SELECT MIN(t) FROM ("
@@ -97,14 +107,14 @@ class DiaryScheduler:
             "  WHERE status IN ('scheduled', 'prompted', 'reminded') AND closes_at > ?)",
             (n, n, n),
         )
-        candidates = [now + SAFETY_NET]
+        candidates: list[datetime] = []
         if row and row[0]:
             candidates.append(from_iso(row[0]))
         for hook in self.wake_hooks:
             when = await hook(now)
             if when is not None:
                 candidates.append(when)
-        return max(min(candidates), now + timedelta(seconds=1))
+        return min(candidates) if candidates else None
 
     async def _close_windows(self, now: datetime) -> None:
         async with self.rt.db.transaction() as conn:
@@ -155,6 +165,9 @@ class DiaryScheduler:
                 conn,
                 f"SELECT o.*, p.id AS pid FROM occurrences o JOIN patients p ON p.id = o.patient_id"
                 f" WHERE o.status = ? AND o.{due_col} <= ? AND o.closes_at > ?"
+                # A prompt that went out after the reminder time (late link, catch-up after
+                # downtime) is its own reminder: no second message in the same breath.
+                f" AND (o.prompted_at IS NULL OR o.prompted_at < o.remind_at)"
                 f" AND p.status = 'active' AND p.chat_id IS NOT NULL AND p.unreachable = 0"
                 f" ORDER BY o.{due_col}",
                 (status, n, n),

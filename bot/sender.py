@@ -1,52 +1,58 @@
 """Drains the outbox: priorities first, Telegram's flood limits respected, nothing dropped.
 
-Pacing (Telegram's guidance): about 30 messages a second overall, about one a second per private
-chat (a short burst is allowed, so a patient tapping through a diary never waits), 20 a minute per
-group. `RetryAfter` delays only the chat it concerns. Network errors, timeouts and 5xx are
-retried with exponential backoff and jitter; the row stays queued, so a long outage only delays.
-Retry delays use real (monotonic) time: they are about Telegram, not about study time.
+Why not python-telegram-bot's `BaseRateLimiter`: a rate limiter sits *inside* each API call, so
+it can delay calls that were already made but never reorder them — an urgent alert made after
+600 prompts waits behind all of them. Here the outbox table is the priority queue: each round
+asks SQLite for the most urgent queued rows, skips chats that must wait, and starts what
+`FloodGate` (bot/delivery/pacing.py) allows. See docs/delivery.md.
+
+Outcomes: sent (with Telegram's message id) | 429 (the scope waits, the row stays queued) |
+5xx, timeout, dropped connection (backoff with jitter; after `quick_attempts` failures in a row
+the row is *parked*: still queued, `not_before` a couple of minutes later) | 403 (the patient
+blocked the bot: row failed, `on_forbidden`) | 400 (refused for good: row failed, logged) |
+group upgraded to a supergroup (queued rows follow the new chat id). Edits of a message that no
+longer exists are sent as a new message.
+
+A message goes out twice only if the process dies between Telegram accepting it and the
+`sent` row being committed, or if Telegram accepted a request whose answer never arrived
+(timeout): the Bot API has no idempotency key (docs/delivery.md).
+
+Retry delays use real (monotonic) time: they are about Telegram, not about study time; parking
+uses the study clock, so tests move it with `advance`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter
 
-from bot.clock import Clock, iso
+from bot.clock import Clock, from_iso, iso
+from bot.delivery.pacing import FloodGate, Pacing, Scope
 from bot.messenger import Outgoing, row_to_outgoing
+from storage import audit
 from storage.db import Database
 
 log = logging.getLogger(__name__)
 
 OnForbidden = Callable[[int], Awaitable[None]]
 
+__all__ = ["Pacing", "Sender", "markup"]
 
-@dataclass
-class Pacing:
-    overall_per_second: float = 30.0
-    private_interval: float = 1.0  # seconds between messages to one private chat …
-    private_burst: int = 3  # … after a burst of this many
-    group_interval: float = 3.0  # 20 a minute
-    max_in_flight: int = 16
-    max_backoff: float = 60.0
-
-
-@dataclass
-class _ChatState:
-    next_allowed: float = 0.0
-    recent: deque[float] = field(default_factory=deque)
-    busy: bool = False
+# Rows looked at per round. Chats that cannot send now are left out of the query, so this only
+# has to cover chats whose head row is skipped for pacing or waits for the message it edits.
+BATCH = 200
+IDLE_WAIT = 30.0
 
 
 def markup(buttons: list[list[list[str]]] | None) -> InlineKeyboardMarkup | None:
@@ -64,6 +70,26 @@ def markup(buttons: list[list[list[str]]] | None) -> InlineKeyboardMarkup | None
     return InlineKeyboardMarkup(rows)
 
 
+@dataclass(frozen=True)
+class _Head:
+    """The light part of a queued row: enough to decide whether it may go now."""
+
+    id: int
+    priority: int
+    chat_id: int
+
+
+@dataclass(frozen=True)
+class _Result:
+    """What one attempt came to; `Sender._record` turns it into a row update."""
+
+    kind: str  # sent | retry_after | transient | forbidden | rejected | migrated | deferred
+    message_id: int | None = None
+    error: str | None = None
+    retry_after: float = 0.0
+    new_chat_id: int | None = None
+
+
 class Sender:
     def __init__(
         self,
@@ -79,15 +105,24 @@ class Sender:
         self.bot = bot
         self.clock = clock
         self.pacing = pacing or Pacing()
+        self.gate = FloodGate(self.pacing, random.Random(seed))
         self.on_forbidden = on_forbidden
         self._wake = asyncio.Event()
-        self._chats: dict[int, _ChatState] = {}
-        self._sent_times: deque[float] = deque()
-        self._in_flight: set[int] = set()
+        self._in_flight: dict[int, int] = {}  # outbox id -> chat id
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
-        self._random = random.Random(seed)
-        self.stats: dict[str, int] = {"sent": 0, "retry_after": 0, "errors": 0, "forbidden": 0}
+        self.stats: dict[str, int] = {
+            "sent": 0,
+            "retry_after": 0,
+            "retry_after_global": 0,
+            "errors": 0,
+            "parked": 0,
+            "forbidden": 0,
+            "rejected": 0,
+            "fallback": 0,
+            "migrated": 0,
+            "latency_ms": 0,
+        }
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -111,132 +146,146 @@ class Sender:
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
         while True:
+            # Clear *before* looking: a send that completes while we query wakes the next round.
+            self._wake.clear()
             try:
                 delay = await self._dispatch()
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let the sender die; the rows stay queued
-                log.exception("outbox sender iteration failed")
+                log.exception("outbox sender round failed")
                 delay = 1.0
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.001, delay))
 
     async def _dispatch(self) -> float:
         """Start every send that pacing allows now; return how long to sleep at most."""
-        async with self.db.transaction() as conn:  # lock: never read a half-done transaction
-            async with conn.execute(
-                "SELECT * FROM outbox WHERE status = 'queued' ORDER BY priority, id LIMIT 500"
-            ) as cur:
-                rows = [row_to_outgoing(r) for r in await cur.fetchall()]
-        if not rows:
-            return 30.0
         now = time.monotonic()
-        blocked: set[int] = set()
-        wait = 30.0
-        for msg in rows:
-            if msg.id in self._in_flight or msg.chat_id in blocked:
-                blocked.add(msg.chat_id)
+        gate = self.gate
+        if len(self._in_flight) >= self.pacing.max_in_flight:
+            return IDLE_WAIT  # a completion wakes us
+        overall = gate.overall_ready_at(now)
+        if overall > now:
+            return min(IDLE_WAIT, overall - now)
+        held, free_at = gate.held_chats(now)
+        heads = await self._heads(held)
+        wait = min(IDLE_WAIT, free_at - now)
+        started = 0
+        looked: set[int] = set()
+        for head in heads:
+            if head.chat_id in looked:
                 continue
-            if len(self._in_flight) >= self.pacing.max_in_flight:
-                return 0.05
-            chat = self._chats.setdefault(msg.chat_id, _ChatState())
-            ready_at = max(chat.next_allowed, self._chat_ready(msg, chat, now))
-            if chat.busy or ready_at > now:
-                blocked.add(msg.chat_id)
-                if not chat.busy:
-                    wait = min(wait, ready_at - now)
+            looked.add(head.chat_id)  # per-chat order: only a chat's first row may go
+            ready = gate.chat_ready_at(head.chat_id, head.priority, now)
+            if ready > now:
+                wait = min(wait, ready - now)
                 continue
-            global_at = self._global_ready(now)
-            if global_at > now:
-                return max(0.001, min(wait, global_at - now))
-            blocked.add(msg.chat_id)  # keep per-chat order: one at a time
-            self._note_send(msg, chat, now)
-            self._in_flight.add(msg.id)
-            chat.busy = True
-            task = asyncio.create_task(self._deliver(msg, chat))
+            # Load the row first: a send counts from its start, so start it just before the call.
+            row = await self.db.fetchone(
+                "SELECT * FROM outbox WHERE id = ? AND status = 'queued'", (head.id,)
+            )
+            if row is None:
+                continue
+            now = time.monotonic()
+            gate.start(head.chat_id, now)
+            started += 1
+            self._in_flight[head.id] = head.chat_id
+            msg = row_to_outgoing(row)
+            task = asyncio.create_task(self._deliver(head, msg), name=f"outbox-{head.id}")
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if len(self._in_flight) >= self.pacing.max_in_flight:
+                return IDLE_WAIT
+            overall = gate.overall_ready_at(now)
+            if overall > now:
+                return max(0.001, min(wait, overall - now))
+        if not started:
+            wait = min(wait, await self._until_parked_due())
         return max(0.001, wait)
 
-    def _chat_ready(self, msg: Outgoing, chat: _ChatState, now: float) -> float:
-        p = self.pacing
-        if msg.chat_id < 0:
-            return chat.recent[-1] + p.group_interval if chat.recent else now
-        while chat.recent and chat.recent[0] < now - p.private_interval * p.private_burst:
-            chat.recent.popleft()
-        if len(chat.recent) < p.private_burst:
-            return now
-        return chat.recent[-p.private_burst] + p.private_interval * p.private_burst
+    async def _heads(self, held: list[int]) -> list[_Head]:
+        """Queued rows due now, most urgent first, minus held chats and rows that must wait.
 
-    def _global_ready(self, now: float) -> float:
-        while self._sent_times and self._sent_times[0] <= now - 1.0:
-            self._sent_times.popleft()
-        if len(self._sent_times) < self.pacing.overall_per_second:
-            return now
-        return self._sent_times[0] + 1.0
+        Within a chat, order is (priority, id): a row waits while an earlier row of its chat
+        is parked (so a late retry never overwrites a newer edit), and an edit of a message
+        whose own row is still queued (`enqueue_edit_ref`) waits until that message is sent.
+        """
+        busy = sorted(set(held) | set(self._in_flight.values()))
+        now = iso(self.clock.now())
+        # The transaction is the lock: never read another task's half-done transaction.
+        async with self.db.transaction() as conn:
+            async with conn.execute(
+                "SELECT o.id, o.priority, o.chat_id FROM outbox o"
+                " WHERE o.status = 'queued' AND o.not_before <= :now"
+                " AND o.chat_id NOT IN (SELECT value FROM json_each(:busy))"
+                " AND NOT EXISTS (SELECT 1 FROM outbox b WHERE b.status = 'queued'"
+                "   AND b.chat_id = o.chat_id AND b.not_before > :now"
+                "   AND (b.priority < o.priority OR (b.priority = o.priority AND b.id < o.id)))"
+                " AND NOT (o.kind = 'edit' AND EXISTS (SELECT 1 FROM outbox t"
+                "   WHERE t.ref = json_extract(o.payload, '$.edit_ref') AND t.chat_id = o.chat_id"
+                "   AND t.kind = 'send' AND t.status = 'queued'))"
+                " ORDER BY o.priority, o.id LIMIT :limit",
+                {"now": now, "busy": json.dumps(busy), "limit": BATCH},
+            ) as cur:
+                rows = await cur.fetchall()
+        return [_Head(r[0], r[1], r[2]) for r in rows if r[0] not in self._in_flight]
 
-    def _note_send(self, msg: Outgoing, chat: _ChatState, now: float) -> None:
-        self._sent_times.append(now)
-        chat.recent.append(now)
-        if msg.chat_id < 0:
-            while len(chat.recent) > 1:
-                chat.recent.popleft()
+    async def _until_parked_due(self) -> float:
+        """Seconds until the earliest parked row is due (the study clock's seconds)."""
+        when = await self.db.scalar(
+            "SELECT MIN(not_before) FROM outbox WHERE status = 'queued' AND not_before > ?",
+            (iso(self.clock.now()),),
+        )
+        if when is None:
+            return IDLE_WAIT
+        return max(0.001, (from_iso(when) - self.clock.now()).total_seconds())
 
     # ------------------------------------------------------------------ one message
-    async def _deliver(self, msg: Outgoing, chat: _ChatState) -> None:
+    async def _deliver(self, head: _Head, msg: Outgoing) -> None:
+        finished = False
         try:
-            message_id = await self._call(msg)
-        except RetryAfter as exc:
-            self.stats["retry_after"] += 1
-            chat.next_allowed = time.monotonic() + _seconds(exc.retry_after)
-            await self._failed_attempt(msg, f"RetryAfter {exc.retry_after}")
-        except Forbidden as exc:
-            self.stats["forbidden"] += 1
-            await self._finish(msg, "failed", None, str(exc))
-            if self.on_forbidden is not None:
-                await self.on_forbidden(msg.chat_id)
-        except BadRequest as exc:
-            await self._bad_request(msg, exc)
-        except (TimedOut, NetworkError) as exc:
-            self.stats["errors"] += 1
-            backoff = min(self.pacing.max_backoff, 0.2 * 2 ** min(msg.attempts, 10))
-            chat.next_allowed = time.monotonic() + backoff * (0.5 + self._random.random())
-            await self._failed_attempt(msg, type(exc).__name__)
-        except Exception as exc:  # unexpected: keep it queued, slow down
-            log.exception("unexpected error sending outbox %s", msg.id)
-            chat.next_allowed = time.monotonic() + self.pacing.max_backoff
-            await self._failed_attempt(msg, type(exc).__name__)
-        else:
-            self.stats["sent"] += 1
-            await self._finish(msg, "sent", message_id, None)
+            began = time.monotonic()
+            result = await self._attempt(msg)
+            ended = time.monotonic()
+            self.gate.finish(head.chat_id, ended)
+            self._latency(ended - began)
+            finished = True
+            await self._record(msg, result)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # e.g. the database is busy: the row stays queued, retried later
+            log.exception("outbox %s: could not complete the send", head.id)
         finally:
-            chat.busy = False
-            self._in_flight.discard(msg.id)
+            if not finished:
+                self.gate.finish(head.chat_id, time.monotonic())
+            self._in_flight.pop(head.id, None)
             self.wake()
+
+    async def _attempt(self, msg: Outgoing) -> _Result:
+        try:
+            return _Result("sent", message_id=await self._call(msg))
+        except RetryAfter as exc:
+            return _Result("retry_after", error="RetryAfter", retry_after=_seconds(exc.retry_after))
+        except Forbidden as exc:
+            return _Result("forbidden", error=f"Forbidden: {exc}")
+        except ChatMigrated as exc:
+            return _Result("migrated", error="ChatMigrated", new_chat_id=exc.new_chat_id)
+        except BadRequest as exc:
+            return _Result("rejected", error=f"BadRequest: {exc}")
+        except NetworkError as exc:  # includes TimedOut and 5xx answers
+            return _Result("transient", error=type(exc).__name__)
+        except _Deferred:
+            return _Result("deferred")
+        except Exception as exc:  # unexpected: keep it queued, it is retried with backoff
+            log.exception("unexpected error sending outbox %s", msg.id)
+            return _Result("transient", error=type(exc).__name__)
 
     async def _call(self, msg: Outgoing) -> int | None:
         p = msg.payload
         if msg.kind == "send":
-            m = await self.bot.send_message(
-                msg.chat_id, p["text"], reply_markup=markup(p.get("buttons"))
-            )
-            return m.message_id
+            return await self._send_text(msg)
         if msg.kind == "edit":
-            message_id = p.get("message_id")
-            if message_id is None:
-                message_id = await self._resolve_ref(msg.chat_id, p["edit_ref"])
-                if message_id is None:  # the original never arrived: say it as a new message
-                    return await self._send_instead(msg)
-                if message_id == 0:  # original still queued; try again shortly
-                    raise NetworkError("edited message not sent yet")
-            result = await self.bot.edit_message_text(
-                p["text"],
-                chat_id=msg.chat_id,
-                message_id=message_id,
-                reply_markup=markup(p.get("buttons")),
-            )
-            return result.message_id if hasattr(result, "message_id") else message_id
+            return await self._edit(msg)
         data = bytes.fromhex(p["data"])
         if msg.kind == "photo":
             m = await self.bot.send_photo(
@@ -248,12 +297,38 @@ class Sender:
             )
         return m.message_id
 
-    async def _send_instead(self, msg: Outgoing) -> int:
+    async def _send_text(self, msg: Outgoing) -> int:
         p = msg.payload
         m = await self.bot.send_message(
             msg.chat_id, p["text"], reply_markup=markup(p.get("buttons"))
         )
         return m.message_id
+
+    async def _edit(self, msg: Outgoing) -> int | None:
+        """Edit in place; a message that is gone (or too old to edit) is sent anew."""
+        p = msg.payload
+        message_id = p.get("message_id")
+        if message_id is None:
+            message_id = await self._resolve_ref(msg.chat_id, p["edit_ref"])
+            if message_id is None:  # the original was never delivered: say it as a new message
+                self.stats["fallback"] += 1
+                return await self._send_text(msg)
+        try:
+            result = await self.bot.edit_message_text(
+                p["text"],
+                chat_id=msg.chat_id,
+                message_id=message_id,
+                reply_markup=markup(p.get("buttons")),
+            )
+        except BadRequest as exc:
+            text = str(exc).lower()
+            if "not modified" in text:  # already shows this (e.g. re-sent after a crash)
+                return int(message_id)
+            if "not found" in text or "can't be edited" in text:
+                self.stats["fallback"] += 1
+                return await self._send_text(msg)
+            raise
+        return result.message_id if hasattr(result, "message_id") else int(message_id)
 
     async def _resolve_ref(self, chat_id: int, ref: str) -> int | None:
         row = await self.db.fetchone(
@@ -261,27 +336,64 @@ class Sender:
             " ORDER BY id DESC LIMIT 1",
             (ref, chat_id),
         )
-        if row is None or row["status"] == "failed":
+        if row is not None and row["status"] == "queued":
+            raise _Deferred
+        if row is None or row["status"] == "failed" or row["message_id"] is None:
             return None
-        if row["status"] == "queued":
-            return 0
         return int(row["message_id"])
 
-    async def _bad_request(self, msg: Outgoing, exc: BadRequest) -> None:
-        text = str(exc).lower()
-        if msg.kind == "edit" and "not modified" in text:
-            await self._finish(msg, "sent", msg.payload.get("message_id"), None)
+    def _latency(self, seconds: float) -> None:
+        """Request latency (exponential average, ms): the health line shows it."""
+        ms = seconds * 1000
+        old = self.stats["latency_ms"]
+        self.stats["latency_ms"] = round(ms if not old else 0.9 * old + 0.1 * ms)
+
+    # ------------------------------------------------------------------ outcomes
+    async def _record(self, msg: Outgoing, result: _Result) -> None:
+        now = time.monotonic()
+        gate = self.gate
+        if result.kind == "sent":
+            gate.on_success(msg.chat_id)
+            self.stats["sent"] += 1
+            await self._finish(msg, "sent", result.message_id, None)
+        elif result.kind == "retry_after":
+            scope = gate.on_retry_after(msg.chat_id, result.retry_after, now)
+            self.stats["retry_after"] += 1
+            if scope is Scope.GLOBAL:
+                self.stats["retry_after_global"] += 1
+            log.warning(
+                "429 for chat %s: waiting %.1f s (%s)", msg.chat_id, result.retry_after, scope.value
+            )
+            await self._note_error(msg, f"RetryAfter {result.retry_after:g}s ({scope.value})")
+        elif result.kind == "transient":
+            self.stats["errors"] += 1
+            await self._transient(msg, result.error or "error", now)
+        elif result.kind == "forbidden":
+            self.stats["forbidden"] += 1
+            await self._finish(msg, "failed", None, result.error)
+            if self.on_forbidden is not None:
+                await self.on_forbidden(msg.chat_id)
+        elif result.kind == "rejected":
+            self.stats["rejected"] += 1
+            log.error("outbox %s refused by Telegram: %s", msg.id, result.error)
+            await self._finish(msg, "failed", None, result.error)
+        elif result.kind == "migrated" and result.new_chat_id is not None:
+            self.stats["migrated"] += 1
+            await self._migrate(msg.chat_id, result.new_chat_id)
+
+    async def _transient(self, msg: Outgoing, error: str, now: float) -> None:
+        """Bounded quick retries with backoff, then park: the row stays queued, retried later."""
+        attempts = msg.attempts + 1
+        if self.gate.should_park(attempts):
+            self.stats["parked"] += 1
+            until = self.clock.now() + timedelta(seconds=self.gate.park_delay())
+            log.warning(
+                "outbox %s: %d failures (%s), retrying at %s", msg.id, attempts, error, iso(until)
+            )
+            await self._failed_attempt(msg, error, not_before=until)
             return
-        if msg.kind == "edit" and ("not found" in text or "can't be edited" in text):
-            try:
-                message_id = await self._send_instead(msg)
-            except (RetryAfter, NetworkError) as exc2:
-                await self._failed_attempt(msg, type(exc2).__name__)
-                return
-            await self._finish(msg, "sent", message_id, None)
-            return
-        log.error("outbox %s refused by Telegram: %s", msg.id, exc)
-        await self._finish(msg, "failed", None, f"BadRequest: {exc}")
+        self.gate.on_network_error(msg.chat_id, attempts, now)
+        await self._failed_attempt(msg, error)
 
     async def _finish(
         self, msg: Outgoing, status: str, message_id: int | None, error: str | None
@@ -289,27 +401,62 @@ class Sender:
         async with self.db.transaction() as conn:
             await conn.execute(
                 "UPDATE outbox SET status = ?, message_id = ?, sent_at = ?, last_error = ?,"
-                " attempts = attempts + 1 WHERE id = ?",
+                " attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
                 (status, message_id, iso(self.clock.now()), error, msg.id),
             )
 
-    async def _failed_attempt(self, msg: Outgoing, error: str) -> None:
+    async def _failed_attempt(
+        self, msg: Outgoing, error: str, *, not_before: datetime | None = None
+    ) -> None:
         async with self.db.transaction() as conn:
             await conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
+                " not_before = COALESCE(?, not_before) WHERE id = ? AND status = 'queued'",
+                (error, iso(not_before) if not_before else None, msg.id),
+            )
+
+    async def _note_error(self, msg: Outgoing, error: str) -> None:
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET last_error = ? WHERE id = ? AND status = 'queued'",
                 (error, msg.id),
             )
 
+    async def _migrate(self, old: int, new: int) -> None:
+        """The group became a supergroup: its queued messages and the staff group follow."""
+        now = self.clock.now()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'queued'", (new, old)
+            )
+            cur = await conn.execute(
+                "UPDATE meta SET value = ? WHERE key = 'staff_group' AND value = ?",
+                (str(new), str(old)),
+            )
+            if cur.rowcount:
+                await audit.record(conn, now, "system", "staff_group", old=str(old), new=str(new))
+        log.warning("chat %s migrated to %s: queued messages follow", old, new)
+
     # ------------------------------------------------------------------ for tests and status
     async def wait_idle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-        """Until nothing deliverable is queued or in flight (tests use this, never sleeps)."""
+        """Until nothing due is queued or in flight (tests use this, never sleeps on a schedule).
+
+        Parked rows (waiting for a later retry) do not count: they are due at a later time.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            queued = await self.db.scalar("SELECT COUNT(*) FROM outbox WHERE status = 'queued'")
+            queued = await self.db.scalar(
+                "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND not_before <= ?",
+                (iso(self.clock.now()),),
+            )
             if not queued and not self._in_flight:
                 return
             await asyncio.sleep(0.01)
         raise TimeoutError("outbox not drained")
+
+
+class _Deferred(Exception):
+    """The message this edit refers to is still queued: try again after it is sent."""
 
 
 def _seconds(value: Any) -> float:

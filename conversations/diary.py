@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import Update
 from telegram.ext import ContextTypes
 
@@ -19,8 +21,15 @@ def service(context: ContextTypes.DEFAULT_TYPE) -> DiaryService:
 async def on_diary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     rt = runtime(context)
     patient = await current_patient(rt, update)
-    if patient is None or patient.status not in ("active", "paused"):
+    if patient is None or patient.status == "invited":
         await not_enrolled(update, context)
+        return
+    if patient.status in ("withdrawn", "completed"):
+        await say(
+            rt,
+            patient.chat_id or 0,
+            ut(update, "There are no more diaries planned for you.", patient),
+        )
         return
     outcome = await service(context).open(patient)
     await show(update, context, patient, outcome, message_id=None)
@@ -115,7 +124,8 @@ async def show(
         await toast(update, t("Saved"))
         text, _ = view.review(t, study, outcome)
         await put(text.rsplit("\n", 2)[0])  # the answers, without the buttons
-        await say(rt, chat_id, view.submitted(t, patient, outcome))
+        extra_buttons: Any = outcome.extra.get("buttons")  # e.g. "I made a mistake"
+        await say(rt, chat_id, view.submitted(t, patient, outcome), extra_buttons or None)
         for extra in outcome.extra.get("messages", []):  # e.g. the safety text
             await say(rt, chat_id, str(extra))
     elif outcome.status == "invalid":

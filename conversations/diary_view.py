@@ -117,6 +117,11 @@ def review(_: T, study: Study, o: Outcome) -> tuple[str, Buttons]:
 
 
 def next_due(_: T, patient: Patient, nxt: OccRow | None) -> str:
+    # Paused or ended follow-ups have no "next diary" to announce (bot/followup/lifecycle.py).
+    if patient.status == "paused":
+        return _("Your diary is paused for now. The study team will tell you when it restarts.")
+    if patient.status in ("withdrawn", "completed"):
+        return _("There are no more diaries planned for you.")
     if nxt is None:
         return _("There are no more diaries planned for you.")
     return _(

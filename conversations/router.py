@@ -16,7 +16,7 @@ from telegram.ext import (
 from bot.services import patient_settings as ps
 from conversations import diary, settings, start
 from conversations.callbacks import parse
-from conversations.common import current_patient, current_staff, runtime, say, toast, tr, ut
+from conversations.common import current_patient, current_staff, runtime, say, toast, ut
 
 MAX_TEXT = 4096
 
@@ -35,7 +35,11 @@ async def guard_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         )
         raise ApplicationHandlerStop
     if chat.type != "private":
-        if update.callback_query is not None:
+        query = update.callback_query
+        if query is not None:
+            cb = parse(query.data)
+            if cb is not None and cb.area in context.application.bot_data.get("group_buttons", ()):
+                return  # e.g. alert buttons in the study-team group (the feature authorizes)
             await toast(update, ut(update, "This bot works only in a private chat."), alert=True)
         elif update.effective_message is not None and _addressed_to_bot(update, context):
             await say(
@@ -97,14 +101,20 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             text = text[:MAX_TEXT]
         await start.on_stranger_text(update, context, text)
         return
-    tr_ = tr(update, patient)
+    for hook in context.application.bot_data.get("patient_text", []):
+        if await hook(update, context, patient, text):  # e.g. describing a diary mistake
+            return
     kind = await ps.pending(rt, chat.id)
     if kind is not None:
         await settings.on_pending_text(update, context, patient, kind, text)
         return
     if await diary.on_typed(update, context, patient, text):
         return
-    await say(rt, chat.id, tr_("To fill in your diary, send /diary. For help, send /help."))
+    await say(
+        rt,
+        chat.id,
+        ut(update, "To fill in your diary, send /diary. For help, send /help.", patient),
+    )
 
 
 async def on_other_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

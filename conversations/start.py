@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.domain.study import Study
 from bot.i18n import T, t
 from bot.services import codes
 from bot.services.enrolment import link_chat
@@ -27,6 +28,7 @@ def welcome(_: T, rt_study_phone: str, patient: repo.Patient) -> str:
             "",
             _("/diary – fill in today's diary"),
             _("/schedule – your next diary and visit"),
+            _("/progress – a chart of your own diary"),
             _("/settings – language, reminder time, time zone"),
             _("/help – what this bot is for and how to reach the study team"),
             "",
@@ -138,23 +140,28 @@ async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
         await say(rt, chat.id, staff_help(t(staff.lang)))
         return
-    _ = tr(update, patient)
+    await say(rt, chat.id, help_text(tr(update, patient), rt.study))
+
+
+def help_text(_: T, study: Study) -> str:
+    """/help for a patient (or a stranger): what the bot is for, and who to call."""
     lines = [
         _(
             "This is the symptom diary of study {study}: {title}.",
-            study=rt.study.id,
-            title=_(rt.study.title),
+            study=study.id,
+            title=_(study.title),
         ),
         _("Your answers go to your study team. The bot does not give medical advice."),
         "",
         _("/diary – fill in today's diary"),
         _("/schedule – your next diary and visit"),
+        _("/progress – a chart of your own diary"),
         _("/settings – language, reminder time, time zone"),
         "",
         _(
             "If you feel very unwell, call {emergency} or go to the nearest emergency department.",
-            emergency=rt.study.emergency_number,
+            emergency=study.emergency_number,
         ),
-        _("Study team phone: {phone}", phone=rt.study.contact_phone),
+        _("Study team phone: {phone}", phone=study.contact_phone),
     ]
-    await say(rt, chat.id, "\n".join(lines))
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ WAL with synchronous=FULL: an answer acknowledged to a patient survives a crash 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -49,14 +50,28 @@ class Database:
     async def open(cls, path: str | Path, *, check: bool = True) -> Database:
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=FULL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
         db = cls(conn, str(path))
-        if check:
-            await db.quick_check()
-        await db.migrate()
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            if check:
+                await db.quick_check()
+            await db.migrate()
+        except BaseException as exc:
+            # Close the connection's thread, or the process cannot exit after the error.
+            await conn.close()
+            if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+                exc, sqlite3.OperationalError
+            ):
+                # A damaged file can fail before quick_check runs ("file is not a database",
+                # "database disk image is malformed"): the same clear error.
+                raise IntegrityError(
+                    f"{path}: damaged database: {exc}\nStop the bot and restore the latest"
+                    " backup (docs/data.md)."
+                ) from exc
+            raise
         return db
 
     async def close(self) -> None:
@@ -66,7 +81,12 @@ class Database:
         async with self.conn.execute("PRAGMA quick_check") as cur:
             rows = [r[0] for r in await cur.fetchall()]
         if rows != ["ok"]:
-            raise IntegrityError(f"{self.path}: PRAGMA quick_check failed: {'; '.join(rows[:5])}")
+            problems = "\n".join(rows).splitlines()  # one row can hold many lines
+            raise IntegrityError(
+                f"{self.path}: PRAGMA quick_check failed: {'; '.join(problems[:5])}"
+                f"{' …' if len(problems) > 5 else ''}\nStop the bot and restore the latest"
+                " backup (docs/data.md)."
+            )
 
     async def migrate(self) -> list[str]:
         """Apply every migration newer than PRAGMA user_version, each in its own transaction."""

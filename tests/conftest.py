@@ -11,11 +11,16 @@ import pytest
 # PTB 22 warns when building RetryAfter unless timedelta mode is on; tests run with -W error.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-from bot.app import DiaryBot  # noqa: E402
-from bot.clock import FakeClock  # noqa: E402
-from bot.domain.study import Study, load_study  # noqa: E402
-from bot.localapi import LocalBotApi  # noqa: E402
-from tests.harness import Harness  # noqa: E402
+from bot.app import DiaryBot
+from bot.clock import FakeClock
+from bot.domain.study import Study, load_study
+from bot.localapi import LocalBotApi
+from bot.sender import Pacing
+from tests.harness import Harness
+
+# Test players tap at machine speed; people tap about once a second, which the per-chat token
+# bucket refills. Flood control itself is tested in tests/test_delivery_*.py with real pacing.
+MACHINE_SPEED = Pacing(private_interval=0.0, private_burst=1000, group_interval=0.0)
 
 # 2026-11-30 19:00 in Shanghai: the evening before the injection day in most tests.
 T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
@@ -39,6 +44,7 @@ async def harness(tmp_path, study: Study) -> AsyncIterator[Harness]:  # type: ig
         token="123456:TEST-TOKEN",
         base_url=api.base_url,
         base_file_url=api.base_file_url,
+        pacing=MACHINE_SPEED,
     )
     await bot.start(poll_timeout=1)
     h = Harness(api=api, bot=bot, clock=clock, study=study, db_path=db_path)

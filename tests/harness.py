@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,42 @@ class Player:
     def last_toast(self) -> str:
         answers = self.toasts()
         return answers[-1] if answers else ""
+
+
+async def fill_diary(player: Player, answers: dict[str, str], *, submit: bool = True) -> None:
+    """Open the patient's diary with /diary and answer every question from `answers`.
+
+    `answers` maps item codes to what the patient gives: an option code (single), codes joined
+    by "," (multi), the number (scale/count/number) or the text (text). Which question is being
+    asked is read from the stored diary session, so the order and follow-ups come from the
+    study definition, as for a real patient. Taps and typing go through the real bot.
+    """
+    h = player.h
+    await player.send("/diary")
+    for step in range(40):
+        rows = await h.rows(
+            "SELECT s.occurrence_id, s.item FROM diary_sessions s JOIN patients p"
+            " ON p.id = s.patient_id WHERE p.user_id = ?",
+            (player.user_id,),
+        )
+        if not rows:
+            assert step > 0, f"no diary is open: {player.last.text}"
+            return  # submitted
+        occ, code = rows[0]["occurrence_id"], rows[0]["item"]
+        msg = player.last_with_buttons()
+        if code is None:
+            if not submit:
+                return
+            await player.press_data(f"d:x:{occ}", msg)
+            continue
+        assert code in answers, f"the diary asks {code}, not in {sorted(answers)}"
+        item = h.study.item(code)
+        if item.kind == "multi":
+            for option in answers[code].split(","):
+                await player.press_data(f"d:t:{occ}:{code}:{option}", player.last_with_buttons())
+            await player.press_data(f"d:n:{occ}:{code}", player.last_with_buttons())
+        elif item.kind in ("number", "text"):
+            await player.send(answers[code])
+        else:
+            await player.press_data(f"d:a:{occ}:{code}:{answers[code]}", msg)
+    raise AssertionError("the diary did not finish in 40 steps")

@@ -28,8 +28,23 @@ def rows(db: Path, sql: str) -> list[tuple]:
 
 
 def test_staff_add_list_remove(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["staff", "add", "--telegram-id", "1001", "--role", "coordinator",
-                 "--name", "Li Wei", "--lang", "zh"]) == 0
+    assert (
+        main(
+            [
+                "staff",
+                "add",
+                "--telegram-id",
+                "1001",
+                "--role",
+                "coordinator",
+                "--name",
+                "Li Wei",
+                "--lang",
+                "zh",
+            ]
+        )
+        == 0
+    )
     assert rows(db, "SELECT telegram_id, role, lang, active FROM staff") == [
         (1001, "coordinator", "zh_Hans", 1)
     ]
@@ -41,11 +56,27 @@ def test_staff_add_list_remove(db: Path, capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_enroll_prints_code_and_link_state(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["enroll", "--subject", "RP-001", "--injection-date", "2026-12-01", "--lang", "zh",
-                 "--timezone", "Asia/Shanghai", "--prompt-time", "20:00"]) == 0
+    assert (
+        main(
+            [
+                "enroll",
+                "--subject",
+                "RP-001",
+                "--injection-date",
+                "2026-12-01",
+                "--lang",
+                "zh",
+                "--timezone",
+                "Asia/Shanghai",
+                "--prompt-time",
+                "20:00",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "RP-001" in out and "not known yet" in out
-    code = [line.split()[1] for line in out.splitlines() if line.startswith("code:")][0]
+    code = next(line.split()[1] for line in out.splitlines() if line.startswith("code:"))
     assert len(code) >= 8
     # only the hash is stored; the code itself is nowhere in the database
     assert code not in db.read_bytes().decode("latin-1")
@@ -81,7 +112,8 @@ def test_enroll_bad_arguments_exit_2_and_write_nothing(
     assert status == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "error" in err
-    assert (rows(db, "SELECT COUNT(*) FROM patients"), rows(db, "SELECT COUNT(*) FROM audit")) == before
+    after = rows(db, "SELECT COUNT(*) FROM patients"), rows(db, "SELECT COUNT(*) FROM audit")
+    assert after == before
 
 
 def test_staff_unknown_role_exits_2(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,8 +125,14 @@ def test_staff_unknown_role_exits_2(db: Path, capsys: pytest.CaptureFixture[str]
 
 def test_run_without_token_exits_2_with_botfather_help(db: Path, tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DIARYBOT_DB": str(db), "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-m", "bot", "run"], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert "@BotFather" in proc.stderr and ".env" in proc.stderr
 

@@ -153,9 +153,12 @@ async def test_yesterdays_button_and_other_patients_diary(harness: Harness) -> N
     await h.advance(hours=1)  # Day -1 prompts
     await p.tap("Start")
     old_question = p.last_with_buttons()
-    occ_p = (await h.rows(
-        "SELECT o.id FROM occurrences o JOIN patients p ON p.id = o.patient_id"
-        " WHERE p.subject = 'RP-007' AND o.study_day = -1"))[0]["id"]
+    occ_p = (
+        await h.rows(
+            "SELECT o.id FROM occurrences o JOIN patients p ON p.id = o.patient_id"
+            " WHERE p.subject = 'RP-007' AND o.study_day = -1"
+        )
+    )[0]["id"]
     # RP-008 forges a button naming RP-007's diary
     await q.press_data(f"d:a:{occ_p}:BLEED:3", q.last)
     assert q.last_toast == EN("This is not available.")
@@ -281,3 +284,14 @@ async def test_restart_neither_loses_nor_repeats_a_prompt(harness: Harness) -> N
     assert len(prompts) == 1
     rows = await h.rows("SELECT local_date FROM occurrences WHERE status = 'prompted'")
     assert [r["local_date"] for r in rows] == [date(2026, 11, 30).isoformat()]
+
+
+async def test_withdrawn_patient_is_told_there_are_no_more_diaries(harness: Harness) -> None:
+    from bot.followup.lifecycle import withdraw
+
+    h = harness
+    p = await h.patient(517, "RP-017", lang="en")
+    await withdraw(h.rt, "RP-017", actor="test", reason="patient's wish")
+    await h.settle()
+    await p.send("/diary")
+    assert p.last.text == EN("There are no more diaries planned for you.")

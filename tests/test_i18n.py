@@ -51,8 +51,11 @@ def _catalog(locale: str):  # type: ignore[no-untyped-def]
 
 def test_zh_hans_catalog_is_complete_and_not_fuzzy() -> None:
     catalog = _catalog("zh_Hans")
-    empty = [m.id for m in catalog if m.id and not (m.string if isinstance(m.string, str)
-                                                     else all(m.string))]
+    empty = [
+        m.id
+        for m in catalog
+        if m.id and not (m.string if isinstance(m.string, str) else all(m.string))
+    ]
     fuzzy = [m.id for m in catalog if m.id and m.fuzzy]
     assert not empty, f"untranslated zh_Hans entries: {empty[:10]}"
     assert not fuzzy, f"fuzzy zh_Hans entries: {fuzzy[:10]}"
@@ -73,14 +76,27 @@ def test_catalogs_are_current_with_the_code(tmp_path: Path) -> None:
     pot = tmp_path / "messages.pot"
     pybabel = Path(sys.executable).parent / "pybabel"
     subprocess.run(
-        [str(pybabel), "-q", "extract", "-F", "pyproject.toml", "--no-location",
-         "--sort-output", "-o", str(pot), "bot", "conversations"],
-        cwd=ROOT, check=True,
+        [
+            str(pybabel),
+            "-q",
+            "extract",
+            "-F",
+            "pyproject.toml",
+            "--no-location",
+            "--sort-output",
+            "-o",
+            str(pot),
+            "bot",
+            "conversations",
+        ],
+        cwd=ROOT,
+        check=True,
     )
     with pot.open("rb") as fp:
         code_ids = {m.id for m in read_po(fp) if m.id}
     for locale in ("zh_Hans", "en"):
         po_ids = {m.id for m in _catalog(locale) if m.id}
         missing = code_ids - po_ids
-        assert not missing, f"{locale} catalog is behind the code; run `make locales`: " \
-            f"{sorted(missing)[:10]}"
+        assert not missing, (
+            f"{locale} catalog is behind the code; run `make locales`: {sorted(missing)[:10]}"
+        )

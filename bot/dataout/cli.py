@@ -1,10 +1,106 @@
-"""Command-line subcommands of this feature."""
+"""Command-line subcommands of data out: `audit`, `export`, `backup`.
+
+diarybot audit verify
+diarybot audit show --subject RP-001
+diarybot export --format csv|odm|fhir --out PATH [--subject RP-001] [--since 2026-12-01]
+diarybot backup --out FILE
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import sys
+from pathlib import Path
 from typing import Any
+
+from bot.dataout import audit_cli, exports
+from bot.dataout.backup import BackupError, backup
+from bot.dataout.dataset import UnknownSubject
+from bot.services.runtime import Runtime
+from storage import audit
+
+ACTOR = "cli"
+
+
+def _date(text: str) -> Any:
+    from bot.cli import iso_date
+
+    return iso_date(text)
+
+
+async def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
+    from bot.cli import UsageError
+
+    now = rt.now()
+    try:
+        export = await exports.run(
+            rt.db.path, rt.study, now, args.format, subject=args.subject, since=args.since
+        )
+    except UnknownSubject:
+        raise UsageError(f"no subject {args.subject!r}") from None
+    try:
+        written = await asyncio.to_thread(exports.write, export, Path(args.out))
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    async with rt.db.transaction() as conn:
+        await exports.record(
+            conn,
+            now,
+            ACTOR,
+            export,
+            subject=args.subject,
+            since=args.since,
+            destination=", ".join(p.name for p in written),
+        )
+    print(
+        f"{args.format} export: {export.subjects} subjects, {export.diaries} diaries"
+        f" -> {', '.join(str(p) for p in written)}"
+    )
+    return 0
+
+
+async def cmd_backup(args: argparse.Namespace, rt: Runtime) -> int:
+    from bot.cli import UsageError
+
+    try:
+        result = await backup(rt.db.path, Path(args.out))
+    except BackupError as exc:
+        raise UsageError(str(exc)) from None
+    async with rt.db.transaction() as conn:
+        await audit.record(
+            conn,
+            rt.now(),
+            ACTOR,
+            "backup",
+            entity=f"backup:{result.path.name}",
+            new={"bytes": result.size, "sha256": result.sha256},
+        )
+    print(f"backup written: {result.path} ({result.size} bytes, sha256 {result.sha256})")
+    if result.chain.ok:
+        print(f"audit trail in the backup: {result.chain.checked} entries, chain intact")
+    else:
+        print(
+            f"WARNING: the audit trail in the backup is broken at entry"
+            f" {result.chain.first_bad_id}: {result.chain.problem}",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def add(sub: Any) -> None:
     """Add subcommands to the `diarybot` parser; each sets `func(args, rt) -> int`."""
-    return None
+    audit_cli.add(sub)
+    e = sub.add_parser("export", help="export study data: CSV, CDISC ODM 1.3.2 or FHIR R4B")
+    e.add_argument("--format", choices=exports.FORMATS, required=True)
+    e.add_argument(
+        "--out",
+        required=True,
+        help="CSV: a folder (or a .zip file); ODM and FHIR: a file (or a .zip file)",
+    )
+    e.add_argument("--subject", help="only this subject")
+    e.add_argument("--since", type=_date, help="only diaries on or after this date (YYYY-MM-DD)")
+    e.set_defaults(func=cmd_export)
+    b = sub.add_parser("backup", help="consistent copy of the database while the bot runs")
+    b.add_argument("--out", required=True, help="new file to write (never overwritten)")
+    b.set_defaults(func=cmd_backup)

@@ -1,10 +1,51 @@
-"""Command-line subcommands of this feature."""
+"""`diarybot entry correct`: the site corrects a submitted answer, with a reason.
+
+    diarybot entry correct --subject RP-001 --day 3 --item PAIN --value 5 --reason "..."
+
+The answers table then holds the corrected value; the audit trail keeps the original, who
+changed it, when and why. Refusals exit with status 2 and change nothing.
+"""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+
+from bot.escalation.corrections import CorrectionError, correct_entry
+from bot.services.runtime import Runtime
 
 
 def add(sub: Any) -> None:
     """Add subcommands to the `diarybot` parser; each sets `func(args, rt) -> int`."""
-    return None
+    entry = sub.add_parser("entry", help="correct a submitted diary answer (audited)")
+    esub = entry.add_subparsers(dest="entry_command", required=True, parser_class=type(entry))
+    c = esub.add_parser("correct", help="change one answer of a submitted diary, with a reason")
+    c.add_argument("--subject", required=True)
+    c.add_argument(
+        "--day", type=int, required=True, help="study day of the diary (Day 0 = injection)"
+    )
+    c.add_argument("--item", required=True, help="item code, e.g. PAIN")
+    c.add_argument("--value", required=True, help="the stored form: option code or number")
+    c.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    c.add_argument("--by", default=None, help="who asks for the correction (kept in the audit)")
+    c.set_defaults(func=cmd_correct)
+
+
+async def cmd_correct(args: argparse.Namespace, rt: Runtime) -> int:
+    from bot.cli import UsageError
+
+    actor = f"cli:{args.by}" if args.by else "cli"
+    try:
+        done = await correct_entry(
+            rt, args.subject, args.day, args.item, args.value, args.reason, actor=actor
+        )
+    except CorrectionError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"{done.subject} Day {args.day} ({done.key}) {done.item}: {done.old} -> {done.new}")
+    for code, value in done.dropped.items():
+        print(f"  dropped {code} = {value!r}: no longer applies")
+    for code in done.unanswered:
+        print(f"  note: {code} now applies but has no answer; correct it too if known")
+    for f in done.findings:
+        print(f"  note: the corrected diary meets rule {f.rule} ({f.level}): {f.reason}")
+    return 0

@@ -1,12 +1,59 @@
-"""Wires this feature into the bot (handlers, scheduler hooks, submit hooks)."""
+"""Wires escalation into the bot: diary-submit duties, scheduler duties, staff commands and
+buttons, the patient's "I made a mistake", and the compliance alerts.
+
+What goes where:
+- on diary submit: rules → alerts (+ the safety text for the patient); the mistake button;
+- every tick: re-send unacknowledged urgent alerts; remind of unreported possible SAEs;
+- sender: a patient who blocked the bot → compliance alert; delivery: they wrote again → the
+  unacknowledged alert is closed;
+- the follow-up feature hooks itself in (bot/followup/escalation_link.py): its "missed N in a
+  row" events become compliance alerts and the digest counts open review alerts.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.escalation import compliance, corrections, handlers, service, staff_commands
+from bot.escalation.views import AREA
 
 if TYPE_CHECKING:
     from bot.app import DiaryBot
 
 
 def install(bot: DiaryBot) -> None:
-    return None
+    rt = bot.rt
+    bot.diary.on_submit.append(service.on_submit)
+    bot.diary.on_submit.append(corrections.on_submit)
+
+    async def on_tick(now: datetime) -> None:
+        await service.resend_due(rt, now)
+        await service.sae_reminders_due(rt, now)
+
+    async def next_wake(now: datetime) -> datetime | None:
+        return await service.next_wake(rt, now)
+
+    async def on_unreachable(conn: Any, chat_id: int, now: datetime) -> None:
+        await compliance.on_unreachable(rt, conn, chat_id, now)
+
+    bot.scheduler.hooks.append(on_tick)
+    bot.scheduler.wake_hooks.append(next_wake)
+    unreachable = bot.extras.setdefault("on_unreachable", [])
+    assert isinstance(unreachable, list)
+    unreachable.append(on_unreachable)
+
+    async def on_reachable(conn: Any, chat_id: int, now: datetime) -> None:
+        await compliance.on_reachable(rt, conn, chat_id, now)
+
+    reachable = bot.extras.setdefault("on_reachable", [])  # run by bot/delivery/reachability.py
+    assert isinstance(reachable, list)
+    reachable.append(on_reachable)
+
+    data = bot.app.bot_data
+    data["extra_commands"].update(staff_commands.COMMANDS)
+    data["staff_buttons"][AREA] = handlers.on_alert_button
+    data["staff_buttons"][corrections.AREA] = handlers.on_change_button
+    data.setdefault("group_buttons", set()).add(AREA)  # alert buttons work in the staff group
+    data["staff_text"] = handlers.staff_text(data.get("staff_text"))
+    data.setdefault("patient_text", []).append(handlers.on_patient_text)

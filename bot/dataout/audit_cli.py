@@ -1,0 +1,90 @@
+"""`diarybot audit verify` and `diarybot audit show`: the audit trail, read from the server.
+
+`verify` walks the hash chain and names the first entry that was edited, deleted or reordered
+(exit status 1), or prints OK with the chain's head — note the head somewhere else (a monitoring
+visit report, an e-mail to the sponsor): a later `verify` that ends at or past it proves that
+nothing up to that point was rewritten, even by someone who could recompute every hash.
+`show` lists entries with their time in UTC and in local time, oldest first.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import aiosqlite
+
+from bot.clock import from_iso
+from bot.services.runtime import Runtime
+from storage import audit
+
+
+async def cmd_verify(args: argparse.Namespace, rt: Runtime) -> int:
+    result = await audit.verify(rt.db.conn)
+    if result.ok:
+        head = await audit.head(rt.db.conn)
+        print(f"audit trail OK: {result.checked} entries, chain intact")
+        if head:
+            number, _, digest = head.partition(" ")
+            print(f"head: entry {number} {digest}")
+        return 0
+    where = f"entry {result.first_bad_id}" if result.first_bad_id else "the end of the chain"
+    print(f"audit trail BROKEN at {where}: {result.problem}")
+    print(f"{result.checked} entries before it are intact")
+    return 1
+
+
+def _local(at: str, tz: str) -> str:
+    when = from_iso(at) if at.endswith("Z") else datetime.fromisoformat(at)
+    return when.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _value(text: str | None) -> str:
+    return "-" if text is None else text
+
+
+async def cmd_show(args: argparse.Namespace, rt: Runtime) -> int:
+    from bot.cli import UsageError
+
+    tz = rt.study.timezone
+    params: tuple[object, ...] = ()
+    where = ""
+    if args.subject:
+        row = await rt.db.fetchone(
+            "SELECT timezone FROM patients WHERE subject = ?", (args.subject,)
+        )
+        if row is None:
+            raise UsageError(f"no subject {args.subject!r}")
+        tz = row["timezone"]
+        where, params = " WHERE subject = ?", (args.subject,)
+    rows: list[aiosqlite.Row] = await rt.db.fetchall(
+        f"SELECT * FROM audit{where} ORDER BY id", params
+    )
+    if args.limit:
+        rows = rows[-args.limit :]
+    for r in rows:
+        line = f"#{r['id']}  {r['at'][:19]}Z  ({_local(r['at'], tz)})"
+        if r["subject"]:
+            line += f"  [{r['subject']}]"
+        line += f"  {r['actor']}  {r['action']}"
+        if r["entity"]:
+            line += f"  {r['entity']}"
+        if r["old_value"] is not None or r["new_value"] is not None:
+            line += f"  {_value(r['old_value'])} -> {_value(r['new_value'])}"
+        if r["reason"]:
+            line += f"  reason: {r['reason']}"
+        print(line)
+    print(f"{len(rows)} entries (local time: {tz})")
+    return 0
+
+
+def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("audit", help="verify or show the tamper-evident audit trail")
+    asub = p.add_subparsers(dest="audit_command", required=True, parser_class=type(p))
+    v = asub.add_parser("verify", help="check the hash chain; exit 1 at the first bad entry")
+    v.set_defaults(func=cmd_verify)
+    s = asub.add_parser("show", help="list audit entries (UTC and local time)")
+    s.add_argument("--subject", help="only entries about this subject, in their time zone")
+    s.add_argument("--limit", type=int, default=0, help="only the last N entries")
+    s.set_defaults(func=cmd_show)

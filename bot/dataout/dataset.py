@@ -1,0 +1,329 @@
+"""What leaves the building: the study data read once, from a consistent snapshot, as plain rows.
+
+Exports and charts never read the live connection: a separate read-only connection inside one
+read transaction sees a consistent state of the WAL database while the bot keeps writing, and
+never sees half of another task's transaction on the shared connection.
+
+Privacy is decided here, once, for every export format: subjects are known by their study
+subject ID only; Telegram chat and user ids, staff names and enrolment codes are never read.
+Staff actors in the audit trail become pseudonyms (STAFF-01, STAFF-02, … in the order staff
+were added), so an export cannot be joined back to a Telegram account.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import aiosqlite
+
+from bot.clock import from_iso, iso
+from bot.domain.study import Study
+
+# Occurrence status → the status an export shows. An occurrence still waiting for its window to
+# close (scheduled, prompted, reminded) is "open": not missed yet, not data yet.
+EXPORT_STATUS = {
+    "completed": "completed",
+    "missed": "missed",
+    "paused": "paused",
+    "withdrawn": "withdrawn",
+    "scheduled": "open",
+    "prompted": "open",
+    "reminded": "open",
+}
+STATUSES = ("completed", "missed", "paused", "withdrawn", "open")
+
+
+class UnknownSubject(LookupError):
+    """The export or chart names a subject that is not enrolled."""
+
+
+@dataclass(frozen=True)
+class AuditRec:
+    """One audit entry about one item of one diary (answer, change, removal, correction)."""
+
+    id: int
+    at: datetime
+    user: str  # pseudonymous: RP-001, system, cli, STAFF-01
+    action: str
+    old: str | None
+    new: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    item: str
+    value: str
+    answered_at: datetime
+    submitted_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Diary:
+    """One scheduled diary (an occurrence) that has opened: answered, missed, paused…"""
+
+    key: str
+    phase: str
+    form: str
+    study_day: int
+    local_date: date
+    status: str  # one of STATUSES
+    submitted_at: datetime | None
+    answers: tuple[Answer, ...]  # submitted answers only, in study item order
+    status_audit: AuditRec | None = None  # the entry that completed or closed the diary
+    # item code → its audit entries in order, including answers changed or dropped before
+    # submission and corrections after it (study item order).
+    history: dict[str, tuple[AuditRec, ...]] = field(default_factory=dict)
+
+    def value(self, item: str) -> str | None:
+        return next((a.value for a in self.answers if a.item == item), None)
+
+
+@dataclass(frozen=True)
+class Subject:
+    subject: str
+    injection_date: date
+    timezone: str
+    status: str
+    lang: str | None  # the language the patient answered in
+    diaries: tuple[Diary, ...]
+    alerts: tuple[tuple[int, str], ...] = ()  # (study day, level)
+
+
+@dataclass(frozen=True)
+class User:
+    """An author of audit entries, as an export may show it."""
+
+    oid: str
+    kind: str  # subject | staff | system
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    study_id: str
+    created_at: datetime
+    subjects: tuple[Subject, ...]
+    users: tuple[User, ...] = field(default_factory=tuple)
+    since: date | None = None
+
+
+def _read_only_uri(path: str | Path) -> str:
+    return f"{Path(os.path.abspath(path)).as_uri()}?mode=ro"
+
+
+@contextlib.asynccontextmanager
+async def snapshot(path: str | Path) -> AsyncIterator[aiosqlite.Connection]:
+    """A read-only connection inside one read transaction: a consistent view of the database."""
+    conn = await aiosqlite.connect(_read_only_uri(path), uri=True, isolation_level=None)
+    try:
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA query_only=ON")
+        await conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            await conn.execute("ROLLBACK")
+    finally:
+        await conn.close()
+
+
+async def _all(
+    conn: aiosqlite.Connection, sql: str, params: tuple[object, ...] = ()
+) -> list[aiosqlite.Row]:
+    async with conn.execute(sql, params) as cur:
+        return list(await cur.fetchall())
+
+
+async def staff_pseudonyms(conn: aiosqlite.Connection) -> dict[int, tuple[str, str]]:
+    """telegram_id → (pseudonym, role), numbered in the order staff were added (stable)."""
+    rows = await _all(conn, "SELECT telegram_id, role FROM staff ORDER BY created_at, telegram_id")
+    return {r["telegram_id"]: (f"STAFF-{i:02d}", r["role"]) for i, r in enumerate(rows, 1)}
+
+
+def pseudonym(actor: str, staff: dict[int, tuple[str, str]]) -> str:
+    """An audit actor as an export may name it: never a Telegram id."""
+    kind, _, rest = actor.partition(":")
+    if kind == "patient" and rest:
+        return rest
+    if kind == "staff":
+        known = staff.get(int(rest)) if rest.isdigit() else None
+        return known[0] if known else "STAFF-UNKNOWN"
+    if kind in ("system", "cli"):  # "cli:<who asked>" may carry a name: keep only "cli"
+        return kind
+    return "other"
+
+
+async def _table_exists(conn: aiosqlite.Connection, name: str) -> bool:
+    rows = await _all(
+        conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    )
+    return bool(rows)
+
+
+def _audit(row: aiosqlite.Row, staff: dict[int, tuple[str, str]]) -> AuditRec:
+    return AuditRec(
+        id=row["id"],
+        at=_parse_at(row["at"]),
+        user=pseudonym(row["actor"], staff),
+        action=row["action"],
+        old=row["old_value"],
+        new=row["new_value"],
+        reason=row["reason"],
+    )
+
+
+def _parse_at(text: str) -> datetime:
+    return from_iso(text) if text.endswith("Z") else datetime.fromisoformat(text)
+
+
+async def _history(
+    conn: aiosqlite.Connection, subject: str, staff: dict[int, tuple[str, str]]
+) -> tuple[dict[str, list[AuditRec]], dict[str, AuditRec]]:
+    """A subject's audit entries per answer ("daily:3/PAIN") and per diary status change."""
+    per_item: dict[str, list[AuditRec]] = {}
+    per_diary: dict[str, AuditRec] = {}
+    rows = await _all(
+        conn,
+        "SELECT * FROM audit WHERE subject = ? AND entity IS NOT NULL ORDER BY id",
+        (subject,),
+    )
+    for r in rows:
+        entity = r["entity"]
+        if "/" in entity:
+            per_item.setdefault(entity, []).append(_audit(r, staff))
+        elif r["action"] in ("diary_submitted", "diary_missed"):
+            per_diary[entity] = _audit(r, staff)
+    return per_item, per_diary
+
+
+async def _alerts(conn: aiosqlite.Connection, patient_id: int) -> tuple[tuple[int, str], ...]:
+    """(study day, level) of the patient's alerts, when the escalation tables exist."""
+    if not await _table_exists(conn, "alerts"):
+        return ()
+    rows = await _all(
+        conn,
+        "SELECT study_day, level FROM alerts WHERE patient_id = ? AND study_day IS NOT NULL"
+        " ORDER BY study_day",
+        (patient_id,),
+    )
+    return tuple((r["study_day"], r["level"]) for r in rows)
+
+
+async def _subject(
+    conn: aiosqlite.Connection,
+    study: Study,
+    p: aiosqlite.Row,
+    now: datetime,
+    since: date | None,
+    staff: dict[int, tuple[str, str]] | None,
+) -> Subject:
+    """One subject's opened diaries, submitted answers and (with `staff`) their history."""
+    occ_rows = await _all(
+        conn,
+        "SELECT id, key, phase, form, study_day, local_date, status, submitted_at"
+        " FROM occurrences WHERE patient_id = ? AND (opens_at <= ? OR status = 'completed')"
+        " AND local_date >= ? ORDER BY study_day, opens_at",
+        (p["id"], iso(now), since.isoformat() if since else ""),  # "" precedes every date
+    )
+    answer_rows = await _all(
+        conn,
+        "SELECT a.occurrence_id, a.item, a.value, a.answered_at, a.submitted_at"
+        " FROM answers a JOIN occurrences o ON o.id = a.occurrence_id"
+        " WHERE o.patient_id = ? AND a.submitted_at IS NOT NULL",
+        (p["id"],),
+    )
+    item_order = {it.code: i for i, it in enumerate(study.items)}
+    by_occ: dict[int, list[aiosqlite.Row]] = {}
+    for a in sorted(answer_rows, key=lambda a: item_order.get(a["item"], len(item_order))):
+        by_occ.setdefault(a["occurrence_id"], []).append(a)
+    history: dict[str, list[AuditRec]] = {}
+    status_audit: dict[str, AuditRec] = {}
+    if staff is not None:
+        history, status_audit = await _history(conn, p["subject"], staff)
+    diaries = []
+    for o in occ_rows:
+        key = o["key"]
+        diaries.append(
+            Diary(
+                key=key,
+                phase=o["phase"],
+                form=o["form"],
+                study_day=o["study_day"],
+                local_date=date.fromisoformat(o["local_date"]),
+                status=EXPORT_STATUS.get(o["status"], o["status"]),
+                submitted_at=from_iso(o["submitted_at"]) if o["submitted_at"] else None,
+                answers=tuple(
+                    Answer(
+                        item=a["item"],
+                        value=a["value"],
+                        answered_at=from_iso(a["answered_at"]),
+                        submitted_at=from_iso(a["submitted_at"]),
+                    )
+                    for a in by_occ.get(o["id"], [])
+                ),
+                status_audit=status_audit.get(key),
+                history={
+                    it.code: tuple(history[f"{key}/{it.code}"])
+                    for it in study.items
+                    if f"{key}/{it.code}" in history
+                },
+            )
+        )
+    return Subject(
+        subject=p["subject"],
+        injection_date=date.fromisoformat(p["injection_date"]),
+        timezone=p["timezone"],
+        status=p["status"],
+        lang=p["lang"],
+        diaries=tuple(diaries),
+        alerts=await _alerts(conn, p["id"]),
+    )
+
+
+async def load(
+    conn: aiosqlite.Connection,
+    study: Study,
+    now: datetime,
+    *,
+    subject: str | None = None,
+    since: date | None = None,
+    with_history: bool = True,
+) -> Dataset:
+    """Every opened diary of every (or one) subject, with submitted answers and their history.
+
+    Diaries count from the day the window opened (`opens_at <= now`); `since` keeps diaries whose
+    local date is on or after it. Answers of a diary that was never submitted are drafts, not
+    data: they stay in the audit trail and out of the export.
+    """
+    params: tuple[object, ...] = ()
+    where = ""
+    if subject is not None:
+        where, params = " WHERE subject = ?", (subject,)
+    prows = await _all(
+        conn,
+        "SELECT id, subject, injection_date, timezone, status, lang FROM patients"
+        f"{where} ORDER BY subject",
+        params,
+    )
+    if subject is not None and not prows:
+        raise UnknownSubject(subject)
+    staff = await staff_pseudonyms(conn)
+    history_staff = staff if with_history else None
+    subjects = [await _subject(conn, study, p, now, since, history_staff) for p in prows]
+    users = [User("system", "system"), User("cli", "system")]
+    users += [User(s["subject"], "subject") for s in prows]
+    users += [User(name, "staff", role) for name, role in staff.values()]
+    users += [User("STAFF-UNKNOWN", "staff"), User("other", "system")]
+    return Dataset(
+        study_id=study.id,
+        created_at=now,
+        subjects=tuple(subjects),
+        users=tuple(users),
+        since=since,
+    )

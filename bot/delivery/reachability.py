@@ -1,0 +1,111 @@
+"""A patient who blocked the bot is reachable again the moment they write to it.
+
+`Forbidden` from Telegram marks the patient unreachable (bot/app.py `_on_forbidden`): prompts
+stop and the team is told. Any update from that patient's private chat — a message, a
+command, a button tap — proves the block was lifted. This runs before every other handler
+(group -2), never stops them, and clears the flag with an audit entry in one transaction; the
+scheduler is woken so a diary window that is still open gets its prompt. Which chats are
+flagged is kept in memory (`UnreachableChats`), so the other 99.9 % of updates cost nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.services.runtime import Runtime
+from storage import audit
+
+log = logging.getLogger(__name__)
+
+ReachableHook = Callable[[Any, int, datetime], Awaitable[None]]
+
+
+async def mark_reachable(
+    rt: Runtime, user_id: int, chat_id: int, hooks: list[ReachableHook]
+) -> str | None:
+    """Clear `unreachable` for the patient with this Telegram user; their subject if it was set.
+
+    The hooks (e.g. escalation closing its compliance alert) run inside the same transaction.
+    """
+    row = await rt.db.fetchone(
+        "SELECT id FROM patients WHERE user_id = ? AND chat_id = ? AND unreachable = 1",
+        (user_id, chat_id),
+    )
+    if row is None:  # the common case: one indexed lookup, no write
+        return None
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        cur = await conn.execute(
+            "UPDATE patients SET unreachable = 0 WHERE id = ? AND unreachable = 1"
+            " RETURNING subject",
+            (row["id"],),
+        )
+        found = await cur.fetchone()
+        if found is None:
+            return None
+        subject = str(found[0])
+        await audit.record(
+            conn,
+            now,
+            f"patient:{subject}",
+            "reachable",
+            subject=subject,
+            old="blocked",
+            new="reachable",
+            reason="the patient wrote to the bot again",
+        )
+        for hook in hooks:
+            await hook(conn, chat_id, now)
+    return subject
+
+
+class UnreachableChats:
+    """The chats of patients marked unreachable, kept in memory.
+
+    Every update asks "is this chat marked unreachable?"; a database round trip each time would
+    cost every patient's every tap for a rare event. The sender's `on_unreachable` hook adds a
+    chat at once; the set is also reloaded every `refresh` seconds, so a flag written by
+    another process is seen too.
+    """
+
+    def __init__(self, rt: Runtime, refresh: float = 60.0) -> None:
+        self.rt = rt
+        self.refresh = refresh
+        self.chats: set[int] = set()
+        self._loaded_at = -math.inf
+
+    async def contains(self, chat_id: int) -> bool:
+        if time.monotonic() - self._loaded_at > self.refresh:
+            rows = await self.rt.db.fetchall(
+                "SELECT chat_id FROM patients WHERE unreachable = 1 AND chat_id IS NOT NULL"
+            )
+            self.chats = {int(r[0]) for r in rows}
+            self._loaded_at = time.monotonic()
+        return chat_id in self.chats
+
+    async def on_unreachable(self, conn: Any, chat_id: int, now: datetime) -> None:
+        self.chats.add(chat_id)
+
+    async def on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """TypeHandler(Update) in group -2: never raises ApplicationHandlerStop."""
+        if not isinstance(update, Update):
+            return
+        user, chat = update.effective_user, update.effective_chat
+        if user is None or chat is None or chat.type != "private":
+            return
+        if not await self.contains(chat.id):
+            return
+        self.chats.discard(chat.id)
+        hooks: list[ReachableHook] = list(context.application.bot_data.get("on_reachable", []))
+        subject = await mark_reachable(self.rt, user.id, chat.id, hooks)
+        if subject is not None:
+            log.info("patient %s is reachable again", subject)
+            await self.rt.poke_scheduler()  # prompts resume: an open diary window is prompted

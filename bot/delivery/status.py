@@ -1,0 +1,170 @@
+"""What an operator looks at first: the outbox, unreachable patients, open alerts.
+
+One read-only snapshot (`snapshot`) feeds both `diarybot status` and the periodic health line
+in the log, so the two never disagree. Subject IDs only, never message texts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.clock import from_iso, iso
+from bot.messenger import Priority
+from storage.db import Database
+
+PRIORITY_NAMES = {int(p): p.name.lower() for p in Priority}
+
+
+@dataclass(frozen=True)
+class Unreachable:
+    subject: str
+    since: str | None  # UTC ISO of the audit entry that marked it, if any
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: str
+    queued: dict[str, int]  # by priority name, due now
+    parked: int  # queued, waiting for a later retry after repeated failures
+    oldest_queued_seconds: float | None
+    oldest_queued_priority: str | None
+    failed_24h: int
+    sent_last_hour: int
+    unreachable: list[Unreachable] = field(default_factory=list)
+    open_alerts: dict[str, int] | None = None  # by level; None: no alerts table
+    last_update_id: int | None = None
+
+    @property
+    def queued_total(self) -> int:
+        return sum(self.queued.values()) + self.parked
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def snapshot(db: Database, now: datetime, *, since: bool = True) -> Snapshot:
+    """`since`: look up when each unreachable patient was marked (an audit scan; CLI only)."""
+    n = iso(now)
+    queued = dict.fromkeys(PRIORITY_NAMES.values(), 0)
+    for r in await db.fetchall(
+        "SELECT priority, COUNT(*) FROM outbox WHERE status = 'queued' AND not_before <= ?"
+        " GROUP BY priority",
+        (n,),
+    ):
+        queued[PRIORITY_NAMES.get(r[0], str(r[0]))] = r[1]
+    parked = await db.scalar(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND not_before > ?", (n,)
+    )
+    oldest = await db.fetchone(
+        "SELECT created_at, priority FROM outbox WHERE status = 'queued' ORDER BY id LIMIT 1"
+    )
+    failed = await db.scalar(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND sent_at >= ?",
+        (iso(now - timedelta(hours=24)),),
+    )
+    sent = await db.scalar(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?",
+        (iso(now - timedelta(hours=1)),),
+    )
+    since_sql = (
+        "(SELECT MAX(a.at) FROM audit a WHERE a.subject = p.subject AND a.action = 'unreachable')"
+        if since
+        else "NULL"
+    )
+    unreachable = [
+        Unreachable(r[0], r[1])
+        for r in await db.fetchall(
+            f"SELECT p.subject, {since_sql} FROM patients p WHERE p.unreachable = 1"
+            " ORDER BY p.subject"
+        )
+    ]
+    last_update = await db.scalar("SELECT value FROM meta WHERE key = 'last_update_id'")
+    return Snapshot(
+        at=n,
+        queued=queued,
+        parked=int(parked or 0),
+        oldest_queued_seconds=(
+            max(0.0, (now - from_iso(oldest["created_at"])).total_seconds()) if oldest else None
+        ),
+        oldest_queued_priority=PRIORITY_NAMES.get(oldest["priority"]) if oldest else None,
+        failed_24h=int(failed or 0),
+        sent_last_hour=int(sent or 0),
+        unreachable=unreachable,
+        open_alerts=await _open_alerts(db),
+        last_update_id=int(last_update) if last_update else None,
+    )
+
+
+async def _open_alerts(db: Database) -> dict[str, int] | None:
+    """Open alerts by level, if the escalation feature's table exists (migration 0002)."""
+    exists = await db.scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'alerts'"
+    )
+    if not exists:
+        return None
+    columns = {r[1] for r in await db.fetchall("PRAGMA table_info(alerts)")}
+    if "status" not in columns:
+        return None
+    if "level" not in columns:
+        total = await db.scalar("SELECT COUNT(*) FROM alerts WHERE status = 'open'")
+        return {"all": int(total or 0)}
+    rows = await db.fetchall(
+        "SELECT level, COUNT(*) FROM alerts WHERE status = 'open' GROUP BY level ORDER BY level"
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    if s < 172800:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    return f"{s // 86400} d"
+
+
+def report(s: Snapshot) -> str:
+    """The `diarybot status` text: one topic a line, the worrying numbers first."""
+    by_priority = ", ".join(f"{name} {count}" for name, count in s.queued.items())
+    lines = [
+        f"outbox: {s.queued_total} queued ({by_priority}; waiting to retry {s.parked})",
+        f"oldest queued: {duration(s.oldest_queued_seconds)}"
+        + (f" ({s.oldest_queued_priority})" if s.oldest_queued_priority else ""),
+        f"sent in the last hour: {s.sent_last_hour}; failed in the last 24 h: {s.failed_24h}",
+    ]
+    if s.unreachable:
+        names = ", ".join(
+            f"{u.subject} (since {u.since[:16].replace('T', ' ')} UTC)" if u.since else u.subject
+            for u in s.unreachable
+        )
+        lines.append(f"unreachable patients: {len(s.unreachable)}: {names}")
+    else:
+        lines.append("unreachable patients: 0")
+    if s.open_alerts is None:
+        lines.append("open alerts: - (no alerts table)")
+    else:
+        total = sum(s.open_alerts.values())
+        levels = ", ".join(f"{k} {v}" for k, v in s.open_alerts.items())
+        lines.append(f"open alerts: {total}" + (f" ({levels})" if levels else ""))
+    lines.append(f"last update processed: {s.last_update_id or '-'}")
+    return "\n".join(lines)
+
+
+def health_line(s: Snapshot, stats: dict[str, int] | None = None) -> str:
+    """One log line: enough to see at a glance whether delivery is healthy."""
+    q = " ".join(f"{k}={v}" for k, v in s.queued.items())
+    alerts = "-" if s.open_alerts is None else str(sum(s.open_alerts.values()))
+    line = (
+        f"health: queued {q} parked={s.parked} oldest={duration(s.oldest_queued_seconds)}"
+        f" sent_1h={s.sent_last_hour} failed_24h={s.failed_24h}"
+        f" unreachable={len(s.unreachable)} open_alerts={alerts}"
+    )
+    if stats:
+        line += " | sender " + " ".join(f"{k}={v}" for k, v in stats.items())
+    return line

@@ -1,0 +1,260 @@
+"""Mistakes in a submitted diary: the patient asks, the site corrects, the audit keeps both.
+
+A patient never edits a submitted entry (C-Path/eClinical Forum: corrections of patient data go
+through the site). "I made a mistake" on the thank-you lets them describe the problem; that
+becomes a review alert. Staff then apply the correction with a reason (`diarybot entry
+correct`); the answers table keeps the current value and the audit trail the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import aiosqlite
+
+from bot.clock import from_iso, iso
+from bot.domain import questionnaire as q
+from bot.domain.rules import Finding
+from bot.domain.study import Item
+from bot.escalation import service, store
+from bot.escalation.views import DATA_CHANGE
+from bot.i18n import N_, t
+from bot.messenger import Buttons
+from bot.services.diary import Outcome
+from bot.services.runtime import Runtime
+from conversations.callbacks import make
+from storage import audit, repo
+
+AREA = "dc"  # callback area of the patient's data-change buttons
+PENDING_FOR = timedelta(minutes=30)  # a description typed later is probably something else
+REASON = N_("Data-change request from the patient")
+
+
+def _who(patient: repo.Patient) -> str:
+    return f"patient:{patient.id}"
+
+
+def mistake_button(lang: str | None, occ_id: int) -> Buttons:
+    _ = t(lang)
+    return [[(_("I made a mistake"), make(AREA, "new", occ_id))]]
+
+
+async def on_submit(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    occ: repo.OccRow,
+    answers: dict[str, str],
+    outcome: Outcome,
+) -> None:
+    """Put "I made a mistake" under the thank-you of every submitted diary."""
+    rows = outcome.extra.setdefault("buttons", [])
+    assert isinstance(rows, list)
+    rows.extend(mistake_button(patient.lang, occ.id))
+
+
+async def start_request(rt: Runtime, patient: repo.Patient, occ_id: int) -> bool:
+    """The patient tapped "I made a mistake": wait for their description. False: stale button."""
+    async with rt.db.transaction() as conn:
+        occ = await repo.occurrence(conn, occ_id)
+        if occ is None or occ.patient_id != patient.id or occ.status != "completed":
+            return False
+        await store.set_pending(conn, _who(patient), "data_change", occ.id, rt.now())
+    return True
+
+
+async def cancel_request(rt: Runtime, patient: repo.Patient) -> None:
+    async with rt.db.transaction() as conn:
+        await store.clear_pending(conn, _who(patient))
+
+
+@dataclass(frozen=True)
+class Described:
+    status: str  # none | ok | empty | too_long
+    alert_id: int | None = None
+
+
+async def describe(rt: Runtime, patient: repo.Patient, text: str) -> Described:
+    """Typed text while a data-change request waits for its description.
+
+    `none`: no request is waiting (expired, or the patient moved on to a diary since), so the
+    text is for someone else. Otherwise the request becomes (or updates) a review alert.
+    """
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        pending = await store.get_pending(conn, _who(patient))
+        if pending is None or pending.kind != "data_change":
+            return Described("none")
+        session = await repo._one(
+            conn, "SELECT updated_at FROM diary_sessions WHERE patient_id = ?", (patient.id,)
+        )
+        moved_on = session is not None and from_iso(session["updated_at"]) > pending.created_at
+        if now - pending.created_at > PENDING_FOR or moved_on:
+            await store.clear_pending(conn, _who(patient))
+            return Described("none")
+        text = text.strip()
+        if not text:
+            return Described("empty")
+        if len(text) > rt.study.max_free_text:
+            return Described("too_long")
+        occ = await repo.occurrence(conn, pending.target)
+        assert occ is not None
+        await store.clear_pending(conn, _who(patient))
+        event = {"key": occ.key, "day": occ.study_day, "text": text, "at": iso(now)}
+        await audit.record(
+            conn,
+            now,
+            f"patient:{patient.subject}",
+            "data_change_requested",
+            subject=patient.subject,
+            entity=occ.key,
+            new=text,
+        )
+        alert, _created = await service.raise_alert(
+            rt,
+            conn,
+            patient,
+            rule=DATA_CHANGE,
+            level="review",
+            reason=REASON,
+            event=event,
+            study_day=occ.study_day,
+            answered_at=now,
+            now=now,
+        )
+    rt.wake_sender()
+    return Described("ok", alert.id)
+
+
+# --------------------------------------------------------------------------- staff correction
+
+
+class CorrectionError(ValueError):
+    """Refused correction: one line for the CLI; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Correction:
+    subject: str
+    key: str
+    item: str
+    old: str | None
+    new: str
+    dropped: dict[str, str] = field(default_factory=dict)
+    unanswered: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+
+def parse_value(item: Item, value: str, max_text: int) -> str:
+    """A staff-entered value in the stored form, validated exactly as a patient's would be."""
+    try:
+        if item.kind in ("single", "scale", "count"):
+            return q.accept_button(item, value.strip())
+        if item.kind == "multi":
+            chosen = [c.strip() for c in value.split(",") if c.strip()]
+            if not chosen:
+                raise q.InputError("empty", item)
+            for code in chosen:
+                q.accept_button(item, code)
+            exclusive = {o.code for o in item.options if o.exclusive}
+            if len(chosen) > 1 and exclusive & set(chosen):
+                raise CorrectionError(
+                    f"{item.code}: {'/'.join(sorted(exclusive))} cannot be combined with others"
+                )
+            order = [o.code for o in item.options]
+            return ",".join(sorted(set(chosen), key=order.index))
+        return q.parse_typed(item, value, max_text)
+    except q.InputError as exc:
+        allowed = ", ".join(q.button_values(item)) or f"{item.kind} value"
+        raise CorrectionError(
+            f"bad value {value!r} for {item.code} ({exc.code}); expected: {allowed}"
+        ) from None
+
+
+async def correct_entry(
+    rt: Runtime,
+    subject: str,
+    day: int,
+    item_code: str,
+    value: str,
+    reason: str,
+    *,
+    actor: str = "cli",
+) -> Correction:
+    """Change one answer of a submitted diary, with the reason, in one audited transaction.
+
+    Follow-up answers that no longer apply (dizziness after bleeding is corrected to none) are
+    dropped with the same reason; follow-ups that now apply but were never asked are reported,
+    not invented. The corrected diary is re-checked against the rules and the findings returned,
+    so the person correcting sees at once if the true answer needed an alert.
+    """
+    if not reason.strip():
+        raise CorrectionError("a reason is required (--reason)")
+    try:
+        item = rt.study.item(item_code)
+    except KeyError:
+        codes = ", ".join(i.code for i in rt.study.items)
+        raise CorrectionError(f"unknown item {item_code!r}; items: {codes}") from None
+    new = parse_value(item, value, rt.study.max_free_text)
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        patient = await repo.patient_by_subject(conn, subject)
+        if patient is None:
+            raise CorrectionError(f"no subject {subject}")
+        row = await repo._one(
+            conn,
+            "SELECT * FROM occurrences WHERE patient_id = ? AND study_day = ?"
+            " AND status = 'completed'",
+            (patient.id, day),
+        )
+        if row is None:
+            raise CorrectionError(f"{subject} has no submitted diary on Day {day}")
+        occ = repo.OccRow.from_row(row)
+        answers = await repo.answers(conn, occ.id)
+        old = answers.get(item.code)
+        if old == new:
+            raise CorrectionError(f"{item.code} on Day {day} is already {new!r}")
+        changed = {**answers, item.code: new}
+        if not q.applicable(item, occ.study_day, changed):
+            raise CorrectionError(f"{item.code} is not asked in this diary (Day {day})")
+        await conn.execute(
+            "INSERT INTO answers (occurrence_id, item, value, answered_at, submitted_at)"
+            " VALUES (?,?,?,?,?) ON CONFLICT (occurrence_id, item) DO UPDATE SET"
+            " value = excluded.value",
+            (occ.id, item.code, new, iso(now), iso(now)),
+        )
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "answer_corrected",
+            subject=subject,
+            entity=f"{occ.key}/{item.code}",
+            old=old,
+            new=new,
+            reason=reason,
+        )
+        kept = q.clean(rt.study, occ.study_day, changed)
+        dropped = {code: v for code, v in changed.items() if code not in kept}
+        for code, v in dropped.items():
+            await conn.execute(
+                "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, code)
+            )
+            await audit.record(
+                conn,
+                now,
+                actor,
+                "answer_dropped",
+                subject=subject,
+                entity=f"{occ.key}/{code}",
+                old=v,
+                reason=f"no longer applies after correcting {item.code}: {reason}",
+            )
+        unanswered = [
+            it.code
+            for it in q.applicable_items(rt.study, occ.study_day, kept)
+            if it.code not in kept
+        ]
+        findings, _no_baseline = await service.evaluate_diary(rt, conn, patient, occ, kept)
+    return Correction(subject, occ.key, item.code, old, new, dropped, unanswered, findings)

@@ -1,0 +1,23 @@
+"""Which staff role may do what. Pure; one table so an auditor can read it in one place.
+
+Clinical judgement (acknowledging, triaging, noting, reporting an SAE) belongs to coordinators
+and investigators; an admin keeps the system running and may look and enrol, but must not be
+the one who "took responsibility" for an alert.
+"""
+
+from __future__ import annotations
+
+VIEW = "view"  # /alerts, /patients, /patient
+ENROL = "enrol"  # /enroll
+CLINICAL = "clinical"  # acknowledge, triage, note, reported to sponsor
+
+ALLOWED: dict[str, tuple[str, ...]] = {
+    VIEW: ("coordinator", "investigator", "admin"),
+    ENROL: ("coordinator", "investigator", "admin"),
+    CLINICAL: ("coordinator", "investigator"),
+}
+
+
+def allowed(role: str, action: str) -> bool:
+    """Unknown actions and roles are refused."""
+    return role in ALLOWED.get(action, ())

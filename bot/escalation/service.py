@@ -1,0 +1,627 @@
+"""The life of an alert: raised (or updated), delivered, re-sent, acknowledged, triaged, closed.
+
+Every function that changes an alert runs inside the caller's transaction, records an audit
+entry for the change (who and when), and enqueues the messages that show it, so an alert is
+never changed without the team seeing it, nor shown in a state that was not stored. Callers
+wake the sender after commit (`rt.wake_sender()`); the scheduler's tick does so itself.
+
+One open alert per patient and rule: "open" means nobody has acknowledged it. While it is open,
+the same rule firing again edits every copy (noting the new answers) instead of stacking another
+message; once someone has taken responsibility, a new finding is a new alert that needs its own
+acknowledgement.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from bot import messenger
+from bot.clock import iso
+from bot.domain.rules import Diary, Finding, baseline_means, evaluate, missing_baseline_rules
+from bot.escalation import store
+from bot.escalation.store import Alert
+from bot.escalation.views import (
+    NON_CLINICAL,
+    TRIAGE_CHOICES,
+    alert_card,
+    safety_text,
+)
+from bot.i18n import t
+from bot.messenger import Priority
+from bot.services.diary import Outcome
+from bot.services.runtime import Runtime
+from storage import audit, repo
+
+log = logging.getLogger(__name__)
+
+MAX_EVENTS = 30  # events kept on one alert (the audit trail keeps every update anyway)
+
+
+def _entity(alert_id: int) -> str:
+    return f"alert:{alert_id}"
+
+
+def _priority(level: str) -> Priority:
+    return Priority.URGENT if level == "urgent" else Priority.REPLY
+
+
+def _staff_actor(staff_id: int) -> str:
+    return f"staff:{staff_id}"
+
+
+# --------------------------------------------------------------------------- raising
+
+
+async def raise_alert(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    *,
+    rule: str,
+    level: str,
+    reason: str,
+    event: dict[str, Any],
+    study_day: int | None,
+    answered_at: datetime | None,
+    now: datetime,
+    no_baseline: bool = False,
+) -> tuple[Alert, bool]:
+    """Raise an alert, or update the open one for this patient and rule. (alert, created)."""
+    existing = await store.open_for(conn, patient.id, rule)
+    if existing is not None:
+        events = [*existing.events, event][-MAX_EVENTS:]
+        details = {**existing.details, "events": events, "no_baseline": no_baseline}
+        await store.set_fields(
+            conn,
+            existing.id,
+            details=details,
+            study_day=study_day,
+            answered_at=answered_at,
+            updated_at=now,
+            updates=existing.updates + 1,
+        )
+        await audit.record(
+            conn,
+            now,
+            "system",
+            "alert_updated",
+            subject=patient.subject,
+            entity=_entity(existing.id),
+            new={"rule": rule, "event": event},
+        )
+        await refresh(rt, conn, existing.id, now)
+        updated = await store.get(conn, existing.id)
+        assert updated is not None
+        return updated, False
+
+    resend_at = (
+        now + timedelta(minutes=rt.study.resend_every_minutes) if level == "urgent" else None
+    )
+    alert_id = await store.insert(
+        conn,
+        patient_id=patient.id,
+        rule=rule,
+        level=level,
+        reason=reason,
+        details={"events": [event], "no_baseline": no_baseline},
+        study_day=study_day,
+        answered_at=answered_at,
+        now=now,
+        next_resend_at=resend_at,
+    )
+    await audit.record(
+        conn,
+        now,
+        "system",
+        "alert_raised",
+        subject=patient.subject,
+        entity=_entity(alert_id),
+        new={"rule": rule, "level": level, "event": event},
+    )
+    alert = await store.get(conn, alert_id)
+    assert alert is not None
+    await deliver(rt, conn, alert, "alert", now)
+    return alert, True
+
+
+async def raise_compliance(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    rule_code: str,
+    reason_msgid: str,
+    details: dict[str, Any],
+) -> int:
+    """Raise (or update) a compliance alert, e.g. missed diaries or a patient who blocked the bot.
+
+    For other features: call inside your transaction; `reason_msgid` is an English msgid marked
+    with `N_`; `details` is stored as the alert's latest event (MISSED alerts read `days`).
+    Returns the alert id.
+    """
+    now = rt.now()
+    alert, _created = await raise_alert(
+        rt,
+        conn,
+        patient,
+        rule=rule_code,
+        level="compliance",
+        reason=reason_msgid,
+        event=details,
+        study_day=study_day_today(rt, patient),
+        answered_at=None,
+        now=now,
+    )
+    return alert.id
+
+
+def study_day_today(rt: Runtime, patient: repo.Patient) -> int:
+    return (rt.local_today(patient.timezone) - patient.injection_date).days
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+@dataclass(frozen=True)
+class Recipient:
+    chat_id: int
+    staff_id: int | None
+    lang: str
+
+
+async def recipients(
+    rt: Runtime, conn: aiosqlite.Connection, *, investigators: bool
+) -> list[Recipient]:
+    """Every active coordinator, the study-team group, and (on escalation) every investigator.
+
+    A study without coordinators or group still hears about an alert: the investigators, then
+    the admins, get it rather than nobody.
+    """
+    staff = await repo.active_staff(conn)
+    out = [
+        Recipient(s.telegram_id, s.telegram_id, s.lang) for s in staff if s.role == "coordinator"
+    ]
+    group = await repo.meta_get(conn, "staff_group")
+    if group:
+        out.append(Recipient(int(group), None, rt.study.languages[0]))
+    if investigators or not out:
+        out += [
+            Recipient(s.telegram_id, s.telegram_id, s.lang)
+            for s in staff
+            if s.role == "investigator"
+        ]
+    if not out:
+        out = [Recipient(s.telegram_id, s.telegram_id, s.lang) for s in staff]
+    seen: set[int] = set()
+    unique = []
+    for r in out:
+        if r.chat_id not in seen:
+            seen.add(r.chat_id)
+            unique.append(r)
+    return unique
+
+
+async def _names(conn: aiosqlite.Connection, alert: Alert) -> dict[int, str]:
+    return await store.staff_names(conn, alert.staff_ids())
+
+
+async def deliver(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    alert: Alert,
+    kind: str,
+    now: datetime,
+) -> list[int]:
+    """Send a new copy of the alert to every recipient; returns their chat ids."""
+    targets = await recipients(rt, conn, investigators=kind in ("resend", "sae"))
+    names = await _names(conn, alert)
+    for r in targets:
+        copy = await store.add_copy(conn, alert.id, r.chat_id, r.staff_id, r.lang, kind, now)
+        text, buttons = alert_card(t(r.lang), rt.study, alert, kind=kind, now=now, names=names)
+        await messenger.enqueue(
+            conn,
+            now,
+            r.chat_id,
+            text,
+            buttons=buttons,
+            priority=_priority(alert.level),
+            ref=copy.ref,
+        )
+    chats = [r.chat_id for r in targets]
+    action = {"alert": "alert_delivered", "resend": "alert_resent", "sae": "alert_sae_reminder"}
+    await audit.record(
+        conn,
+        now,
+        "system",
+        action.get(kind, "alert_shown"),
+        subject=alert.subject,
+        entity=_entity(alert.id),
+        new={"chats": chats},
+    )
+    if not targets:
+        log.error("alert %s has no recipient: no active staff and no group", alert.id)
+    return chats
+
+
+async def show(
+    rt: Runtime, conn: aiosqlite.Connection, alert: Alert, staff: repo.Staff, now: datetime
+) -> None:
+    """One more copy, in a staff member's own chat (from /alerts); edited like the others."""
+    copy = await store.add_copy(
+        conn, alert.id, staff.telegram_id, staff.telegram_id, staff.lang, "show", now
+    )
+    names = await _names(conn, alert)
+    text, buttons = alert_card(t(staff.lang), rt.study, alert, kind="show", now=now, names=names)
+    await messenger.enqueue(
+        conn, now, staff.telegram_id, text, buttons=buttons, priority=Priority.REPLY, ref=copy.ref
+    )
+
+
+async def refresh(rt: Runtime, conn: aiosqlite.Connection, alert_id: int, now: datetime) -> None:
+    """Edit every copy of the alert to show its current state, each in its reader's language.
+
+    Copies in the chat of someone no longer on the staff are left alone: they get no news.
+    """
+    alert = await store.get(conn, alert_id)
+    if alert is None:
+        return
+    names = await _names(conn, alert)
+    active = {s.telegram_id for s in await repo.active_staff(conn)}
+    for copy in await store.copies(conn, alert_id):
+        if copy.staff_id is not None and copy.staff_id not in active:
+            continue
+        text, buttons = alert_card(
+            t(copy.lang), rt.study, alert, kind=copy.kind, now=now, names=names
+        )
+        await messenger.enqueue_edit_ref(
+            conn,
+            now,
+            copy.chat_id,
+            copy.ref,
+            text,
+            buttons=buttons,
+            priority=_priority(alert.level),
+        )
+
+
+# --------------------------------------------------------------------------- staff actions
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # ok | gone | already | not_yet | invalid
+    alert: Alert | None = None
+
+
+async def acknowledge(rt: Runtime, staff: repo.Staff, alert_id: int) -> Result:
+    """Someone takes responsibility: re-sends stop; compliance alerts need nothing more."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        alert = await store.get(conn, alert_id)
+        if alert is None:
+            return Result("gone")
+        if alert.status != "open":
+            return Result("already", alert)
+        closes = alert.rule in NON_CLINICAL
+        status = "closed" if closes else "acknowledged"
+        await store.set_fields(
+            conn,
+            alert.id,
+            status=status,
+            acked_by=staff.telegram_id,
+            acked_at=now,
+            next_resend_at=None,
+            updated_at=now,
+            closed_at=now if closes else None,
+        )
+        await audit.record(
+            conn,
+            now,
+            _staff_actor(staff.telegram_id),
+            "alert_acknowledged",
+            subject=alert.subject,
+            entity=_entity(alert.id),
+            old="open",
+            new=status,
+        )
+        if closes:
+            await _closed(conn, alert, staff, now)
+        await refresh(rt, conn, alert.id, now)
+        result = Result("ok", await store.get(conn, alert.id))
+    rt.wake_sender()
+    return result
+
+
+async def _closed(
+    conn: aiosqlite.Connection, alert: Alert, staff: repo.Staff, now: datetime
+) -> None:
+    await audit.record(
+        conn,
+        now,
+        _staff_actor(staff.telegram_id),
+        "alert_closed",
+        subject=alert.subject,
+        entity=_entity(alert.id),
+    )
+
+
+async def triage(rt: Runtime, staff: repo.Staff, alert_id: int, code: str) -> Result:
+    """Record the triage choice. "Patient contacted" is an action, not a classification: the
+    alert stays open for triage after it. A possible SAE starts the sponsor-report clock at the
+    moment the team first saw the facts (the acknowledgement), the conservative reading."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        alert = await store.get(conn, alert_id)
+        if alert is None:
+            return Result("gone")
+        if alert.status == "open":
+            return Result("not_yet", alert)
+        if alert.status != "acknowledged" or alert.triage is not None:
+            return Result("already", alert)
+        if alert.rule in NON_CLINICAL:
+            return Result("invalid", alert)
+        actor = _staff_actor(staff.telegram_id)
+        if code == "c":
+            if alert.contacted_at is not None:
+                return Result("already", alert)
+            await store.set_fields(
+                conn, alert.id, contacted_by=staff.telegram_id, contacted_at=now, updated_at=now
+            )
+            await audit.record(
+                conn,
+                now,
+                actor,
+                "alert_triaged",
+                subject=alert.subject,
+                entity=_entity(alert.id),
+                new="patient_contacted",
+            )
+        elif code in TRIAGE_CHOICES:
+            value = TRIAGE_CHOICES[code][0]
+            fields: dict[str, Any] = {
+                "triage": value,
+                "triaged_by": staff.telegram_id,
+                "triaged_at": now,
+                "updated_at": now,
+            }
+            if value == "sae":
+                aware = alert.acked_at or now
+                fields["sae_aware_at"] = aware
+                fields["sae_next_reminder_at"] = now + timedelta(
+                    minutes=rt.study.sae_reminder_every_minutes
+                )
+            else:
+                fields["status"] = "closed"
+                fields["closed_at"] = now
+            await store.set_fields(conn, alert.id, **fields)
+            new: Any = value
+            if value == "sae":
+                new = {"triage": value, "aware_at": iso(fields["sae_aware_at"])}
+            await audit.record(
+                conn,
+                now,
+                actor,
+                "alert_triaged",
+                subject=alert.subject,
+                entity=_entity(alert.id),
+                old=None,
+                new=new,
+            )
+            if value != "sae":
+                await _closed(conn, alert, staff, now)
+        else:
+            return Result("invalid", alert)
+        await refresh(rt, conn, alert.id, now)
+        result = Result("ok", await store.get(conn, alert.id))
+    rt.wake_sender()
+    return result
+
+
+async def sae_reported(rt: Runtime, staff: repo.Staff, alert_id: int) -> Result:
+    """ "Reported to sponsor": the SAE reminders stop and the alert is closed."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        alert = await store.get(conn, alert_id)
+        if alert is None:
+            return Result("gone")
+        if not alert.sae_pending:
+            return Result("already" if alert.sae_reported_at else "invalid", alert)
+        await store.set_fields(
+            conn,
+            alert.id,
+            sae_reported_at=now,
+            sae_reported_by=staff.telegram_id,
+            sae_next_reminder_at=None,
+            status="closed",
+            closed_at=now,
+            updated_at=now,
+        )
+        aware = alert.sae_aware_at or now
+        await audit.record(
+            conn,
+            now,
+            _staff_actor(staff.telegram_id),
+            "alert_sae_reported",
+            subject=alert.subject,
+            entity=_entity(alert.id),
+            new={"aware_at": iso(aware), "hours_after_awareness": _hours(now - aware)},
+        )
+        await _closed(conn, alert, staff, now)
+        await refresh(rt, conn, alert.id, now)
+        result = Result("ok", await store.get(conn, alert.id))
+    rt.wake_sender()
+    return result
+
+
+def _hours(delta: timedelta) -> float:
+    return round(delta.total_seconds() / 3600, 2)
+
+
+async def add_note(rt: Runtime, staff: repo.Staff, alert_id: int, text: str) -> Result:
+    """A free-text note on an acknowledged alert (replaces the shown note; audit keeps all)."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        alert = await store.get(conn, alert_id)
+        await store.clear_pending(conn, f"staff:{staff.telegram_id}")
+        if alert is None:
+            return Result("gone")
+        if alert.status == "open":
+            return Result("not_yet", alert)
+        await store.set_fields(
+            conn, alert.id, note=text, note_by=staff.telegram_id, note_at=now, updated_at=now
+        )
+        await audit.record(
+            conn,
+            now,
+            _staff_actor(staff.telegram_id),
+            "alert_note",
+            subject=alert.subject,
+            entity=_entity(alert.id),
+            old=alert.note,
+            new=text,
+        )
+        await refresh(rt, conn, alert.id, now)
+        result = Result("ok", await store.get(conn, alert.id))
+    rt.wake_sender()
+    return result
+
+
+async def open_alerts(conn: aiosqlite.Connection, level: str | None = None) -> list[Alert]:
+    """Unacknowledged alerts, oldest first (the daily digest lists the review ones)."""
+    return await store.listing(conn, statuses=("open",), level=level)
+
+
+async def unfinished_alerts(conn: aiosqlite.Connection) -> list[Alert]:
+    """Alerts not closed yet (unacknowledged, awaiting triage, SAE not reported), oldest first."""
+    return await store.listing(conn, statuses=("open", "acknowledged"))
+
+
+# --------------------------------------------------------------------------- scheduler duties
+
+
+async def resend_due(rt: Runtime, now: datetime) -> None:
+    """Re-send unacknowledged urgent alerts, now also to the investigators."""
+    every = timedelta(minutes=rt.study.resend_every_minutes)
+    async with rt.db.transaction() as conn:
+        for alert in await store.due(conn, "next_resend_at", now):
+            if alert.status != "open" or alert.level != "urgent":
+                await store.set_fields(conn, alert.id, next_resend_at=None)
+                continue
+            assert alert.next_resend_at is not None
+            nxt = alert.next_resend_at + every
+            while nxt <= now:  # after downtime: one re-send now, then back on the cadence
+                nxt += every
+            await store.set_fields(conn, alert.id, resends=alert.resends + 1, next_resend_at=nxt)
+            await deliver(rt, conn, alert, "resend", now)
+
+
+async def sae_reminders_due(rt: Runtime, now: datetime) -> None:
+    """Remind the team of a possible SAE until someone marks it reported to the sponsor."""
+    every = timedelta(minutes=rt.study.sae_reminder_every_minutes)
+    async with rt.db.transaction() as conn:
+        for alert in await store.due(conn, "sae_next_reminder_at", now):
+            if not alert.sae_pending:
+                await store.set_fields(conn, alert.id, sae_next_reminder_at=None)
+                continue
+            assert alert.sae_next_reminder_at is not None
+            nxt = alert.sae_next_reminder_at + every
+            while nxt <= now:
+                nxt += every
+            await store.set_fields(
+                conn, alert.id, sae_reminders=alert.sae_reminders + 1, sae_next_reminder_at=nxt
+            )
+            await deliver(rt, conn, alert, "sae", now)
+
+
+async def next_wake(rt: Runtime, now: datetime) -> datetime | None:
+    return await store.next_due(rt.db.conn, now)
+
+
+# --------------------------------------------------------------------------- diary submission
+
+
+async def diaries(conn: aiosqlite.Connection, patient_id: int) -> list[Diary]:
+    """The patient's completed diaries with their current answers, oldest first."""
+    rows = await repo._all(
+        conn,
+        "SELECT o.id, o.key, o.study_day, o.phase, a.item, a.value FROM occurrences o"
+        " JOIN answers a ON a.occurrence_id = o.id"
+        " WHERE o.patient_id = ? AND o.status = 'completed' ORDER BY o.study_day, o.id",
+        (patient_id,),
+    )
+    found: dict[int, tuple[str, int, str, dict[str, str]]] = {}
+    for r in rows:
+        entry = found.setdefault(r["id"], (r["key"], r["study_day"], r["phase"], {}))
+        entry[3][r["item"]] = r["value"]
+    return [Diary(key, day, phase, answers) for key, day, phase, answers in found.values()]
+
+
+def finding_answers(rt: Runtime, finding: Finding, answers: dict[str, str]) -> dict[str, str]:
+    """The triggering answers plus their follow-ups (dizziness with bleeding, the described
+    problem), in questionnaire order: what staff need to judge, and nothing else."""
+    shown = set(finding.items)
+    for item in rt.study.items:
+        if item.show_if is not None and item.show_if.item in finding.items:
+            shown.add(item.code)
+    return {
+        it.code: answers[it.code]
+        for it in rt.study.items
+        if it.code in shown and it.code in answers
+    }
+
+
+async def evaluate_diary(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    occ: repo.OccRow,
+    answers: dict[str, str],
+) -> tuple[list[Finding], bool]:
+    """Run the study's rules on one diary against the patient's history. (findings, no_baseline)"""
+    history = await diaries(conn, patient.id)
+    baseline = baseline_means(rt.study, history)
+    current = Diary(occ.key, occ.study_day, occ.phase, answers)
+    findings = evaluate(rt.study, current, history, baseline)
+    return findings, bool(missing_baseline_rules(rt.study, baseline))
+
+
+async def on_submit(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    occ: repo.OccRow,
+    answers: dict[str, str],
+    outcome: Outcome,
+) -> None:
+    """Diary-submit duty (inside the submit transaction): alerts, and the patient's safety text."""
+    now = rt.now()
+    findings, no_baseline = await evaluate_diary(rt, conn, patient, occ, answers)
+    for f in findings:
+        event = {
+            "key": occ.key,
+            "day": occ.study_day,
+            "answers": finding_answers(rt, f, answers),
+            "baseline": dict(f.baseline),
+            "at": iso(now),
+        }
+        await raise_alert(
+            rt,
+            conn,
+            patient,
+            rule=f.rule,
+            level=f.level,
+            reason=f.reason,
+            event=event,
+            study_day=occ.study_day,
+            answered_at=now,
+            now=now,
+            no_baseline=no_baseline,
+        )
+    if any(f.level == "urgent" for f in findings):
+        messages = outcome.extra.setdefault("messages", [])
+        assert isinstance(messages, list)
+        messages.append(safety_text(t(patient.lang), rt.study))

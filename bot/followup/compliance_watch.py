@@ -1,0 +1,101 @@
+"""After N diaries missed in a row (study: `missed_in_a_row_alert`, default 3) tell the team once.
+
+A run of misses is the missed diaries since the patient's last completed one (paused days do not
+break or extend it, as in `domain.compliance`). The run is identified by its first missed diary,
+so the team hears once per run however long it grows, and again only after the patient has
+completed a diary and then missed N more. The event is stored (table `compliance_events`) and
+audited in the same transaction; the escalation feature routes it to staff when it is present.
+
+Cheap on every tick: only patients with a diary that closed missed since the last check are
+looked at (a durable cursor in `meta`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import aiosqlite
+
+from bot.clock import from_iso, iso
+from bot.services.runtime import Runtime
+from storage import audit, repo
+
+log = logging.getLogger(__name__)
+
+CURSOR = "followup.missed_checked_until"
+# Only diaries that opened in this span before the cursor can have closed after it: longer
+# than any diary window (the weekly one is 72 h), so the (status, opens_at) index bounds the scan.
+MAX_WINDOW = timedelta(days=8)
+
+# Called inside the transaction that records a new event: (conn, now, patient, missed, event_id).
+Router = Callable[[aiosqlite.Connection, datetime, repo.Patient, int, int], Awaitable[bool]]
+
+
+async def missed_run_days(conn: aiosqlite.Connection, patient_id: int) -> list[tuple[str, int]]:
+    """(key, study_day) of the missed diaries since the last completed one, oldest first."""
+    rows = await repo._all(
+        conn,
+        "SELECT key, study_day FROM occurrences WHERE patient_id = ? AND status = 'missed'"
+        " AND opens_at > COALESCE((SELECT MAX(opens_at) FROM occurrences WHERE patient_id = ?"
+        " AND status = 'completed'), '') ORDER BY opens_at",
+        (patient_id, patient_id),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def missed_run(conn: aiosqlite.Connection, patient_id: int) -> list[str]:
+    """Keys of the missed diaries since the last completed one, oldest first."""
+    return [key for key, _ in await missed_run_days(conn, patient_id)]
+
+
+async def check(rt: Runtime, now: datetime, routers: list[Router] | None = None) -> int:
+    """Record a compliance event for each new run that reached the threshold. Returns how many."""
+    threshold = rt.study.missed_in_a_row_alert
+    cursor = await repo.meta_get(rt.db.conn, CURSOR)
+    opened_after = iso(from_iso(cursor) - MAX_WINDOW) if cursor else ""
+    rows = await rt.db.fetchall(
+        "SELECT DISTINCT o.patient_id FROM occurrences o JOIN patients p ON p.id = o.patient_id"
+        " WHERE o.status = 'missed' AND o.opens_at > ? AND o.closes_at > ? AND o.closes_at <= ?"
+        " AND p.status = 'active'",
+        (opened_after, cursor or "", iso(now)),
+    )
+    if not rows:
+        return 0
+    raised = 0
+    async with rt.db.transaction() as conn:
+        for r in rows:
+            run = await missed_run(conn, r[0])
+            if len(run) < threshold:
+                continue
+            cur = await conn.execute(
+                "INSERT OR IGNORE INTO compliance_events (patient_id, kind, run_start, missed,"
+                " created_at) VALUES (?, 'missed_in_a_row', ?, ?, ?)",
+                (r[0], run[0], len(run), iso(now)),
+            )
+            if not cur.rowcount:
+                continue  # this run was already reported
+            event_id = cur.lastrowid or 0
+            patient = await repo.patient_by_id(conn, r[0])
+            assert patient is not None
+            routed = False
+            for route in routers or []:
+                routed = await route(conn, now, patient, len(run), event_id) or routed
+            if routed:
+                await conn.execute(
+                    "UPDATE compliance_events SET routed_to = 'escalation' WHERE id = ?",
+                    (event_id,),
+                )
+            await audit.record(
+                conn,
+                now,
+                "system",
+                "compliance_missed_in_a_row",
+                subject=patient.subject,
+                entity=run[0],
+                new={"missed_in_a_row": len(run), "routed": routed},
+            )
+            raised += 1
+        await repo.meta_set(conn, CURSOR, iso(now))
+    return raised

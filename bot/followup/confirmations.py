@@ -1,0 +1,75 @@
+"""Staff commands that cannot be undone (withdraw, re-anchor) wait for a Confirm button.
+
+The pending command is a row; the button carries only its id, and a tap is honoured only for
+the staff member who issued the command, once, within `VALID_FOR`. A second tap, another
+person's tap or a stale button changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiosqlite
+
+from bot.clock import from_iso, iso
+from bot.services.runtime import Runtime
+from storage import repo
+
+VALID_FOR = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Pending:
+    id: int
+    staff_id: int
+    action: str
+    subject: str
+    argument: str | None
+    reason: str | None
+
+
+async def create(
+    rt: Runtime,
+    staff_id: int,
+    action: str,
+    subject: str,
+    argument: str | None,
+    reason: str | None,
+) -> int:
+    async with rt.db.transaction() as conn:
+        cur = await conn.execute(
+            "INSERT INTO followup_confirmations (staff_id, action, subject, argument, reason,"
+            " created_at) VALUES (?,?,?,?,?,?)",
+            (staff_id, action, subject, argument, reason, iso(rt.now())),
+        )
+        return cur.lastrowid or 0
+
+
+async def claim(rt: Runtime, confirmation_id: int, staff_id: int) -> Pending | None:
+    """Take the pending command for execution, or None (not theirs, used, expired, unknown)."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        row = await repo._one(
+            conn,
+            "SELECT * FROM followup_confirmations WHERE id = ? AND staff_id = ?"
+            " AND used_at IS NULL",
+            (confirmation_id, staff_id),
+        )
+        if row is None or from_iso(row["created_at"]) + VALID_FOR <= now:
+            return None
+        await conn.execute(
+            "UPDATE followup_confirmations SET used_at = ? WHERE id = ?", (iso(now), row["id"])
+        )
+        return _pending(row)
+
+
+def _pending(r: aiosqlite.Row) -> Pending:
+    return Pending(
+        id=r["id"],
+        staff_id=r["staff_id"],
+        action=r["action"],
+        subject=r["subject"],
+        argument=r["argument"],
+        reason=r["reason"],
+    )

@@ -1,0 +1,333 @@
+"""Pause, resume, withdraw and re-anchor a patient: the study team's controls over a follow-up.
+
+Each is one transaction: the patient row, their occurrences, the audit entry (with the reason)
+and the polite notice to the patient are stored together or not at all. Refusals raise
+`LifecycleError` before anything is written; its msgid is translated for staff in Telegram and
+printed in English by the CLI.
+
+Occurrence rules:
+- pause: every diary not yet completed whose window has not closed becomes `paused` (so it is
+  never marked missed); days that close while paused stay `paused`.
+- resume: paused diaries whose window is still open or in the future come back (prompted ones as
+  they were), then future diaries are recomputed from the current prompt time and time zone
+  (the patient may have changed them while paused).
+- withdraw: nothing more is asked; open and future diaries become `withdrawn`; all data stay.
+- re-anchor: Day 0 moves; future diaries are recomputed (domain `reanchor`: nothing that already
+  opened changes, a completed entry keeps the study day it was answered for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import aiosqlite
+
+from bot import messenger
+from bot.clock import iso
+from bot.domain.schedule import Occurrence, closing_at, diary_occurrences, reanchor
+from bot.followup import events
+from bot.i18n import N_, T, t
+from bot.messenger import Priority
+from bot.services.patient_settings import reschedule
+from bot.services.runtime import Runtime
+from conversations import schedule_view
+from storage import audit, repo
+
+OPEN = ("scheduled", "prompted", "reminded")
+
+
+class LifecycleError(ValueError):
+    """A refused change; nothing was written. `text(_)` is the localized one-line reason."""
+
+    def __init__(self, msgid: str, **kwargs: Any) -> None:
+        super().__init__(msgid.format(**kwargs))
+        self.msgid = msgid
+        self.kwargs = kwargs
+
+    def text(self, _: T) -> str:
+        return _(self.msgid, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class Change:
+    subject: str
+    action: str
+    old_status: str
+    new_status: str
+    occurrences: int  # diaries whose state changed (or that were recomputed)
+    notified: bool  # a notice to the patient was queued
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+async def find_patient(conn: aiosqlite.Connection, subject: str) -> repo.Patient:
+    """By subject ID; `rp-001` finds RP-001 when that is unambiguous."""
+    patient = await repo.patient_by_subject(conn, subject)
+    if patient is None:
+        rows = await repo._all(
+            conn, "SELECT * FROM patients WHERE subject = ? COLLATE NOCASE", (subject,)
+        )
+        if len(rows) == 1:
+            patient = repo.Patient.from_row(rows[0])
+    if patient is None:
+        raise LifecycleError(N_("There is no patient {subject}."), subject=subject)
+    return patient
+
+
+def _state_refusal(patient: repo.Patient) -> LifecycleError:
+    messages = {
+        "invited": N_("{subject} has not joined the diary yet."),
+        "active": N_("{subject} is not paused."),
+        "paused": N_("{subject} is already paused."),
+        "withdrawn": N_("{subject} has withdrawn from the diary."),
+        "completed": N_("{subject} has already completed the follow-up."),
+    }
+    return LifecycleError(messages[patient.status], subject=patient.subject)
+
+
+async def _notify(
+    conn: aiosqlite.Connection, now: datetime, patient: repo.Patient, text: str, ref: str
+) -> bool:
+    if patient.chat_id is None or patient.unreachable:
+        return False
+    await messenger.enqueue(conn, now, patient.chat_id, text, priority=Priority.PROMPT, ref=ref)
+    return True
+
+
+async def _done(rt: Runtime) -> None:
+    rt.wake_sender()
+    await rt.poke_scheduler()
+
+
+# --------------------------------------------------------------------------- pause / resume
+
+
+async def pause(rt: Runtime, subject: str, *, actor: str, reason: str | None = None) -> Change:
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        patient = await find_patient(conn, subject)
+        if patient.status != "active":
+            raise _state_refusal(patient)
+        await conn.execute("UPDATE patients SET status = 'paused' WHERE id = ?", (patient.id,))
+        cur = await conn.execute(
+            "UPDATE occurrences SET status = 'paused' WHERE patient_id = ?"
+            " AND status IN ('scheduled', 'prompted', 'reminded') AND closes_at > ?",
+            (patient.id, iso(now)),
+        )
+        count = cur.rowcount
+        await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "pause",
+            subject=patient.subject,
+            entity="patient",
+            old="active",
+            new={"status": "paused", "diaries_paused": count},
+            reason=reason,
+        )
+        text = schedule_view.paused_notice(t(patient.lang), rt.study)
+        notified = await _notify(conn, now, patient, text, f"pause:{patient.id}")
+    await _done(rt)
+    return Change(patient.subject, "pause", "active", "paused", count, notified)
+
+
+async def resume(rt: Runtime, subject: str, *, actor: str, reason: str | None = None) -> Change:
+    now = rt.now()
+    n = iso(now)
+    async with rt.db.transaction() as conn:
+        patient = await find_patient(conn, subject)
+        if patient.status != "paused":
+            if patient.status == "active":
+                raise LifecycleError(N_("{subject} is not paused."), subject=patient.subject)
+            raise _state_refusal(patient)
+        await conn.execute("UPDATE patients SET status = 'active' WHERE id = ?", (patient.id,))
+        # A diary that was prompted before the pause comes back as it was; if its reminder
+        # time has passed it counts as reminded (the resume notice is reminder enough).
+        cur = await conn.execute(
+            "UPDATE occurrences SET status = CASE"
+            " WHEN prompted_at IS NULL THEN 'scheduled'"
+            " WHEN reminded_at IS NOT NULL OR remind_at <= ? THEN 'reminded'"
+            " ELSE 'prompted' END"
+            " WHERE patient_id = ? AND status = 'paused' AND closes_at > ?",
+            (n, patient.id, n),
+        )
+        count = cur.rowcount
+        updated = await repo.patient_by_id(conn, patient.id)
+        assert updated is not None
+        await reschedule(rt, conn, updated, now)
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "resume",
+            subject=patient.subject,
+            entity="patient",
+            old="paused",
+            new={"status": "active", "diaries_resumed": count},
+            reason=reason,
+        )
+        nxt = await repo.next_opening(conn, patient.id, now)
+        open_now = await repo.open_occurrence(conn, patient.id, now)
+        text = schedule_view.resumed_notice(t(patient.lang), updated, nxt, open_now)
+        notified = await _notify(conn, now, patient, text, f"resume:{patient.id}")
+    await _done(rt)
+    return Change(patient.subject, "resume", "paused", "active", count, notified)
+
+
+# --------------------------------------------------------------------------- withdraw
+
+
+def check_withdraw(patient: repo.Patient) -> None:
+    if patient.status in ("withdrawn", "completed"):
+        raise _state_refusal(patient)
+
+
+async def withdraw(rt: Runtime, subject: str, *, actor: str, reason: str | None = None) -> Change:
+    """No more prompts or reminders of any kind; every stored answer stays (GCP retention)."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        patient = await find_patient(conn, subject)
+        check_withdraw(patient)
+        await conn.execute("UPDATE patients SET status = 'withdrawn' WHERE id = ?", (patient.id,))
+        cur = await conn.execute(
+            "UPDATE occurrences SET status = 'withdrawn' WHERE patient_id = ?"
+            " AND status IN ('scheduled', 'prompted', 'reminded', 'paused') AND closes_at > ?",
+            (patient.id, iso(now)),
+        )
+        count = cur.rowcount
+        await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+        await events.cancel_pending(conn, patient.id, now)
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "withdraw",
+            subject=patient.subject,
+            entity="patient",
+            old=patient.status,
+            new={"status": "withdrawn", "diaries_withdrawn": count},
+            reason=reason,
+        )
+        text = schedule_view.withdrawn_notice(t(patient.lang), rt.study)
+        notified = await _notify(conn, now, patient, text, f"withdraw:{patient.id}")
+    await _done(rt)
+    return Change(patient.subject, "withdraw", patient.status, "withdrawn", count, notified)
+
+
+# --------------------------------------------------------------------------- re-anchor
+
+
+def _as_domain(o: repo.OccRow) -> Occurrence:
+    return Occurrence(
+        key=o.key,
+        phase=o.phase,
+        form=o.form,
+        study_day=o.study_day,
+        local_date=o.local_date,
+        opens_at=o.opens_at,
+        remind_at=o.remind_at,
+        closes_at=o.closes_at,
+    )
+
+
+def check_reanchor(rt: Runtime, patient: repo.Patient, new_date: date, now: datetime) -> None:
+    if patient.status in ("withdrawn", "completed"):
+        raise _state_refusal(patient)
+    if new_date == patient.injection_date:
+        raise LifecycleError(
+            N_("Day 0 of {subject} is already {date}."),
+            subject=patient.subject,
+            date=new_date.isoformat(),
+        )
+    if closing_at(rt.study, new_date, patient.timezone, patient.prompt_time) <= now:
+        raise LifecycleError(
+            N_("With day 0 on {date} the follow-up of {subject} would already be over."),
+            subject=patient.subject,
+            date=new_date.isoformat(),
+        )
+
+
+async def reanchor_patient(
+    rt: Runtime, subject: str, new_date: date, *, actor: str, reason: str | None = None
+) -> Change:
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        patient = await find_patient(conn, subject)
+        check_reanchor(rt, patient, new_date, now)
+        await conn.execute(
+            "UPDATE patients SET injection_date = ? WHERE id = ?",
+            (new_date.isoformat(), patient.id),
+        )
+        updated = await repo.patient_by_id(conn, patient.id)
+        assert updated is not None
+        removed = added = 0
+        if patient.status in ("active", "paused"):
+            removed, added = await _recompute(conn, rt, updated, now)
+            await events.sync_patient(conn, rt, updated, now)
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "reanchor",
+            subject=patient.subject,
+            entity="injection_date",
+            old=patient.injection_date.isoformat(),
+            new={"injection_date": new_date.isoformat(), "removed": removed, "added": added},
+            reason=reason,
+        )
+        notified = False
+        if patient.status == "active":
+            nxt = await repo.next_opening(conn, patient.id, now)
+            text = schedule_view.reanchored_notice(t(patient.lang), updated, nxt)
+            notified = await _notify(conn, now, patient, text, f"reanchor:{patient.id}")
+    await _done(rt)
+    return Change(
+        patient.subject,
+        "reanchor",
+        patient.status,
+        patient.status,
+        removed + added,
+        notified,
+        {
+            "old_date": patient.injection_date.isoformat(),
+            "new_date": new_date.isoformat(),
+            "removed": removed,
+            "added": added,
+        },
+    )
+
+
+async def _recompute(
+    conn: aiosqlite.Connection, rt: Runtime, patient: repo.Patient, now: datetime
+) -> tuple[int, int]:
+    """Replace future, untouched diaries with the ones of the new anchor. (removed, added)."""
+    stored = await repo.occurrences_for(conn, patient.id)
+    status = {o.key: o.status for o in stored}
+    ids = {o.key: o.id for o in stored}
+    new = diary_occurrences(
+        rt.study,
+        patient.injection_date,
+        patient.timezone,
+        patient.prompt_time,
+        enrolled_on=patient.enrolled_on,
+    )
+    to_delete, to_insert = reanchor(
+        [_as_domain(o) for o in stored],
+        new,
+        now,
+        keep=lambda o: status[o.key] not in ("scheduled", "paused"),
+    )
+    await conn.executemany(
+        "DELETE FROM occurrences WHERE id = ?", [(ids[o.key],) for o in to_delete]
+    )
+    await repo.insert_occurrences(conn, patient.id, to_insert)
+    if patient.status == "paused":
+        await conn.execute(
+            "UPDATE occurrences SET status = 'paused' WHERE patient_id = ?"
+            " AND status = 'scheduled' AND opens_at > ?",
+            (patient.id, iso(now)),
+        )
+    return len(to_delete), len(to_insert)

@@ -1,0 +1,95 @@
+"""Incoming updates are processed once: re-delivered updates and double taps change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+
+from bot.domain.study import Study
+from tests.delivery_support import delivery_harness, restart
+from tests.diary_helpers import QUIET, current_item
+from tests.harness import Harness, Player
+
+
+async def _diary_open(h: Harness) -> Player:
+    p = await h.patient(501, "RP-001", lang="en")
+    await h.advance(hours=1)  # 20:00 Shanghai: the baseline diary prompt
+    await p.tap("Start")
+    assert current_item(p) == "BLEED"
+    return p
+
+
+async def _answer_audits(h: Harness) -> list[tuple[str, str]]:
+    rows = await h.rows("SELECT action, entity FROM audit WHERE action LIKE 'answer%' ORDER BY id")
+    return [(r["action"], r["entity"]) for r in rows]
+
+
+async def test_an_update_delivered_again_after_a_restart_is_not_processed_twice(
+    tmp_path, study: Study
+) -> None:  # type: ignore[no-untyped-def]
+    async with delivery_harness(tmp_path, study) as h:
+        p = await _diary_open(h)
+        diary = p.last_with_buttons()
+        occ = diary.flat_buttons[0][1].split(":")[2]
+        # The patient answers BLEED; keep the raw update as Telegram would re-send it if the
+        # bot had died before confirming it.
+        h.api.press(
+            p.user_id, diary.message_id, f"d:a:{occ}:BLEED:{QUIET['BLEED']}", language_code="en"
+        )
+        update = copy.deepcopy(h.api.state.updates[-1])
+        await h.settle()
+        assert current_item(p) == "URGENCY"
+        sent_before = len(h.api.state.sent_order)
+        edits_before = diary.edits
+
+        await restart(h)
+        h.api.state.updates.append(update)  # Telegram delivers it again
+        await h.api.wait_updates_consumed(timeout=5)
+        await h.settle()
+
+        assert await _answer_audits(h) == [("answer", "baseline:-1/BLEED")]
+        rows = await h.rows("SELECT item, value FROM answers")
+        assert [(r["item"], r["value"]) for r in rows] == [("BLEED", "0")]
+        assert len(h.api.state.sent_order) == sent_before  # no second reply
+        assert h.api.messages(p.chat_id)[-1].edits == edits_before
+        assert current_item(p) == "URGENCY"
+        assert h.bot.app.last_update_id == update["update_id"]
+
+
+async def test_a_double_tap_stores_one_answer(tmp_path, study: Study) -> None:  # type: ignore[no-untyped-def]
+    async with delivery_harness(tmp_path, study) as h:
+        p = await _diary_open(h)
+        diary = p.last_with_buttons()
+        occ = diary.flat_buttons[0][1].split(":")[2]
+        data = f"d:a:{occ}:BLEED:1"
+        for _ in range(2):  # two taps before the bot has answered the first
+            h.api.press(p.user_id, diary.message_id, data, language_code="en")
+        await h.settle()
+        assert await _answer_audits(h) == [("answer", "baseline:-1/BLEED")]
+        rows = await h.rows("SELECT item, value FROM answers")
+        assert [(r["item"], r["value"]) for r in rows] == [("BLEED", "1")]
+        assert current_item(p) == "URGENCY"
+        assert diary.edits == 1  # the next question shown once
+        assert len(h.api.callback_answers()) == 3  # Start, and both taps answered
+
+
+async def test_updates_fetched_but_not_processed_are_not_confirmed(tmp_path, study: Study) -> None:  # type: ignore[no-untyped-def]
+    """The poller asks Telegram from the last *processed* update, never from the last fetched."""
+    async with delivery_harness(tmp_path, study) as h:
+        p = await h.patient(501, "RP-001", lang="en")
+        before = len(p.messages)
+        await h.bot.app.stop()  # processing stops; polling goes on
+        h.api.send_text(p.user_id, "/help", language_code="en")
+        poller = h.bot.poller
+        assert poller is not None
+        deadline = time.monotonic() + 5
+        while poller.batches < 2:  # the poller fetched it (no server event tells us when)
+            assert time.monotonic() < deadline, "the update was not fetched"
+            await asyncio.sleep(0.005)
+        # fetched, handed to the update queue, not processed: still unconfirmed on the server
+        assert h.api.pending_updates == 1
+        await h.bot.app.start()
+        await h.api.wait_updates_consumed(timeout=5)
+        await h.settle()
+        assert len(p.messages) == before + 1  # the /help answer

@@ -1,0 +1,263 @@
+"""The sandbox page's JSON API and the screens registry, over real HTTP (aiohttp test client)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.domain import questionnaire as q
+from bot.domain.study import Study
+from bot.sandbox import replies
+from bot.sandbox import screens as screens_mod
+from bot.sandbox.web import make_app
+from bot.sandbox.world import Sandbox
+from tests.sandbox_support import T0, started
+
+
+@pytest.fixture
+async def sb(tmp_path: Path, study: Study) -> AsyncIterator[Sandbox]:
+    async for s in started(tmp_path / "sandbox.sqlite3", study):
+        await s.add_staff(1002, "coordinator", "Anna Smith", "en")
+        yield s
+
+
+@pytest.fixture
+async def client(sb: Sandbox) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    async with TestClient(TestServer(make_app(sb))) as c:
+        yield c
+
+
+async def _json(response: Any, status: int = 200) -> Any:
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
+async def _enrol(client: TestClient, subject: str = "RP-301", lang: str = "en") -> Any:  # type: ignore[type-arg]
+    return await _json(
+        await client.post(
+            "/api/enroll",
+            json={
+                "subject": subject,
+                "injection_date": "2026-12-01",
+                "lang": lang,
+                "prompt_time": "20:00",
+            },
+        )
+    )
+
+
+async def test_state_clock_and_people(client: TestClient, sb: Sandbox) -> None:  # type: ignore[type-arg]
+    state = await _json(await client.get("/api/state"))
+    assert state["now_local"] == "2026-11-30 19:00"
+    assert state["timezone"] == "Asia/Shanghai"
+    assert state["ready"] is True and state["busy"] is False
+    assert state["next"] is None
+    assert state["staff"] == [
+        {"user_id": 1002, "role": "coordinator", "name": "Anna Smith", "lang": "en"}
+    ]
+    assert state["patients"] == []
+
+
+async def test_enrol_link_and_move_the_clock(client: TestClient, sb: Sandbox) -> None:  # type: ignore[type-arg]
+    invite = await _enrol(client)
+    state = await _json(await client.get("/api/state"))
+    [patient] = state["patients"]
+    assert (patient["subject"], patient["status"], patient["code"]) == (
+        "RP-301",
+        "invited",
+        invite["code"],
+    )
+    await _json(
+        await client.post(
+            "/api/send", json={"user_id": invite["user_id"], "text": f"/start {invite['code']}"}
+        )
+    )
+    state = await _json(await client.get("/api/state", params={"patient": invite["user_id"]}))
+    chat = state["chats"][str(invite["user_id"])]
+    assert chat[0]["from"] == "user" and chat[0]["text"].startswith("/start")
+    assert "RP-301" in chat[-1]["text"]
+    assert state["patients"][0]["code"] is None  # used: no longer shown
+    assert state["next"] == {"at_local": "2026-11-30 20:00", "kind": "prompt", "subject": "RP-301"}
+
+    await _json(await client.post("/api/clock", json={"action": "next"}))
+    state = await _json(await client.get("/api/state", params={"patient": invite["user_id"]}))
+    assert state["now_local"] == "2026-11-30 20:00"
+    prompt = state["chats"][str(invite["user_id"])][-1]
+    assert prompt["at"] == "2026-11-30 20:00"
+    [[start]] = prompt["buttons"]
+    assert start["data"].startswith("d:s:")
+
+    await _json(
+        await client.post(
+            "/api/press",
+            json={"user_id": invite["user_id"], "message_id": prompt["id"], "data": start["data"]},
+        )
+    )
+    state = await _json(await client.get("/api/state", params={"patient": invite["user_id"]}))
+    assert "Question 1 of" in state["chats"][str(invite["user_id"])][-1]["text"]
+
+    await _json(await client.post("/api/clock", json={"action": "hour"}))
+    await _json(await client.post("/api/clock", json={"action": "day"}))
+    state = await _json(await client.get("/api/state"))
+    assert state["now_local"] == "2026-12-01 21:00"
+
+
+async def test_a_refused_button_shows_its_answer(client: TestClient, sb: Sandbox) -> None:  # type: ignore[type-arg]
+    invite = await _enrol(client)
+    await client.post(
+        "/api/send", json={"user_id": invite["user_id"], "text": f"/start {invite['code']}"}
+    )
+    state = await _json(await client.get("/api/state", params={"patient": invite["user_id"]}))
+    welcome = state["chats"][str(invite["user_id"])][-1]
+    await _json(
+        await client.post(
+            "/api/press",
+            json={"user_id": invite["user_id"], "message_id": welcome["id"], "data": "d:x:999"},
+        )
+    )
+    state = await _json(await client.get("/api/state", params={"patient": invite["user_id"]}))
+    [toast] = state["toasts"][str(invite["user_id"])]
+    assert toast["alert"] is True and toast["text"] == "This is not available."
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"subject": "", "injection_date": "2026-12-01"}, "subject ID is required"),
+        ({"subject": "RP 1", "injection_date": "2026-12-01"}, "bad subject ID"),
+        ({"subject": "RP-1", "injection_date": "1 Dec"}, "injection date"),
+        ({"subject": "RP-1", "injection_date": "2026-12-01", "lang": "fr"}, "language"),
+        ({"subject": "RP-1", "injection_date": "2026-12-01", "prompt_time": "25:00"}, "prompt"),
+    ],
+)
+async def test_bad_enrolment_input_is_refused(
+    client: TestClient,  # type: ignore[type-arg]
+    sb: Sandbox,
+    body: dict[str, str],
+    message: str,
+) -> None:
+    answer = await _json(await client.post("/api/enroll", json=body), 400)
+    assert message in answer["error"]
+    assert await sb.bot.rt.db.scalar("SELECT COUNT(*) FROM patients") == 0
+
+
+async def test_bad_actions_are_refused_and_change_nothing(
+    client: TestClient,  # type: ignore[type-arg]
+    sb: Sandbox,
+) -> None:
+    before = len(sb.api.state.user_messages)
+    for path, body in [
+        ("/api/send", {"user_id": 4242, "text": "hi"}),
+        ("/api/send", {"user_id": 1002, "text": "   "}),
+        ("/api/send", {"user_id": "x", "text": "hi"}),
+        ("/api/press", {"user_id": 1002, "message_id": 1, "data": ""}),
+        ("/api/clock", {"action": "week"}),
+        ("/api/clock", {"action": "next"}),  # nobody to prompt
+        ("/api/language", {"user_id": 1002, "role": "staff", "lang": "fr"}),
+    ]:
+        answer = await _json(await client.post(path, json=body), 400)
+        assert answer["error"]
+    answer = await _json(await client.post("/api/send", data="not json"), 400)
+    assert "JSON" in answer["error"]
+    assert len(sb.api.state.user_messages) == before
+    assert sb.now == T0
+
+
+async def test_cross_site_posts_and_posts_before_ready_are_refused(
+    client: TestClient,  # type: ignore[type-arg]
+    sb: Sandbox,
+) -> None:
+    answer = await _json(
+        await client.post(
+            "/api/clock", json={"action": "hour"}, headers={"Origin": "http://evil.example"}
+        ),
+        403,
+    )
+    assert "cross-site" in answer["error"]
+    sb.ready = False
+    await _json(await client.post("/api/clock", json={"action": "hour"}), 503)
+    assert sb.now == T0
+    assert (await _json(await client.get("/api/state")))["ready"] is False
+
+
+async def test_language_endpoint(client: TestClient, sb: Sandbox) -> None:  # type: ignore[type-arg]
+    await _json(
+        await client.post("/api/language", json={"user_id": 1002, "role": "staff", "lang": "zh"})
+    )
+    assert await sb.bot.rt.db.scalar("SELECT lang FROM staff WHERE telegram_id = 1002") == "zh_Hans"
+    invite = await _enrol(client, lang="ask")
+    await _json(
+        await client.post(
+            "/api/language", json={"user_id": invite["user_id"], "role": "patient", "lang": "en"}
+        )
+    )
+    assert sb.clients[invite["user_id"]] == "en"
+
+
+async def test_pages_and_static_files(client: TestClient) -> None:  # type: ignore[type-arg]
+    for path, needle in [
+        ("/", "patient-select"),
+        ("/screens", "every screen"),
+        ("/static/app.js", "/api/state"),
+        ("/static/tg.js", "richText"),
+        ("/static/style.css", ".bubble"),
+    ]:
+        response = await client.get(path)
+        assert response.status == 200, path
+        assert needle in await response.text()
+    for path in ("/static/nope.js", "/static/..%2Fweb.py", "/static/screens.html", "/api/file/x"):
+        assert (await client.get(path)).status == 404, path
+
+
+async def test_screens_cover_every_question_in_both_languages(
+    client: TestClient,  # type: ignore[type-arg]
+    study: Study,
+) -> None:
+    body = await _json(await client.get("/api/screens"))
+    screens = body["screens"]
+    assert [s for s in screens if "error" in s] == []
+    keys = [s["key"] for s in screens]
+    assert len(keys) == len(set(keys))
+    samples = screens_mod.make_samples(study)
+    every_item = q.applicable_items(study, samples.daily.study_day, samples.answers)
+    assert {it.code for it in study.items} == {it.code for it in every_item}
+    for item in study.items:
+        assert f"diary.question.{item.code}" in keys
+    by_key = {s["key"]: s for s in screens}
+    bleed = by_key["diary.question.BLEED"]
+    assert "bleeding" in bleed["en"]["text"]
+    assert bleed["zh_Hans"]["text"] != bleed["en"]["text"]
+    assert [b["data"] for row in bleed["en"]["buttons"] for b in row] == [
+        b["data"] for row in bleed["zh_Hans"]["buttons"] for b in row
+    ]
+    for key in ("diary.review", "diary.reminder", "start.welcome", "settings.menu", "staff.help"):
+        assert key in by_key
+    for code in ("not_a_number", "too_long", "choose_one", "use_buttons_review"):
+        assert f"diary.error.{code}" in by_key
+    assert "start.help" in by_key
+    # The features' screens are on the page too (their own providers and follow-up's here).
+    for prefix in ("escalation.", "followup.schedule", "followup.digest.", "followup.closing"):
+        assert any(k.startswith(prefix) for k in keys), prefix
+    # Replies written inside handlers, captured from a scratch bot in both languages.
+    for step in replies.SCRIPT:
+        if step.key is not None:
+            assert f"replies.{step.key}" in by_key, step.key
+    assert "not right" in by_key["replies.code.wrong"]["en"]["text"]
+    assert "not right" not in by_key["replies.code.wrong"]["zh_Hans"]["text"]
+    assert "pop-up" in by_key["replies.button.refused"]["when"]
+    texts = [s[loc]["text"] for s in screens for loc in ("en", "zh_Hans")]
+    assert not [t for t in texts if t.startswith("(no reply")]
+    # Cached: the second request does not play the script again.
+    assert (await _json(await client.get("/api/screens")))["screens"] == screens
+
+
+def test_a_broken_screen_is_listed_with_its_error(study: Study) -> None:
+    def broken(samples: screens_mod.Samples) -> list[screens_mod.Screen]:
+        return [screens_mod.Screen("x.broken", "Test", "never", lambda _: 1 / 0)]  # type: ignore[arg-type, return-value]
+
+    [entry] = screens_mod.render_all(study, only=[broken])
+    assert entry["key"] == "x.broken" and "ZeroDivisionError" in entry["error"]
