@@ -22,8 +22,12 @@ lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 
+# Installs the Debian packages the tests need (charts' CJK font, Chromium for the browser test)
+# when missing, then lints and runs every test.
 test: venv
+	bash .ci/system-packages
 	$(PYBABEL) -q compile -d locales -D messages
+	.venv/bin/ruff check .
 	$(PY) -m pytest -q
 
 bench: venv
