@@ -24,7 +24,7 @@ from bot.services.diary import DiaryService
 from bot.services.runtime import Runtime
 from conversations import router
 from storage import audit, repo
-from storage.db import Database
+from storage.db import Database, handling_update
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ class DiaryApplication(Application):  # type: ignore[type-arg]
     """Processes each Telegram update once.
 
     Telegram re-delivers updates whose offset was not confirmed (e.g. after a crash). The last
-    processed update_id is stored; anything at or below it is skipped. A crash between handling
-    an update and storing its id re-runs the handler, which the services make harmless (a stale
-    or repeated tap changes nothing).
+    processed update_id is stored; anything at or below it is skipped. It is stored in the same
+    transaction as each of the handler's writes (`storage.db.handling_update`): after a crash,
+    an update none of whose writes was committed is handled again, and one whose write was
+    committed is skipped, so a tap (e.g. a multi-select toggle) is never applied twice.
     """
 
     last_update_id: int = 0
@@ -46,9 +47,11 @@ class DiaryApplication(Application):  # type: ignore[type-arg]
         if isinstance(update, Update):
             if update.update_id <= self.last_update_id:
                 return
+            token = handling_update.set(update.update_id)
             try:
                 await super().process_update(update)
             finally:
+                handling_update.reset(token)
                 self.last_update_id = update.update_id
                 rt: Runtime | None = self.bot_data.get("rt")
                 if rt is not None:

@@ -12,6 +12,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,13 @@ from typing import Any
 import aiosqlite
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+# The Telegram update being handled in this task, if any. Every transaction committed while
+# handling it also records it as processed, atomically with the handler's own writes: after a
+# crash an update is either fully re-handled (nothing of it was committed) or skipped (its
+# effects are on disk) — never applied twice (a re-applied multi-select tap would undo itself).
+handling_update: ContextVar[int | None] = ContextVar("handling_update", default=None)
 
 
 class IntegrityError(RuntimeError):
@@ -112,6 +120,14 @@ class Database:
             except BaseException:
                 await self.conn.execute("ROLLBACK")
                 raise
+            update_id = handling_update.get()
+            if update_id is not None:
+                await self.conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_update_id', ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                    " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                    (str(update_id),),
+                )
             await self.conn.execute("COMMIT")
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
