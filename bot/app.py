@@ -24,7 +24,7 @@ from bot.services.diary import DiaryService
 from bot.services.runtime import Runtime
 from conversations import router
 from storage import audit, repo
-from storage.db import Database, handling_update
+from storage.db import Database, UpdateMark, handling_update
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,15 @@ class DiaryApplication(Application):  # type: ignore[type-arg]
         if isinstance(update, Update):
             if update.update_id <= self.last_update_id:
                 return
-            token = handling_update.set(update.update_id)
+            mark = UpdateMark(update.update_id)
+            token = handling_update.set(mark)
             try:
                 await super().process_update(update)
             finally:
                 handling_update.reset(token)
                 self.last_update_id = update.update_id
                 rt: Runtime | None = self.bot_data.get("rt")
-                if rt is not None:
+                if rt is not None and not mark.recorded:  # the handler wrote nothing
                     async with rt.db.transaction() as conn:
                         await repo.meta_set(conn, "last_update_id", str(update.update_id))
                 for waiter in list(self.bot_data.get("update_waiters", [])):

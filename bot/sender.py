@@ -111,6 +111,7 @@ class Sender:
         self._in_flight: dict[int, int] = {}  # outbox id -> chat id
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._stopping = False
         self.stats: dict[str, int] = {
             "sent": 0,
             "retry_after": 0,
@@ -126,10 +127,12 @@ class Sender:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        self._stopping = False
         if self._runner is None:
             self._runner = asyncio.create_task(self._run(), name="outbox-sender")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,7 +148,7 @@ class Sender:
 
     # ------------------------------------------------------------------ the loop
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             # Clear *before* looking: a send that completes while we query wakes the next round.
             self._wake.clear()
             try:
@@ -155,8 +158,11 @@ class Sender:
             except Exception:  # never let the sender die; the rows stay queued
                 log.exception("outbox sender round failed")
                 delay = 1.0
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the event is set, and stop() would wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.001, delay))
+                async with asyncio.timeout(max(0.001, delay)):
+                    await self._wake.wait()
 
     async def _dispatch(self) -> float:
         """Start every send that pacing allows now; return how long to sleep at most."""

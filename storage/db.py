@@ -26,7 +26,17 @@ MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 # handling it also records it as processed, atomically with the handler's own writes: after a
 # crash an update is either fully re-handled (nothing of it was committed) or skipped (its
 # effects are on disk) — never applied twice (a re-applied multi-select tap would undo itself).
-handling_update: ContextVar[int | None] = ContextVar("handling_update", default=None)
+handling_update: ContextVar[UpdateMark | None] = ContextVar("handling_update", default=None)
+
+
+class UpdateMark:
+    """The update being handled, and whether a commit has recorded it yet."""
+
+    __slots__ = ("recorded", "update_id")
+
+    def __init__(self, update_id: int) -> None:
+        self.update_id = update_id
+        self.recorded = False
 
 
 class IntegrityError(RuntimeError):
@@ -120,14 +130,17 @@ class Database:
             except BaseException:
                 await self.conn.execute("ROLLBACK")
                 raise
-            update_id = handling_update.get()
-            if update_id is not None:
+            mark = handling_update.get()
+            if mark is not None and not mark.recorded:
                 await self.conn.execute(
                     "INSERT INTO meta (key, value) VALUES ('last_update_id', ?)"
                     " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
                     " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
-                    (str(update_id),),
+                    (str(mark.update_id),),
                 )
+                await self.conn.execute("COMMIT")
+                mark.recorded = True
+                return
             await self.conn.execute("COMMIT")
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:

@@ -105,8 +105,9 @@ class DurablePoller:
                 return
             # The timeout only guards against a missed notification (e.g. an error while the
             # id was being stored); the waiter normally wakes us at once.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._processed.wait(), timeout=1.0)
+            with contextlib.suppress(TimeoutError):  # (asyncio.timeout: see bot/sender.py)
+                async with asyncio.timeout(1.0):
+                    await self._processed.wait()
 
     def _on_processed(self, update_id: int) -> None:
         self._processed.set()
