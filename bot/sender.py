@@ -187,11 +187,12 @@ class Sender:
                 wait = min(wait, ready - now)
                 continue
             # Load the row first: a send counts from its start, so start it just before the call.
-            row = await self.db.fetchone(
+            rows = await self.db.conn.execute_fetchall(
                 "SELECT * FROM outbox WHERE id = ? AND status = 'queued'", (head.id,)
             )
-            if row is None:
+            if not rows:
                 continue
+            row = next(iter(rows))
             now = time.monotonic()
             gate.start(head.chat_id, now)
             started += 1
@@ -220,7 +221,7 @@ class Sender:
         now = iso(self.clock.now())
         # The transaction is the lock: never read another task's half-done transaction.
         async with self.db.transaction() as conn:
-            async with conn.execute(
+            rows = await conn.execute_fetchall(
                 "SELECT o.id, o.priority, o.chat_id FROM outbox o"
                 " WHERE o.status = 'queued' AND o.not_before <= :now"
                 " AND o.chat_id NOT IN (SELECT value FROM json_each(:busy))"
@@ -232,8 +233,7 @@ class Sender:
                 "   AND t.kind = 'send' AND t.status = 'queued'))"
                 " ORDER BY o.priority, o.id LIMIT :limit",
                 {"now": now, "busy": json.dumps(busy), "limit": BATCH},
-            ) as cur:
-                rows = await cur.fetchall()
+            )
         return [_Head(r[0], r[1], r[2]) for r in rows if r[0] not in self._in_flight]
 
     async def _until_parked_due(self) -> float:

@@ -95,14 +95,15 @@ class Staff:
         return cls(r["telegram_id"], r["role"], r["name"], r["lang"], bool(r["active"]))
 
 
+# execute_fetchall is one trip to aiosqlite's thread; execute + fetch + close are three. The
+# queries behind `_one` are lookups by key, aggregates or LIMIT 1 (docs/performance.md).
 async def _one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    async with conn.execute(sql, params) as cur:
-        return await cur.fetchone()
+    rows = await conn.execute_fetchall(sql, params)
+    return rows[0] if rows else None
 
 
 async def _all(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-    async with conn.execute(sql, params) as cur:
-        return list(await cur.fetchall())
+    return list(await conn.execute_fetchall(sql, params))
 
 
 async def patient_by_user(conn: aiosqlite.Connection, user_id: int) -> Patient | None:
