@@ -6,8 +6,13 @@ import asyncio
 import copy
 import time
 
+from telegram import Update
+from telegram.ext import CallbackContext
+
+from bot.delivery.reachability import UnreachableChats
 from bot.domain.study import Study
-from tests.delivery_support import delivery_harness, restart
+from storage.db import UpdateMark, handling_update
+from tests.delivery_support import delivery_harness, enrol_linked, restart
 from tests.diary_helpers import QUIET, current_item
 from tests.harness import Harness, Player
 
@@ -93,3 +98,23 @@ async def test_updates_fetched_but_not_processed_are_not_confirmed(tmp_path, stu
         await h.api.wait_updates_consumed(timeout=5)
         await h.settle()
         assert len(p.messages) == before + 1  # the /help answer
+
+
+async def test_marking_a_patient_reachable_does_not_mark_their_update_processed(
+    tmp_path, study: Study
+) -> None:  # type: ignore[no-untyped-def]
+    """The first commit made while handling an update marks it processed; clearing
+    `unreachable` is not the handling, so a crash right after it still re-handles the message."""
+    async with delivery_harness(tmp_path, study) as h:
+        [user] = await enrol_linked(h, 1)
+        await h.rt.db.execute("UPDATE patients SET unreachable = 1 WHERE user_id = ?", (user,))
+        message = h.api.send_text(user, "hello", language_code="en")
+        update = Update.de_json({"update_id": 99999, "message": message}, h.bot.app.bot)
+        mark = UpdateMark(update.update_id)
+        token = handling_update.set(mark)
+        try:
+            await UnreachableChats(h.rt).on_update(update, CallbackContext(h.bot.app))
+        finally:
+            handling_update.reset(token)
+        row = await h.rows("SELECT unreachable FROM patients WHERE user_id = ?", (user,))
+        assert row[0]["unreachable"] == 0 and not mark.recorded

@@ -22,6 +22,7 @@ from telegram.ext import ContextTypes
 
 from bot.services.runtime import Runtime
 from storage import audit
+from storage.db import handling_update
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,14 @@ class UnreachableChats:
             return
         self.chats.discard(chat.id)
         hooks: list[ReachableHook] = list(context.application.bot_data.get("on_reachable", []))
-        subject = await mark_reachable(self.rt, user.id, chat.id, hooks)
-        if subject is not None:
-            log.info("patient %s is reachable again", subject)
-            await self.rt.poke_scheduler()  # prompts resume: an open diary window is prompted
+        # Not part of handling the update: the first commit made while handling an update marks
+        # it processed (storage.db.handling_update), and a crash right after this one must not
+        # make the patient's message itself be skipped on restart. Repeating this is harmless.
+        token = handling_update.set(None)
+        try:
+            subject = await mark_reachable(self.rt, user.id, chat.id, hooks)
+            if subject is not None:
+                log.info("patient %s is reachable again", subject)
+                await self.rt.poke_scheduler()  # prompts resume: an open window is prompted
+        finally:
+            handling_update.reset(token)
