@@ -11,12 +11,9 @@ import pytest
 # PTB 22 warns when building RetryAfter unless timedelta mode is on; tests run with -W error.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-from bot.app import DiaryBot
-from bot.clock import FakeClock
 from bot.domain.study import Study, load_study
-from bot.localapi import LocalBotApi
 from bot.sender import Pacing
-from tests.harness import Harness
+from tests.harness import Harness, running_harness
 
 # Test players tap at machine speed; people tap about once a second, which the per-chat token
 # bucket refills. Flood control itself is tested in tests/test_delivery_*.py with real pacing.
@@ -33,23 +30,5 @@ def study() -> Study:
 
 @pytest.fixture
 async def harness(tmp_path, study: Study) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
-    api = LocalBotApi()
-    await api.start()
-    clock = FakeClock(T0)
-    db_path = tmp_path / "diary.sqlite3"
-    bot = await DiaryBot.create(
-        db_path=db_path,
-        study=study,
-        clock=clock,
-        token="123456:TEST-TOKEN",
-        base_url=api.base_url,
-        base_file_url=api.base_file_url,
-        pacing=MACHINE_SPEED,
-    )
-    await bot.start(poll_timeout=1)
-    h = Harness(api=api, bot=bot, clock=clock, study=study, db_path=db_path)
-    try:
+    async with running_harness(tmp_path, study, start=T0, pacing=MACHINE_SPEED) as h:
         yield h
-    finally:
-        await bot.stop()
-        await api.stop()

@@ -11,14 +11,14 @@ from typing import Any
 
 from bot import messenger
 from bot.app import DiaryBot
-from bot.clock import FakeClock, iso
+from bot.clock import iso
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi
 from bot.messenger import Priority
 from bot.sender import Pacing
 from bot.services.enrolment import enroll, link_chat
 from tests.conftest import T0
-from tests.harness import Harness
+from tests.harness import Harness, running_harness
 
 # 20:00 in Shanghai on 2026-12-01 (Day 0 for injection 2026-12-01): the prompt is due.
 DAY0_PROMPT = datetime(2026, 12, 1, 12, 0, 5, tzinfo=T0.tzinfo)
@@ -33,26 +33,10 @@ async def delivery_harness(
     pacing: Pacing | None = None,
     start: datetime = T0,
 ) -> AsyncIterator[Harness]:
-    api = api or LocalBotApi(seed=5)
-    await api.start()
-    clock = FakeClock(start)
-    db_path = tmp_path / "diary.sqlite3"
-    bot = await DiaryBot.create(
-        db_path=db_path,
-        study=study,
-        clock=clock,
-        token="123456:TEST-TOKEN",
-        base_url=api.base_url,
-        base_file_url=api.base_file_url,
-        pacing=pacing,
-    )
-    await bot.start(poll_timeout=1)
-    h = Harness(api=api, bot=bot, clock=clock, study=study, db_path=db_path)
-    try:
+    async with running_harness(
+        tmp_path, study, start=start, api=api or LocalBotApi(seed=5), pacing=pacing
+    ) as h:
         yield h
-    finally:
-        await h.bot.stop()
-        await api.stop()
 
 
 async def restart(h: Harness, pacing: Pacing | None = None) -> None:

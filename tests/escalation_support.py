@@ -8,14 +8,12 @@ import io
 from collections.abc import AsyncIterator
 from datetime import date
 
-from bot.app import DiaryBot
 from bot.cli import cmd_staff
-from bot.clock import FakeClock
 from bot.domain.study import Study
-from bot.localapi import LocalBotApi, SentMessage
+from bot.localapi import SentMessage
 from bot.sender import Pacing
 from tests.conftest import T0
-from tests.harness import Harness, Player, fill_diary
+from tests.harness import Harness, Player, fill_diary, running_harness
 
 # Tests are about alerts, not flood control: let the sender go as fast as it can.
 FAST = Pacing(private_interval=0.0, private_burst=1000, group_interval=0.0)
@@ -42,26 +40,8 @@ QUIET = {
 
 @contextlib.asynccontextmanager
 async def fast_harness(tmp_path, study: Study) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
-    api = LocalBotApi()
-    await api.start()
-    clock = FakeClock(T0)
-    db_path = tmp_path / "diary.sqlite3"
-    bot = await DiaryBot.create(
-        db_path=db_path,
-        study=study,
-        clock=clock,
-        token="123456:TEST-TOKEN",
-        base_url=api.base_url,
-        base_file_url=api.base_file_url,
-        pacing=FAST,
-    )
-    await bot.start(poll_timeout=1)
-    h = Harness(api=api, bot=bot, clock=clock, study=study, db_path=db_path)
-    try:
+    async with running_harness(tmp_path, study, start=T0, pacing=FAST) as h:
         yield h
-    finally:
-        await bot.stop()
-        await api.stop()
 
 
 async def staff_cli(h: Harness, **kwargs: object) -> None:

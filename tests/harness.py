@@ -9,7 +9,9 @@ bounded by a timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as dtime
@@ -185,3 +187,35 @@ async def fill_diary(player: Player, answers: dict[str, str], *, submit: bool = 
         else:
             await player.press_data(f"d:a:{occ}:{code}:{answers[code]}", msg)
     raise AssertionError("the diary did not finish in 40 steps")
+
+
+@contextlib.asynccontextmanager
+async def running_harness(
+    tmp_path: Path,
+    study: Study,
+    *,
+    start: datetime,
+    api: LocalBotApi | None = None,
+    pacing: Any = None,
+) -> AsyncIterator[Harness]:
+    """The real bot against a fresh loopback Bot API server and database, stopped afterwards."""
+    api = api or LocalBotApi()
+    await api.start()
+    clock = FakeClock(start)
+    db_path = tmp_path / "diary.sqlite3"
+    bot = await DiaryBot.create(
+        db_path=db_path,
+        study=study,
+        clock=clock,
+        token="123456:TEST-TOKEN",
+        base_url=api.base_url,
+        base_file_url=api.base_file_url,
+        pacing=pacing,
+    )
+    await bot.start(poll_timeout=1)
+    h = Harness(api=api, bot=bot, clock=clock, study=study, db_path=db_path)
+    try:
+        yield h
+    finally:
+        await h.bot.stop()
+        await api.stop()
