@@ -12,6 +12,7 @@ whose `sent` was not yet committed when the process died) are counted and report
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -78,6 +79,7 @@ class World:
     db_path: Path
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     presses: Counter[int] = field(default_factory=Counter)
+    released: int = 0  # players allowed to start their diary (a few more for each child)
 
     def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         conn = sqlite3.connect(self.db_path, timeout=5)
@@ -106,14 +108,21 @@ def _state(w: World, user: int) -> tuple[object, ...]:
     return tuple(rows[0])
 
 
-async def _play(w: World, user: int) -> None:
+def _under_way(w: World, users: list[int], players: list[asyncio.Task[None]]) -> int:
+    """Diaries begun (a tap sent) and not yet completed."""
+    return sum(1 for u, p in zip(users, players, strict=False) if w.presses[u] and not p.done())
+
+
+async def _play(w: World, user: int, index: int) -> None:
     """A patient tapping through the diary as soon as the stored state allows the next tap.
 
     Each tap waits until the bot has *stored* its effect, however many crashes that takes,
     and is never repeated: a tap lost by a crash would stall this patient and fail the test.
+    Players start in turns (`World.released`), so diaries are under way in later children too,
+    however fast the machine is.
     """
     while not w.stop.is_set():
-        if not w.prompted(user):
+        if index >= w.released or not w.prompted(user):
             await asyncio.sleep(0.05)
             continue
         state = _state(w, user)
@@ -214,24 +223,30 @@ async def test_kill_9_ten_times_loses_nothing(tmp_path: Path, study: Study) -> N
     w = World(api, db_path)
     log = tmp_path / "child.log"
     users = [FIRST_USER + n for n in range(PATIENTS)]
-    players = [asyncio.create_task(_play(w, u)) for u in users[:PLAYERS]]
+    players = [asyncio.create_task(_play(w, u, i)) for i, u in enumerate(users[:PLAYERS])]
     proc: asyncio.subprocess.Process | None = None
     # at each kill: (prompts delivered, diaries under way, diaries completed)
     kill_points: list[tuple[int, int, int]] = []
     started = time.monotonic()
     try:
-        for _ in range(KILLS):
+        for k in range(KILLS):
             calls = api.stats["call:getMe"]
+            w.released = -(-(k + 1) * PLAYERS // KILLS)  # ceil: all released by the last kill
             proc = await _child(w, log)
             await _until(lambda c=calls: api.stats["call:getMe"] > c, 90, "the child to start")
-            await asyncio.sleep(rng.uniform(0.3, 1.8))  # a random moment, not a schedule
+            if k % 2:
+                # mid-diary: as soon as a diary is under way, after a random few taps' time
+                with contextlib.suppress(AssertionError):
+                    await _until(lambda: _under_way(w, users, players) > 0, 30, "a diary")
+                await asyncio.sleep(rng.uniform(0.0, 0.05))
+            else:
+                await asyncio.sleep(rng.uniform(0.3, 1.8))  # a random moment, not a schedule
             proc.kill()  # SIGKILL
             await proc.wait()
             done = sum(1 for p in players if p.done())
-            under_way = sum(
-                1 for u, p in zip(users, players, strict=False) if w.presses[u] and not p.done()
-            )
-            kill_points.append((sum(w.prompted(u) for u in users), under_way, done))
+            prompted = sum(w.prompted(u) for u in users)
+            kill_points.append((prompted, _under_way(w, users, players), done))
+        w.released = PLAYERS
         polls = api.stats["call:getUpdates"]
         proc = await _child(w, log)
         await _until(lambda: api.stats["call:getUpdates"] > polls, 90, "the last child to run")
