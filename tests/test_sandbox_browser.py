@@ -21,7 +21,11 @@ from typing import Any, TypeVar
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+from selenium.common.exceptions import (
+    ElementClickInterceptedException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -106,8 +110,8 @@ class Page:
         def attempt(_: Any) -> T | None:
             try:
                 return check()
-            except StaleElementReferenceException:
-                return None
+            except (StaleElementReferenceException, ElementClickInterceptedException):
+                return None  # re-rendered (or covered by a toast) under us: find it again
 
         try:
             return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(attempt)
@@ -120,9 +124,16 @@ class Page:
         self.d.save_screenshot(str(path))
         return path
 
+    def _click(self, element: Any) -> bool | None:
+        """Click an enabled element; find and click happen in one attempt of `wait`, so an
+        element re-rendered between them is found again rather than failing the test."""
+        if element is None or not element.is_enabled():
+            return None
+        element.click()
+        return True
+
     def click(self, css: str) -> None:
-        self.wait(lambda: self.d.find_element(By.CSS_SELECTOR, css).is_enabled() or None, css)
-        self.d.find_element(By.CSS_SELECTOR, css).click()
+        self.wait(lambda: self._click(self.d.find_element(By.CSS_SELECTOR, css)), css)
 
     def bubbles(self, role: str) -> list[str]:
         nodes = self.d.find_elements(By.CSS_SELECTOR, f"#{role}-messages .msg .bubble")
@@ -144,22 +155,19 @@ class Page:
 
         def target() -> Any:
             hits = [b for b in self.buttons(role) if match(b.get_attribute("data-data") or "")]
-            return hits[-1] if hits and hits[-1].is_enabled() else None
+            return hits[-1] if hits else None
 
-        self.wait(target, what).click()
+        self.wait(lambda: self._click(target()), what)
 
     def select(self, css: str, value: str) -> None:
-        self.wait(
-            lambda: (
-                any(
-                    o.get_attribute("value") == value
-                    for o in self.d.find_elements(By.CSS_SELECTOR, f"{css} option")
-                )
-                or None
-            ),
-            f"option {value} in {css}",
-        )
-        Select(self.d.find_element(By.CSS_SELECTOR, css)).select_by_value(value)
+        def attempt() -> bool | None:
+            options = self.d.find_elements(By.CSS_SELECTOR, f"{css} option")
+            if not any(o.get_attribute("value") == value for o in options):
+                return None
+            Select(self.d.find_element(By.CSS_SELECTOR, css)).select_by_value(value)
+            return True
+
+        self.wait(attempt, f"option {value} in {css}")
 
     def quiet(self) -> None:
         """Until the toasts ("Saved") are gone, for a clean screenshot (mouse off the buttons)."""
