@@ -8,6 +8,8 @@ WAL with synchronous=FULL: an answer acknowledged to a patient survives a crash 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -122,34 +124,55 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, exclusive among this process's tasks."""
+        """BEGIN IMMEDIATE … COMMIT, exclusive among this process's tasks.
+
+        Cancellation-safe: aiosqlite runs a queued statement even when the task awaiting it is
+        cancelled, so a task cancelled while its BEGIN (or a statement, or the update mark) was
+        queued must still queue a ROLLBACK before it gives up the lock. Otherwise the
+        connection stays inside a transaction nobody owns and the next BEGIN fails.
+        """
         async with self._lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                await self._rollback()
+                raise
             try:
                 yield self.conn
+                mark = handling_update.get()
+                if mark is not None and not mark.recorded:
+                    await self.conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('last_update_id', ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+                        " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+                        (str(mark.update_id),),
+                    )
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
-            mark = handling_update.get()
-            if mark is not None and not mark.recorded:
-                await self.conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('last_update_id', ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-                    " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
-                    (str(mark.update_id),),
-                )
-                await self.conn.execute("COMMIT")
+            try:
+                # Shielded: once queued, COMMIT happens even if this task is cancelled.
+                await asyncio.shield(self.conn.execute("COMMIT"))
+            except BaseException:
+                await self._rollback()  # a failed COMMIT can leave the transaction open
+                raise
+            if mark is not None:
                 mark.recorded = True
-                return
-            await self.conn.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        """ROLLBACK if a transaction is open (BEGIN may itself have failed: database locked)."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            await asyncio.shield(self.conn.execute("ROLLBACK"))
+
+    # Reads use execute_fetchall: one hop to aiosqlite's thread instead of three (execute,
+    # fetch, close), which is most of what a read costs on a busy event loop.
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = list(await self.conn.execute_fetchall(sql, params))
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self.conn.execute_fetchall(sql, params))
 
     async def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = await self.fetchone(sql, params)
@@ -170,8 +193,6 @@ class _Lock:
     """An asyncio.Lock created lazily so a Database can be opened in one loop, used in another."""
 
     def __init__(self) -> None:
-        import asyncio
-
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> None:

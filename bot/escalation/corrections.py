@@ -82,6 +82,8 @@ async def describe(rt: Runtime, patient: repo.Patient, text: str) -> Described:
     text is for someone else. Otherwise the request becomes (or updates) a review alert.
     """
     now = rt.now()
+    if await store.get_pending(rt.db.conn, _who(patient)) is None:
+        return Described("none")  # the common case, answered without taking the write lock
     async with rt.db.transaction() as conn:
         pending = await store.get_pending(conn, _who(patient))
         if pending is None or pending.kind != "data_change":

@@ -246,6 +246,8 @@ class DiaryService:
 
     async def typed(self, patient: repo.Patient, text: str) -> Outcome | None:
         """Typed text while a diary is open. None: no diary question is waiting."""
+        if await _session(self.rt.db.conn, patient.id) is None:
+            return None  # the common case, answered without taking the write lock
         async with self.rt.db.transaction() as conn:
             session = await _session(conn, patient.id)
             if session is None:
