@@ -106,10 +106,12 @@ def test_one_patient_through_24_months(study: Study, tz: str) -> None:
     assert max(o.study_day for o in occ) <= 730
     closing = closing_at(study, injection, tz, EIGHT_PM)
     assert all(o.opens_at < closing for o in occ)
-    # The last weekly diary (Day 728) stays open 72 h, i.e. until Day 731 at the prompt time,
-    # one day after the closing message: the caller decides how the two meet.
+    # The last weekly diary (Day 728) would stay open 72 h, until Day 731; it closes when the
+    # closing message ends the follow-up on Day 730 (48 h), so no diary outlives the study.
     assert occ[-1].study_day == 728
-    assert occ[-1].closes_at == closing + timedelta(days=1)
+    assert occ[-1].closes_at == closing
+    assert occ[-1].closes_at - occ[-1].opens_at == timedelta(hours=48)
+    assert all(o.closes_at <= closing for o in occ)
     for o in occ:
         assert o.key == f"{o.phase}:{o.study_day}"
         assert o.opens_at.tzinfo is UTC
@@ -224,7 +226,7 @@ def test_windows(study: Study, tz: str, prompt: time) -> None:
             close = _local(o.closes_at, tz)
             assert close.date() == o.local_date + timedelta(days=1)
             assert close.time() == time(12, 0)
-        else:
+        elif o.study_day < 728:
             assert o.closes_at - o.opens_at == timedelta(hours=72)
         assert o.opens_at < o.remind_at < o.closes_at
 

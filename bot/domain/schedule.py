@@ -18,7 +18,7 @@ with `local_to_utc`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -178,8 +178,12 @@ def diary_occurrences(
 
     Windows: the diary opens at `prompt_time` local, the reminder is `reminder_after_hours`
     later, and it closes either the next local day at `close_next_day_at` or
-    `close_after_hours` after opening, whichever the phase defines.
+    `close_after_hours` after opening, whichever the phase defines, and never after the
+    closing message.
     """
+    # No window outlives the follow-up: the last weekly diary (Day 728, open 72 h) closes when
+    # the closing message (Day 730) thanks the patient and ends the diary.
+    end = closing_at(study, injection_date, tz, prompt_time)
     first_allowed: int | None = None
     if enrolled_on is not None:
         first_allowed = study_day(injection_date, enrolled_on)
@@ -190,7 +194,10 @@ def diary_occurrences(
                 continue
             if from_day is not None and day < from_day:
                 continue
-            out.append(_occurrence(phase, injection_date, day, tz, prompt_time))
+            occ = _occurrence(phase, injection_date, day, tz, prompt_time)
+            if occ.closes_at > end:
+                occ = replace(occ, closes_at=end, remind_at=min(occ.remind_at, end))
+            out.append(occ)
     out.sort(key=lambda o: o.study_day)
     return out
 
