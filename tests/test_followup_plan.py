@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from itertools import pairwise
+from pathlib import Path
+
+import pytest
 
 from bot.domain.study import Study
+from bot.followup import events
 from bot.followup.plan import CLOSING_KEY, planned_events, signature
 from bot.i18n import t
 from conversations import schedule_view
+from tests.followup_support import linked_patient, offline_bot, rows
 
 
 def test_planned_events(study: Study) -> None:
@@ -51,3 +56,30 @@ def test_visit_reminder_text_in_both_languages(study: Study) -> None:
 def test_closing_text_names_the_closing_day(study: Study) -> None:
     text = schedule_view.closing_text(t("en"), study)
     assert "day 730" in text and "complete" in text and study.contact_phone in text
+
+
+async def test_sync_plans_plans_everyone_in_batches_and_then_nothing(
+    tmp_path: Path, study: Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first start after an upgrade plans every patient, a few per write transaction."""
+    monkeypatch.setattr(events, "PLAN_BATCH", 2)
+    now = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
+    async with offline_bot(tmp_path / "plan.sqlite3", study, now) as bot:
+        for n in range(5):
+            await linked_patient(
+                bot, f"RP-{n:03d}", date(2026, 12, 1), "Asia/Shanghai", chat_id=600 + n
+            )
+        await bot.rt.db.execute("DELETE FROM followup_events")
+        await bot.rt.db.execute("DELETE FROM followup_plans")
+        commits = []
+        await bot.rt.db.conn.set_trace_callback(
+            lambda s: commits.append(s) if s == "COMMIT" else None
+        )
+        assert await events.sync_plans(bot.rt, now) == 5
+        await bot.rt.db.conn.set_trace_callback(None)
+        assert len(commits) == 3  # 2 + 2 + 1
+        per_patient = await rows(
+            bot, "SELECT patient_id, COUNT(*) FROM followup_events GROUP BY patient_id"
+        )
+        assert [n for _, n in per_patient] == [2 * len(study.visits) + 1] * 5
+        assert await events.sync_plans(bot.rt, now) == 0  # all planned: nothing to do

@@ -99,19 +99,34 @@ STALE = (
 )
 
 
+PLAN_BATCH = 500
+
+
 async def sync_plans(rt: Runtime, now: datetime) -> int:
     """Plan every active or paused patient whose anchor changed (or who was never planned).
 
     One indexed query per tick when nothing changed; the write transaction only when needed.
+    In batches of `PLAN_BATCH` patients, each its own transaction: the first start after an
+    upgrade plans every patient, and batching keeps that from holding the write lock (and the
+    rows in memory) for all of them at once — a patient's tap waits for one batch at most.
     """
     if not await rt.db.scalar(f"SELECT EXISTS (SELECT 1 {STALE})"):
         return 0
-    async with rt.db.transaction() as conn:
-        found = await repo._all(conn, f"SELECT p.*, f.signature AS planned {STALE}")
-        patients = [repo.Patient.from_row(r) for r in found]
-        replanned = [r["id"] for r in found if r["planned"] is not None]
-        await _store_plans(conn, rt, patients, replanned, now)
-    return len(patients)
+    planned, after = 0, 0
+    while True:
+        async with rt.db.transaction() as conn:
+            found = await repo._all(
+                conn,
+                f"SELECT p.*, f.signature AS planned {STALE} AND p.id > ? ORDER BY p.id LIMIT ?",
+                (after, PLAN_BATCH),
+            )
+            patients = [repo.Patient.from_row(r) for r in found]
+            replanned = [r["id"] for r in found if r["planned"] is not None]
+            await _store_plans(conn, rt, patients, replanned, now)
+        planned += len(patients)
+        if len(found) < PLAN_BATCH:
+            return planned
+        after = patients[-1].id
 
 
 async def cancel_pending(
