@@ -455,19 +455,24 @@ async def _startup(db: Path, tmp: Path) -> dict[str, Any]:
             t0 = time.perf_counter()
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bot", "run", env=env, cwd=tmp,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             )  # fmt: skip
+            caught_up: list[float] = []
+            log_reader = asyncio.create_task(_watch_log(proc, t0, caught_up))
             try:
                 # Polled, not api.wait_until: the server announces a getUpdates call only when
                 # its long poll returns, seconds after it was counted.
                 await _poll_until(lambda m=mes: api.stats["call:getMe"] > m, 900)
                 opened = time.perf_counter() - t0  # imports, database open + check, bot built
                 await _poll_until(lambda p=polls: api.stats["call:getUpdates"] > p, 900)
-                started = time.perf_counter() - t0  # + the first catch-up tick: polling
+                started = time.perf_counter() - t0  # polling: patients are answered
+                # the first catch-up tick ends ("is running" in the log), concurrently with polling
+                await _poll_until(lambda c=caught_up: bool(c), 900)
                 await asyncio.sleep(2.0)  # a little steady state in the RSS
                 peak = _peak_rss_mb(proc.pid)
-                runs.append((opened, started, peak))
+                runs.append((opened, started, caught_up[0], peak))
             finally:
+                log_reader.cancel()
                 if proc.returncode is None:
                     proc.terminate()
                     try:
@@ -481,9 +486,19 @@ async def _startup(db: Path, tmp: Path) -> dict[str, Any]:
         "startup_first_getme_s": round(runs[0][0], 2),
         "startup_first_polling_s": round(runs[0][1], 2),
         "startup_again_getme_s": round(runs[1][0], 2),
+        "startup_first_caught_up_s": round(runs[0][2], 2),
         "startup_again_polling_s": round(runs[1][1], 2),
-        "startup_peak_rss_mb": [r[2] for r in runs],
+        "startup_again_caught_up_s": round(runs[1][2], 2),
+        "startup_peak_rss_mb": [r[3] for r in runs],
     }
+
+
+async def _watch_log(proc: asyncio.subprocess.Process, t0: float, caught_up: list[float]) -> None:
+    """Read the bot's log (so its pipe never fills); note when the catch-up tick has ended."""
+    assert proc.stderr is not None
+    async for line in proc.stderr:
+        if not caught_up and b" is running" in line:
+            caught_up.append(time.perf_counter() - t0)
 
 
 async def _poll_until(predicate: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109

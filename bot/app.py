@@ -137,12 +137,16 @@ class DiaryBot:
         await self.app.start()
         self.sender.start()
         self.scheduler.start()
-        await self.scheduler.tick()  # catch up on anything due during downtime
         # Not PTB's Updater: it confirms updates to Telegram before they are processed, so a
         # crash would lose them. DurablePoller confirms only what was processed (delivery).
         self.poller = DurablePoller(self.app, timeout=poll_timeout, interval=poll_interval)
         await self.poller.start()
         self._polling = True
+        # Catch up on anything due during downtime. Polling already runs, so patients and staff
+        # are answered meanwhile: a long catch-up (the first start after an upgrade plans every
+        # patient's follow-up) takes the write lock in batches, and the diary's own checks go
+        # by the clock, not by whether the catch-up has marked a window missed yet.
+        await self.scheduler.tick()
         log.info("bot @%s is running", me.username)
 
     async def stop(self) -> None:
