@@ -15,6 +15,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.domain.compliance import Ratio
+from bot.escalation.permissions import STUDY, VIEW
 from bot.followup import confirmations, lifecycle
 from bot.followup.compliance_report import PatientCompliance, all_compliance, patient_compliance
 from bot.followup.digest import DigestData
@@ -23,7 +24,8 @@ from bot.i18n import T, t
 from bot.messenger import Buttons
 from bot.services.runtime import Runtime
 from conversations.callbacks import Callback, make
-from conversations.common import edit, refuse_unauthorized, runtime, say, toast
+from conversations.common import edit, runtime, say, toast
+from conversations.staff import authorize
 from storage import repo
 
 AREA = "fu"  # callback area of this module's buttons
@@ -191,13 +193,13 @@ def usage(_: T, command: str) -> str:
 
 
 async def _staff(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, what: str
+    update: Update, context: ContextTypes.DEFAULT_TYPE, what: str, action: str = STUDY
 ) -> tuple[Runtime, repo.Staff, int] | None:
+    """The caller if their role may do `action` (refused and audited otherwise)."""
     rt = runtime(context)
-    user, chat = update.effective_user, update.effective_chat
-    staff = await repo.staff_by_id(rt.db.conn, user.id) if user else None
+    chat = update.effective_chat
+    staff = await authorize(update, context, action, what)
     if staff is None or chat is None:
-        await refuse_unauthorized(rt, update, what)
         return None
     return rt, staff, chat.id
 
@@ -368,7 +370,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: Call
 
 async def on_compliance(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/compliance: one line per active or paused patient; /compliance RP-001: the details."""
-    got = await _staff(update, context, "/compliance")
+    got = await _staff(update, context, "/compliance", VIEW)
     if got is None:
         return
     rt, staff, chat_id = got

@@ -167,9 +167,11 @@ async def restart(h: Harness, at: datetime) -> Harness:
     return new
 
 
-async def add_staff(h: Harness, telegram_id: int = 9001, lang: str = "en") -> None:
+async def add_staff(
+    h: Harness, telegram_id: int = 9001, lang: str = "en", role: str = "coordinator"
+) -> None:
     await h.rt.db.execute(
         "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
-        " VALUES (?, 'coordinator', 'Coordinator', ?, 1, '2026-01-01T00:00:00.000000Z')",
-        (telegram_id, lang),
+        " VALUES (?, ?, 'Staff member', ?, 1, '2026-01-01T00:00:00.000000Z')",
+        (telegram_id, role, lang),
     )

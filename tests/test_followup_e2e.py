@@ -107,8 +107,15 @@ async def test_staff_commands_refuse_bad_input_and_other_people(harness: Harness
     assert p.last.text == "This is not available."
     await h.player(777, "en").send("/withdraw RP-001")  # nor is a stranger
     assert h.player(777).last.text == "This is not available."
+    # An admin runs the system and may look, but pausing or withdrawing is a study decision.
+    await add_staff(h, 9005, "en", role="admin")
+    admin = h.player(9005, "en")
+    await admin.send("/withdraw RP-001")
+    assert admin.last.text == "Your role (admin) cannot do this."
+    await admin.send("/compliance RP-001")
+    assert "RP-001" in admin.last.text
     unauthorized = await h.rows("SELECT entity FROM audit WHERE action = 'unauthorized'")
-    assert [r[0] for r in unauthorized] == ["/pause", "/withdraw"]
+    assert [r[0] for r in unauthorized] == ["/pause", "/withdraw", "/withdraw"]
 
     cases = [
         ("/pause", "Please write it like this: /pause RP-001 [reason]"),

@@ -2,7 +2,8 @@
 
 Clinical judgement (acknowledging, triaging, noting, reporting an SAE) belongs to coordinators
 and investigators; an admin keeps the system running and may look and enrol, but must not be
-the one who "took responsibility" for an alert.
+the one who "took responsibility" for an alert. Changing a patient's participation (pause,
+resume, withdraw, move Day 0) is a study decision too: coordinators and investigators.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 VIEW = "view"  # /alerts, /patients, /patient
 ENROL = "enrol"  # /enroll
 CLINICAL = "clinical"  # acknowledge, triage, note, reported to sponsor
+STUDY = "study"  # /pause, /resume, /withdraw, /reanchor and their confirmations
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     VIEW: ("coordinator", "investigator", "admin"),
     ENROL: ("coordinator", "investigator", "admin"),
     CLINICAL: ("coordinator", "investigator"),
+    STUDY: ("coordinator", "investigator"),
 }
 
 
