@@ -405,9 +405,13 @@ class Sender:
         self, msg: Outgoing, status: str, message_id: int | None, error: str | None
     ) -> None:
         async with self.db.transaction() as conn:
+            # A file's bytes are not kept once Telegram has them (an export must not live on
+            # in the outbox); the rest of the row is pruned later (bot/delivery/retention.py).
             await conn.execute(
                 "UPDATE outbox SET status = ?, message_id = ?, sent_at = ?, last_error = ?,"
-                " attempts = attempts + 1 WHERE id = ? AND status = 'queued'",
+                " attempts = attempts + 1, payload = CASE WHEN kind IN ('document', 'photo')"
+                " THEN json_remove(payload, '$.data') ELSE payload END"
+                " WHERE id = ? AND status = 'queued'",
                 (status, message_id, iso(self.clock.now()), error, msg.id),
             )
 

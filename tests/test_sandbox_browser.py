@@ -23,6 +23,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import (
     ElementClickInterceptedException,
+    ElementNotInteractableException,
     StaleElementReferenceException,
     TimeoutException,
 )
@@ -110,8 +111,12 @@ class Page:
         def attempt(_: Any) -> T | None:
             try:
                 return check()
-            except (StaleElementReferenceException, ElementClickInterceptedException):
-                return None  # re-rendered (or covered by a toast) under us: find it again
+            except (
+                StaleElementReferenceException,
+                ElementClickInterceptedException,
+                ElementNotInteractableException,
+            ):
+                return None  # re-rendered, covered by a toast or not shown yet: look again
 
         try:
             return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(attempt)
@@ -158,6 +163,19 @@ class Page:
             return hits[-1] if hits else None
 
         self.wait(lambda: self._click(target()), what)
+
+    def type(self, css: str, text: str) -> None:
+        """Type into a field once it is shown (a form may appear a moment after a choice)."""
+
+        def attempt() -> bool | None:
+            field = self.d.find_element(By.CSS_SELECTOR, css)
+            if not (field.is_displayed() and field.is_enabled()):
+                return None
+            field.clear()
+            field.send_keys(text)
+            return True
+
+        self.wait(attempt, f"the field {css}")
 
     def select(self, css: str, value: str) -> None:
         def attempt() -> bool | None:
@@ -242,8 +260,8 @@ def test_enrol_diary_urgent_answer_alert_acknowledge_triage(
 
     # Enrol: the study team's form gives a code; the new phone sends it.
     page.select("#patient-select", "new")
-    browser.find_element(By.ID, "enrol-subject").send_keys("RP-901")
-    Select(browser.find_element(By.ID, "enrol-lang")).select_by_value("en")
+    page.type("#enrol-subject", "RP-901")
+    page.select("#enrol-lang", "en")
     page.click("#enrol-submit")
     page.wait(
         lambda: browser.find_element(By.ID, "patient-input").get_attribute("value") or None,

@@ -3,7 +3,9 @@
 - group -2, before the router's guard: an update from a patient marked unreachable clears the
   flag (bot/delivery/reachability.py); other features add `bot.extras["on_reachable"]` hooks
   `(conn, chat_id, now)`, called in that transaction (the mirror of "on_unreachable");
-- at most every `HEALTH_EVERY` of clock time: a health line in the log (bot/delivery/health.py).
+- at most every `HEALTH_EVERY` of clock time: a health line in the log (bot/delivery/health.py);
+- at most every `PRUNE_EVERY`: sent messages older than the study's retention period lose
+  their text (bot/delivery/retention.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from telegram.ext import TypeHandler
 
 from bot.delivery.health import HealthLog
 from bot.delivery.reachability import UnreachableChats
+from bot.delivery.retention import OutboxRetention
 
 if TYPE_CHECKING:
     from bot.app import DiaryBot
@@ -35,3 +38,6 @@ def install(bot: DiaryBot) -> None:
     health = HealthLog(bot.rt, bot.sender)
     bot.extras["health"] = health
     bot.scheduler.hooks.append(health.on_tick)
+    retention = OutboxRetention(bot.rt)
+    bot.extras["retention"] = retention
+    bot.scheduler.hooks.append(retention.on_tick)

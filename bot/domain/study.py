@@ -131,6 +131,7 @@ class Study:
     resend_every_minutes: float = 15
     sae_reminder_every_minutes: float = 60
     sae_report_within_hours: float = 24
+    message_text_keep_days: int = 30
     source: str = field(default="", compare=False)
 
     def item(self, code: str) -> Item:
@@ -399,6 +400,9 @@ def parse_study(raw: dict[str, Any]) -> Study:
     _unique([r.code for r in rules], "rules code")
 
     languages = tuple(s.get("languages", list, ["zh_Hans", "en"]))
+    keep_days = s.get("message_text_keep_days", int, 30)
+    if keep_days < 1:
+        raise StudyError(f"{s.key('message_text_keep_days')}: must be at least 1 day")
     return Study(
         id=s.text("id"),
         protocol=s.text("protocol"),
@@ -422,6 +426,7 @@ def parse_study(raw: dict[str, Any]) -> Study:
         resend_every_minutes=esc.get("resend_every_minutes", float, 15.0),
         sae_reminder_every_minutes=esc.get("sae_reminder_every_minutes", float, 60.0),
         sae_report_within_hours=esc.get("sae_report_within_hours", float, 24.0),
+        message_text_keep_days=keep_days,
     )
 
 
