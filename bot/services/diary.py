@@ -101,6 +101,29 @@ class DiaryService:
             return None, Outcome("closed", occ, next_occ=nxt)
         return occ, None
 
+    async def _asked(
+        self,
+        conn: aiosqlite.Connection,
+        patient: repo.Patient,
+        occ_id: int,
+        item_code: str,
+        multi: bool | None,
+    ) -> tuple[repo.OccRow, Item, Session] | Outcome:
+        """The diary is open and `item_code` is the question being asked (of the kind the
+        button is for: `multi` True/False, None for either); otherwise the refusal to show.
+        A button from an earlier question or diary is "stale" and changes nothing."""
+        occ, refusal = await self._guard(conn, patient, occ_id)
+        if refusal:
+            return refusal
+        assert occ is not None
+        session = await _session(conn, patient.id)
+        if session is None or session.occurrence_id != occ.id or session.item != item_code:
+            return Outcome("stale", occ)
+        item = self.study.item(item_code)
+        if multi is not None and (item.kind == "multi") != multi:
+            return Outcome("stale", occ)
+        return occ, item, session
+
     async def _advance(
         self, conn: aiosqlite.Connection, patient: repo.Patient, occ: repo.OccRow
     ) -> Outcome:
@@ -174,16 +197,10 @@ class DiaryService:
     ) -> Outcome:
         """A tapped answer button."""
         async with self.rt.db.transaction() as conn:
-            occ, refusal = await self._guard(conn, patient, occ_id)
-            if refusal:
-                return refusal
-            assert occ is not None
-            session = await _session(conn, patient.id)
-            if session is None or session.occurrence_id != occ.id or session.item != item_code:
-                return Outcome("stale", occ)
-            item = self.study.item(item_code)
-            if item.kind == "multi":
-                return Outcome("stale", occ)
+            asked = await self._asked(conn, patient, occ_id, item_code, multi=False)
+            if isinstance(asked, Outcome):
+                return asked
+            occ, item, _ = asked
             try:
                 value = q.accept_button(item, code)
             except q.InputError as exc:
@@ -196,16 +213,10 @@ class DiaryService:
     ) -> Outcome:
         """Multi-select: flip one option and show the updated ticks."""
         async with self.rt.db.transaction() as conn:
-            occ, refusal = await self._guard(conn, patient, occ_id)
-            if refusal:
-                return refusal
-            assert occ is not None
-            session = await _session(conn, patient.id)
-            if session is None or session.occurrence_id != occ.id or session.item != item_code:
-                return Outcome("stale", occ)
-            item = self.study.item(item_code)
-            if item.kind != "multi":
-                return Outcome("stale", occ)
+            asked = await self._asked(conn, patient, occ_id, item_code, multi=True)
+            if isinstance(asked, Outcome):
+                return asked
+            occ, item, session = asked
             answers = await repo.answers(conn, occ.id)
             try:
                 value = q.toggle(item, answers.get(item.code), code)
@@ -231,15 +242,11 @@ class DiaryService:
 
     async def multi_done(self, patient: repo.Patient, occ_id: int, item_code: str) -> Outcome:
         async with self.rt.db.transaction() as conn:
-            occ, refusal = await self._guard(conn, patient, occ_id)
-            if refusal:
-                return refusal
-            assert occ is not None
-            session = await _session(conn, patient.id)
-            if session is None or session.occurrence_id != occ.id or session.item != item_code:
-                return Outcome("stale", occ)
+            asked = await self._asked(conn, patient, occ_id, item_code, multi=None)
+            if isinstance(asked, Outcome):
+                return asked
+            occ, item, _ = asked
             answers = await repo.answers(conn, occ.id)
-            item = self.study.item(item_code)
             if not answers.get(item_code):
                 return Outcome("invalid", occ, item=item, answers=answers, error="choose_one")
             return await self._advance(conn, patient, occ)
