@@ -21,13 +21,15 @@ locales: venv
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 # Installs the Debian packages the tests need (charts' CJK font, Chromium for the browser test)
-# when missing, then lints and runs every test.
+# when missing, then lints, type-checks and runs every test.
 test: venv
 	bash .ci/system-packages
 	$(PYBABEL) -q compile -d locales -D messages
 	.venv/bin/ruff check .
+	.venv/bin/mypy
 	$(PY) -m pytest -q
 
 bench: venv

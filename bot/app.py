@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 PATIENT_COMMANDS = ("diary", "schedule", "progress", "settings", "help")
 
 
-class DiaryApplication(Application):  # type: ignore[type-arg]
+class DiaryApplication(Application):
     """Processes each Telegram update once.
 
     Telegram re-delivers updates whose offset was not confirmed (e.g. after a crash). The last
@@ -67,7 +67,7 @@ class DiaryApplication(Application):  # type: ignore[type-arg]
 @dataclass
 class DiaryBot:
     rt: Runtime
-    app: Application  # type: ignore[type-arg]
+    app: DiaryApplication
     sender: Sender
     scheduler: DiaryScheduler
     diary: DiaryService
@@ -195,5 +195,6 @@ class DiaryBot:
                     subject=row["subject"] if row else None,
                     new="blocked",
                 )
-                for hook in self.extras.get("on_unreachable", []):  # type: ignore[union-attr]
+                hooks: Any = self.extras.get("on_unreachable", [])
+                for hook in hooks:
                     await hook(conn, chat_id, now)

@@ -7,6 +7,7 @@ catalog. Msgids are English sentences with named `{placeholders}`; never f-strin
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date, datetime, time
 from functools import lru_cache
 from pathlib import Path
@@ -88,7 +89,9 @@ class T:
     def date(self, d: date) -> str:
         return format_date(d, format="long", locale=self.babel)
 
-    def short_date(self, d: date) -> str:
+    # Annotations below name the module (`dt.date`): inside this class `date` and `datetime`
+    # are the methods above.
+    def short_date(self, d: dt.date) -> str:
         return format_date(d, format="medium", locale=self.babel)
 
     def time(self, t: time) -> str:
@@ -99,8 +102,8 @@ class T:
             dt.astimezone(ZoneInfo(tz)), format="medium", tzinfo=ZoneInfo(tz), locale=self.babel
         )
 
-    def clock(self, dt: datetime, tz: str) -> str:
-        return format_time(dt.astimezone(ZoneInfo(tz)), format="HH:mm", locale=self.babel)
+    def clock(self, at: dt.datetime, tz: str) -> str:
+        return format_time(at.astimezone(ZoneInfo(tz)), format="HH:mm", locale=self.babel)
 
     def number(self, value: float) -> str:
         return format_decimal(value, locale=self.babel)

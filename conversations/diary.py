@@ -126,7 +126,8 @@ async def show(
         await put(text.rsplit("\n", 2)[0])  # the answers, without the buttons
         extra_buttons: Any = outcome.extra.get("buttons")  # e.g. "I made a mistake"
         await say(rt, chat_id, view.submitted(t, patient, outcome), extra_buttons or None)
-        for extra in outcome.extra.get("messages", []):  # e.g. the safety text
+        messages: Any = outcome.extra.get("messages", [])
+        for extra in messages:  # e.g. the safety text
             await say(rt, chat_id, str(extra))
     elif outcome.status == "invalid":
         text = view.error_text(t, study, outcome)
@@ -141,7 +142,7 @@ async def show(
             if outcome.status in ("closed", "already_done") and message_id is not None:
                 # Take yesterday's buttons away so they are not tapped again.
                 query = update.callback_query
-                old = query.message.text if query and query.message else None
+                old = getattr(query.message, "text", None) if query else None
                 if old:
                     await edit(rt, chat_id, message_id, old, None)
         else:

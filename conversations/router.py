@@ -157,7 +157,7 @@ async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
     )
 
 
-def register(app: Application) -> None:  # type: ignore[type-arg]
+def register(app: Application) -> None:
     app.add_handler(MessageHandler(filters.ALL, guard_chat), group=-1)
     app.add_handler(CallbackQueryHandler(guard_chat), group=-1)
     app.add_handler(CommandHandler("start", start.on_start))

@@ -9,6 +9,7 @@ from bot.domain.study import parse_hhmm
 from bot.i18n import T, t
 from bot.services import patient_settings as ps
 from bot.services.enrolment import EnrolError, check_timezone
+from bot.services.runtime import Runtime
 from conversations.callbacks import Callback, make
 from conversations.common import edit, runtime, say, toast, tr
 from storage.repo import Patient
@@ -91,7 +92,7 @@ async def on_settings_button(
         await say(rt, chat_id, text, buttons)
 
 
-async def _done(rt, chat_id: int, message_id: int | None, patient: Patient) -> None:  # type: ignore[no-untyped-def]
+async def _done(rt: Runtime, chat_id: int, message_id: int | None, patient: Patient) -> None:
     _ = t(patient.lang)
     text, buttons = menu(_, patient)
     text = _("Saved.") + "\n\n" + text

@@ -111,7 +111,8 @@ class Database:
     async def migrate(self) -> list[str]:
         """Apply every migration newer than PRAGMA user_version, each in its own transaction."""
         applied = []
-        version = (await self.fetchone("PRAGMA user_version"))[0]
+        row = await self.fetchone("PRAGMA user_version")
+        version = row[0] if row else 0
         for number, name, sql in migrations():
             if number <= version:
                 continue

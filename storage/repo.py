@@ -98,7 +98,7 @@ class Staff:
 # execute_fetchall is one trip to aiosqlite's thread; execute + fetch + close are three. The
 # queries behind `_one` are lookups by key, aggregates or LIMIT 1 (docs/performance.md).
 async def _one(conn: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> Any:
-    rows = await conn.execute_fetchall(sql, params)
+    rows = list(await conn.execute_fetchall(sql, params))
     return rows[0] if rows else None
 
 

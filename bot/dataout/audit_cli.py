@@ -79,7 +79,7 @@ async def cmd_show(args: argparse.Namespace, rt: Runtime) -> int:
     return 0
 
 
-def add(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("audit", help="verify or show the tamper-evident audit trail")
     asub = p.add_subparsers(dest="audit_command", required=True, parser_class=type(p))
     v = asub.add_parser("verify", help="check the hash chain; exit 1 at the first bad entry")

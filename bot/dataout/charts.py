@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import matplotlib.dates as mdates
@@ -110,7 +111,7 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _rc() -> dict[str, object]:
+def _rc() -> Any:  # matplotlib types rcParams as a dict of literal keys
     family = cjk_font()
     return {
         "font.family": "sans-serif",

@@ -21,6 +21,7 @@ Shape, chosen for EDC import (REDCap, OpenClinica, Viedoc read it the same way):
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -64,7 +65,7 @@ REASONS = {
 
 
 def _el(
-    parent: ET.Element | None, tag: str, attrib: dict[str, str | None] | None = None
+    parent: ET.Element | None, tag: str, attrib: Mapping[str, str | None] | None = None
 ) -> ET.Element:
     attrs = {k: v for k, v in (attrib or {}).items() if v is not None}  # optional attributes
     if parent is None:

@@ -17,7 +17,7 @@ from bot.followup.compliance_report import summarise
 from bot.followup.digest import DigestData, VisitSoon
 from bot.followup.lifecycle import Change
 from bot.followup.overview import Overview
-from bot.sandbox.screens import Samples, Screen
+from bot.sandbox.screens import Samples, Screen, bound
 from conversations import schedule_view, staff_schedule
 
 PATIENT_GROUP = "Follow-up"
@@ -67,7 +67,7 @@ def screens(s: Samples) -> Iterable[Screen]:
             f"followup.schedule.{status}",
             PATIENT_GROUP,
             f"/schedule when the follow-up is {status}",
-            lambda _, o=other: schedule_view.schedule_text(_, study, o),
+            bound(schedule_view.schedule_text, study, other),
         )
     visits = visit_schedule(study, patient.injection_date)
     if visits:
@@ -85,7 +85,7 @@ def screens(s: Samples) -> Iterable[Screen]:
                 f"followup.visit_reminder.{days_before}",
                 PATIENT_GROUP,
                 f"Visit reminder, {days_before} day(s) before the visit",
-                lambda _, d=data: schedule_view.visit_reminder_text(_, study, d),
+                bound(schedule_view.visit_reminder_text, study, data),
             )
     yield Screen(
         "followup.closing",
@@ -157,7 +157,7 @@ def _staff_screens(s: Samples, ov: Overview) -> Iterable[Screen]:
             f"followup.digest.{key}",
             STAFF_GROUP,
             when,
-            lambda _, d=data: staff_schedule.digest_text(_, d),
+            bound(staff_schedule.digest_text, data),
         )
     comp = ov.compliance
     yield Screen(
@@ -199,11 +199,11 @@ def _staff_screens(s: Samples, ov: Overview) -> Iterable[Screen]:
             STAFF_GROUP,
             f"/{action} done"
             + (" (the patient could not be messaged)" if not change.notified else ""),
-            lambda _, c=change: staff_schedule.change_text(_, c),
+            bound(staff_schedule.change_text, change),
         )
         yield Screen(
             f"followup.usage.{action}",
             STAFF_GROUP,
             f"/{action} written wrongly",
-            lambda _, a=action: staff_schedule.usage(_, a),
+            bound(staff_schedule.usage, action),
         )

@@ -31,6 +31,14 @@ from storage.repo import OccRow, Patient
 log = logging.getLogger(__name__)
 
 Rendered = tuple[str, Buttons] | str
+
+
+def bound(render: Callable[..., Rendered], *args: Any) -> Callable[[T], Rendered]:
+    """`render(_, *args)` with the sample data fixed now (a bare lambda in a loop would see
+    the loop's last value)."""
+    return lambda _: render(_, *args)
+
+
 LOCALES = ("zh_Hans", "en")
 #: Feature packages that may add screens (`screens(samples)`), imported when present.
 FEATURE_MODULES = (
@@ -87,8 +95,8 @@ def sample_value(study: Study, item: Item) -> str:
         lo, hi = int(item.min or 0), int(item.max or 0)
         return str(min(hi, lo + 3))
     if item.kind == "number":
-        lo, hi = float(item.min or 0), float(item.max or 0)
-        return "38.6" if lo <= 38.6 <= hi else str(lo)
+        low, high = float(item.min or 0), float(item.max or 0)
+        return "38.6" if low <= 38.6 <= high else str(low)
     return SAMPLE_TEXT
 
 
@@ -185,7 +193,7 @@ def diary_screens(s: Samples) -> Iterable[Screen]:
             f"Daily diary question {item.code} ({item.kind})"
             + (f"; asked only if {item.show_if.item} is answered so" if item.show_if else "")
             + (f"; only on study days {item.days[0]}–{item.days[1]}" if item.days else ""),
-            lambda _, o=outcome: diary_view.question(_, study, o),
+            bound(diary_view.question, study, outcome),
         )
         if item.kind in ("multi", "number", "text"):
             ticked = replace(outcome, answers={**before, item.code: s.answers[item.code]})
@@ -193,7 +201,7 @@ def diary_screens(s: Samples) -> Iterable[Screen]:
                 f"diary.question.{item.code}.answered",
                 "Diary",
                 f"{item.code} again, with an answer already given (changing it from the review)",
-                lambda _, o=ticked: diary_view.question(_, study, o),
+                bound(diary_view.question, study, ticked),
             )
     if s.weekly is not None:
         weekly = s.weekly
@@ -207,7 +215,7 @@ def diary_screens(s: Samples) -> Iterable[Screen]:
                 f"diary.question.{item.code}.weekly",
                 "Diary",
                 f"Weekly diary question {item.code} (7-day recall)",
-                lambda _, o=outcome: diary_view.question(_, study, o),
+                bound(diary_view.question, study, outcome),
             )
     review = Outcome("review", occ, answers=s.answers)
     yield Screen(
@@ -243,7 +251,7 @@ def diary_screens(s: Samples) -> Iterable[Screen]:
             f"diary.status.{status}",
             "Diary",
             when,
-            lambda _, o=o: diary_view.status_text(_, patient, o),
+            bound(diary_view.status_text, patient, o),
         )
     for status in ("paused", "withdrawn"):
         other = replace(patient, status=status)
@@ -252,7 +260,7 @@ def diary_screens(s: Samples) -> Iterable[Screen]:
             f"diary.status.not_open.{status}",
             "Diary",
             f"/diary when the patient's follow-up is {status}",
-            lambda _, p=other, o=o: diary_view.status_text(_, p, o),
+            bound(diary_view.status_text, other, o),
         )
     yield from _error_screens(s)
 
@@ -278,7 +286,7 @@ def _error_screens(s: Samples) -> Iterable[Screen]:
             f"diary.error.{code}",
             "Diary: refused input",
             f"Refused input ({code})" + (f", e.g. at {item.code}" if item else ""),
-            lambda _, o=o: diary_view.error_text(_, study, o),
+            bound(diary_view.error_text, study, o),
         )
 
 
