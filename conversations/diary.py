@@ -1,16 +1,22 @@
-"""Diary handlers: thin. Parse the input, call DiaryService, render, enqueue."""
+"""Diary handlers: thin. Parse the input, call DiaryService, render, enqueue.
+
+The reply is queued in the same transaction as the step it answers (`Reply`), so after a crash
+the patient never has a stored answer without the next question, or the reverse.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import aiosqlite
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.messenger import Buttons, enqueue, enqueue_edit
 from bot.services.diary import DiaryService, Outcome
 from conversations import diary_view as view
 from conversations.callbacks import Callback
-from conversations.common import current_patient, edit, runtime, say, toast, tr, ut
+from conversations.common import current_patient, runtime, say, toast, tr, ut
 from storage.repo import Patient
 
 
@@ -31,8 +37,8 @@ async def on_diary_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
             ut(update, "There are no more diaries planned for you.", patient),
         )
         return
-    outcome = await service(context).open(patient)
-    await show(update, context, patient, outcome, message_id=None)
+    reply = Reply(update, context, patient, message_id=None)
+    await reply.after(await service(context).open(patient, respond=reply))
 
 
 async def not_enrolled(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -64,86 +70,103 @@ async def on_diary_button(
     query = update.callback_query
     assert query is not None
     message_id = query.message.message_id if query.message else None
+    # "Start" keeps the prompt; the diary starts in its own message. Every other step edits
+    # the message whose button was pressed.
+    reply = Reply(update, context, patient, message_id=None if cb.verb == "s" else message_id)
     if cb.verb == "s":
-        outcome = await svc.open(patient, occ_id)
-        message_id = None  # keep the prompt; the diary starts in its own message
+        outcome = await svc.open(patient, occ_id, respond=reply)
     elif cb.verb == "a" and item and code:
-        outcome = await svc.answer(patient, occ_id, item, code)
+        outcome = await svc.answer(patient, occ_id, item, code, respond=reply)
     elif cb.verb == "t" and item and code:
-        outcome = await svc.toggle(patient, occ_id, item, code)
+        outcome = await svc.toggle(patient, occ_id, item, code, respond=reply)
     elif cb.verb == "n" and item:
-        outcome = await svc.multi_done(patient, occ_id, item)
+        outcome = await svc.multi_done(patient, occ_id, item, respond=reply)
     elif cb.verb == "e" and item:
-        outcome = await svc.change(patient, occ_id, item)
+        outcome = await svc.change(patient, occ_id, item, respond=reply)
     elif cb.verb == "x":
-        outcome = await svc.submit(patient, occ_id)
+        outcome = await svc.submit(patient, occ_id, respond=reply)
     else:
-        outcome = Outcome("not_yours")
-    await show(update, context, patient, outcome, message_id=message_id)
+        outcome = Outcome("not_yours")  # a button is answered by its toast alone
+    await reply.after(outcome)
 
 
 async def on_typed(
     update: Update, context: ContextTypes.DEFAULT_TYPE, patient: Patient, text: str
 ) -> bool:
     """Typed text during a diary. False: no diary is waiting for it."""
-    outcome = await service(context).typed(patient, text)
+    reply = Reply(update, context, patient, message_id=None)
+    outcome = await service(context).typed(patient, text, respond=reply)
     if outcome is None:
         return False
-    await show(update, context, patient, outcome, message_id=None)
+    await reply.after(outcome)
     return True
 
 
-async def show(
-    update: Update,
-    context: ContextTypes.DEFAULT_TYPE,
-    patient: Patient,
-    outcome: Outcome,
-    *,
-    message_id: int | None,
-) -> None:
-    """Render an outcome: edit the pressed message in place, or send a new one."""
-    rt = runtime(context)
-    t = tr(update, patient)
-    chat_id = patient.chat_id or (update.effective_chat.id if update.effective_chat else 0)
-    study = rt.study
-    is_button = update.callback_query is not None
+class Reply:
+    """How the bot answers a diary step: messages queued inside the step's transaction
+    (`__call__`, the service's `respond`), then the button's toast once it has committed
+    (`after`). Edits the message whose button was pressed, or sends a new one."""
 
-    async def put(text: str, buttons: list | None = None) -> None:
-        if message_id is not None:
-            await edit(rt, chat_id, message_id, text, buttons)
-        else:
-            await say(rt, chat_id, text, buttons)
+    def __init__(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        patient: Patient,
+        *,
+        message_id: int | None,
+    ) -> None:
+        self.update = update
+        self.rt = runtime(context)
+        self.patient = patient
+        self.message_id = message_id
+        self.t = tr(update, patient)
+        self.chat_id = patient.chat_id or (update.effective_chat.id if update.effective_chat else 0)
+        self.is_button = update.callback_query is not None
 
-    if outcome.status in ("question", "updated"):
-        await toast(update)
-        await put(*view.question(t, study, outcome))
-    elif outcome.status == "review":
-        await toast(update)
-        await put(*view.review(t, study, outcome))
-    elif outcome.status == "submitted":
-        await toast(update, t("Saved"))
-        text, _ = view.review(t, study, outcome)
-        await put(text.rsplit("\n", 2)[0])  # the answers, without the buttons
-        extra_buttons: Any = outcome.extra.get("buttons")  # e.g. "I made a mistake"
-        await say(rt, chat_id, view.submitted(t, patient, outcome), extra_buttons or None)
-        messages: Any = outcome.extra.get("messages", [])
-        for extra in messages:  # e.g. the safety text
-            await say(rt, chat_id, str(extra))
-    elif outcome.status == "invalid":
-        text = view.error_text(t, study, outcome)
-        if is_button:
-            await toast(update, text, alert=True)
+    async def __call__(self, conn: aiosqlite.Connection, outcome: Outcome) -> None:
+        t, study, now, chat_id = self.t, self.rt.study, self.rt.now(), self.chat_id
+
+        async def put(text: str, buttons: Buttons | None = None) -> None:
+            if self.message_id is not None:
+                await enqueue_edit(conn, now, chat_id, self.message_id, text, buttons=buttons)
+            else:
+                await enqueue(conn, now, chat_id, text, buttons=buttons)
+
+        if outcome.status in ("question", "updated"):
+            await put(*view.question(t, study, outcome))
+        elif outcome.status == "review":
+            await put(*view.review(t, study, outcome))
+        elif outcome.status == "submitted":
+            text, _ = view.review(t, study, outcome)
+            await put(text.rsplit("\n", 2)[0])  # the answers, without the buttons
+            extra_buttons: Any = outcome.extra.get("buttons")  # e.g. "I made a mistake"
+            submitted = view.submitted(t, self.patient, outcome)
+            await enqueue(conn, now, chat_id, submitted, buttons=extra_buttons or None)
+            messages: Any = outcome.extra.get("messages", [])
+            for extra in messages:  # e.g. the safety text
+                await enqueue(conn, now, chat_id, str(extra))
+        elif outcome.status == "invalid":
+            if not self.is_button:
+                await enqueue(conn, now, chat_id, view.error_text(t, study, outcome))
+        elif not self.is_button:
+            await enqueue(conn, now, chat_id, view.status_text(t, self.patient, outcome))
+        elif outcome.status in ("closed", "already_done") and self.message_id is not None:
+            # Take yesterday's buttons away so they are not tapped again.
+            query = self.update.callback_query
+            old = getattr(query.message, "text", None) if query else None
+            if old:
+                await enqueue_edit(conn, now, chat_id, self.message_id, old, buttons=None)
+
+    async def after(self, outcome: Outcome) -> None:
+        """After the commit: send what was queued, answer the button (stops its spinner)."""
+        self.rt.wake_sender()
+        if not self.is_button:
+            return
+        if outcome.status in ("question", "updated", "review"):
+            await toast(self.update)
+        elif outcome.status == "submitted":
+            await toast(self.update, self.t("Saved"))
+        elif outcome.status == "invalid":
+            await toast(self.update, view.error_text(self.t, self.rt.study, outcome), alert=True)
         else:
-            await say(rt, chat_id, text)
-    else:
-        text = view.status_text(t, patient, outcome)
-        if is_button:
-            await toast(update, text, alert=True)
-            if outcome.status in ("closed", "already_done") and message_id is not None:
-                # Take yesterday's buttons away so they are not tapped again.
-                query = update.callback_query
-                old = getattr(query.message, "text", None) if query else None
-                if old:
-                    await edit(rt, chat_id, message_id, old, None)
-        else:
-            await say(rt, chat_id, text)
+            await toast(self.update, view.status_text(self.t, self.patient, outcome), alert=True)

@@ -304,6 +304,11 @@ async def test_kill_9_ten_times_loses_nothing(tmp_path: Path, study: Study) -> N
     assert {e[0] for e in entries} == {"answer"} and all(e[3] == 1 for e in entries)
     assert len(entries) == sum(1 for *_, sub in answers if sub)
     assert not w.read("SELECT id FROM outbox WHERE status != 'sent'")
+    # and nothing lost on the patients' side: the thank-you is queued in the submit's own
+    # transaction, so every completed diary got one, however the kills fell
+    for user in users[:PLAYERS]:
+        texts = [m.text or "" for m in api.messages(user)]
+        assert any("Your diary has been saved" in t for t in texts), (user, texts[-3:])
 
     # intact: the database and the audit chain
     db = await Database.open(db_path)

@@ -8,8 +8,10 @@ item is the one being asked. The flow itself is derived from the answers (see qu
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import aiosqlite
 
@@ -32,6 +34,10 @@ class Outcome:
     next_occ: repo.OccRow | None = None
     returning: bool = False
     extra: dict[str, object] = field(default_factory=dict)
+
+
+# A handler's reply to an outcome, queued in the step's own transaction (see "the steps").
+Respond = Callable[[aiosqlite.Connection, Outcome], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -170,199 +176,286 @@ class DiaryService:
             new=value,
         )
 
-    # ------------------------------------------------------------------ steps
-    async def open(self, patient: repo.Patient, occ_id: int | None = None) -> Outcome:
+    # ------------------------------------------------------------------ the steps
+    # Each step is one transaction. `respond(conn, outcome)`, if given, runs inside it: the
+    # handler queues its reply (the next question, the thank-you, the safety text) in the
+    # same commit as the answer, so a crash can lose neither one without the other.
+
+    async def open(
+        self, patient: repo.Patient, occ_id: int | None = None, *, respond: Respond | None = None
+    ) -> Outcome:
         """/diary or the prompt's Start button: resume where the patient left off."""
-        async with self.rt.db.transaction() as conn:
-            if occ_id is not None:
-                occ, refusal = await self._guard(conn, patient, occ_id)
-                if refusal:
-                    return refusal
-            else:
-                occ = await repo.open_occurrence(conn, patient.id, self.rt.now())
-                if occ is None:
-                    return await self._not_open(conn, patient)
-            assert occ is not None
-            session = await _session(conn, patient.id)
-            if session and session.occurrence_id == occ.id and session.item:
-                answers = await repo.answers(conn, occ.id)
-                item = self.study.item(session.item)
-                return Outcome(
-                    "question", occ, item=item, answers=answers, returning=session.returning
-                )
-            return await self._advance(conn, patient, occ)
+        return await self._step(lambda conn: self._open(conn, patient, occ_id), respond)
 
     async def answer(
-        self, patient: repo.Patient, occ_id: int, item_code: str, code: str
+        self,
+        patient: repo.Patient,
+        occ_id: int,
+        item_code: str,
+        code: str,
+        *,
+        respond: Respond | None = None,
     ) -> Outcome:
         """A tapped answer button."""
-        async with self.rt.db.transaction() as conn:
-            asked = await self._asked(conn, patient, occ_id, item_code, multi=False)
-            if isinstance(asked, Outcome):
-                return asked
-            occ, item, _ = asked
-            try:
-                value = q.accept_button(item, code)
-            except q.InputError as exc:
-                return Outcome("invalid", occ, item=item, error=exc.code)
-            await self._store(conn, patient, occ, item, value)
-            return await self._advance(conn, patient, occ)
+        return await self._step(
+            lambda conn: self._answer(conn, patient, occ_id, item_code, code), respond
+        )
 
     async def toggle(
-        self, patient: repo.Patient, occ_id: int, item_code: str, code: str
+        self,
+        patient: repo.Patient,
+        occ_id: int,
+        item_code: str,
+        code: str,
+        *,
+        respond: Respond | None = None,
     ) -> Outcome:
         """Multi-select: flip one option and show the updated ticks."""
-        async with self.rt.db.transaction() as conn:
-            asked = await self._asked(conn, patient, occ_id, item_code, multi=True)
-            if isinstance(asked, Outcome):
-                return asked
-            occ, item, session = asked
-            answers = await repo.answers(conn, occ.id)
-            try:
-                value = q.toggle(item, answers.get(item.code), code)
-            except q.InputError as exc:
-                return Outcome("invalid", occ, item=item, error=exc.code)
-            if value:
-                await self._store(conn, patient, occ, item, value)
-            else:
-                await conn.execute(
-                    "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, item.code)
-                )
-                await audit.record(
-                    conn,
-                    self.rt.now(),
-                    f"patient:{patient.subject}",
-                    "answer_cleared",
-                    subject=patient.subject,
-                    entity=f"{occ.key}/{item.code}",
-                    old=answers.get(item.code),
-                )
-            answers = await repo.answers(conn, occ.id)
-            return Outcome("updated", occ, item=item, answers=answers, returning=session.returning)
+        return await self._step(
+            lambda conn: self._toggle(conn, patient, occ_id, item_code, code), respond
+        )
 
-    async def multi_done(self, patient: repo.Patient, occ_id: int, item_code: str) -> Outcome:
-        async with self.rt.db.transaction() as conn:
-            asked = await self._asked(conn, patient, occ_id, item_code, multi=None)
-            if isinstance(asked, Outcome):
-                return asked
-            occ, item, _ = asked
-            answers = await repo.answers(conn, occ.id)
-            if not answers.get(item_code):
-                return Outcome("invalid", occ, item=item, answers=answers, error="choose_one")
-            return await self._advance(conn, patient, occ)
+    async def multi_done(
+        self, patient: repo.Patient, occ_id: int, item_code: str, *, respond: Respond | None = None
+    ) -> Outcome:
+        return await self._step(
+            lambda conn: self._multi_done(conn, patient, occ_id, item_code), respond
+        )
 
-    async def typed(self, patient: repo.Patient, text: str) -> Outcome | None:
+    async def typed(
+        self, patient: repo.Patient, text: str, *, respond: Respond | None = None
+    ) -> Outcome | None:
         """Typed text while a diary is open. None: no diary question is waiting."""
         if await _session(self.rt.db.conn, patient.id) is None:
             return None  # the common case, answered without taking the write lock
-        async with self.rt.db.transaction() as conn:
-            session = await _session(conn, patient.id)
-            if session is None:
-                return None
-            occ, refusal = await self._guard(conn, patient, session.occurrence_id)
-            if refusal:
-                await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
-                return refusal
-            assert occ is not None
-            if session.item is None:
-                answers = await repo.answers(conn, occ.id)
-                return Outcome(
-                    "invalid",
-                    occ,
-                    answers=q.clean(self.study, occ.study_day, answers),
-                    error="use_buttons_review",
-                )
-            item = self.study.item(session.item)
-            answers = await repo.answers(conn, occ.id)
-            try:
-                value = q.parse_typed(item, text, self.study.max_free_text)
-            except q.InputError as exc:
-                return Outcome(
-                    "invalid",
-                    occ,
-                    item=item,
-                    answers=answers,
-                    error=exc.code,
-                    returning=session.returning,
-                )
-            await self._store(conn, patient, occ, item, value)
-            return await self._advance(conn, patient, occ)
+        return await self._step(lambda conn: self._typed(conn, patient, text), respond)
 
-    async def change(self, patient: repo.Patient, occ_id: int, item_code: str) -> Outcome:
+    async def change(
+        self, patient: repo.Patient, occ_id: int, item_code: str, *, respond: Respond | None = None
+    ) -> Outcome:
         """From the review screen: ask one item again."""
-        async with self.rt.db.transaction() as conn:
-            occ, refusal = await self._guard(conn, patient, occ_id)
-            if refusal:
-                return refusal
-            assert occ is not None
-            session = await _session(conn, patient.id)
-            if session is None or session.occurrence_id != occ.id or session.item is not None:
-                return Outcome("stale", occ)
-            answers = await repo.answers(conn, occ.id)
-            try:
-                item = self.study.item(item_code)
-            except KeyError:
-                return Outcome("stale", occ)
-            if item.code not in q.clean(self.study, occ.study_day, answers):
-                return Outcome("stale", occ)
-            await _set_session(conn, patient.id, occ.id, item.code, True, self.rt.now())
-            return Outcome("question", occ, item=item, answers=answers, returning=True)
+        return await self._step(
+            lambda conn: self._change(conn, patient, occ_id, item_code), respond
+        )
 
-    async def submit(self, patient: repo.Patient, occ_id: int) -> Outcome:
+    async def submit(
+        self, patient: repo.Patient, occ_id: int, *, respond: Respond | None = None
+    ) -> Outcome:
+        return await self._step(lambda conn: self._submit(conn, patient, occ_id), respond)
+
+    async def _step(
+        self,
+        work: Callable[[aiosqlite.Connection], Awaitable[Outcome | None]],
+        respond: Respond | None,
+    ) -> Any:
         async with self.rt.db.transaction() as conn:
+            outcome = await work(conn)
+            if outcome is not None and respond is not None:
+                await respond(conn, outcome)
+        return outcome
+
+    # ------------------------------------------------------------------ inside the transaction
+    async def _open(
+        self, conn: aiosqlite.Connection, patient: repo.Patient, occ_id: int | None = None
+    ) -> Outcome:
+        """/diary or the prompt's Start button: resume where the patient left off."""
+        if occ_id is not None:
             occ, refusal = await self._guard(conn, patient, occ_id)
             if refusal:
                 return refusal
-            assert occ is not None
-            session = await _session(conn, patient.id)
+        else:
+            occ = await repo.open_occurrence(conn, patient.id, self.rt.now())
+            if occ is None:
+                return await self._not_open(conn, patient)
+        assert occ is not None
+        session = await _session(conn, patient.id)
+        if session and session.occurrence_id == occ.id and session.item:
             answers = await repo.answers(conn, occ.id)
-            if (
-                session is None
-                or session.occurrence_id != occ.id
-                or session.item is not None
-                or not q.is_complete(self.study, occ.study_day, answers)
-            ):
-                return Outcome("stale", occ)
-            now = self.rt.now()
-            kept = q.clean(self.study, occ.study_day, answers)
-            for code in set(answers) - set(kept):  # follow-ups that no longer apply
-                await conn.execute(
-                    "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, code)
-                )
-                await audit.record(
-                    conn,
-                    now,
-                    f"patient:{patient.subject}",
-                    "answer_dropped",
-                    subject=patient.subject,
-                    entity=f"{occ.key}/{code}",
-                    old=answers[code],
-                    reason="no longer applies",
-                )
+            item = self.study.item(session.item)
+            return Outcome("question", occ, item=item, answers=answers, returning=session.returning)
+        return await self._advance(conn, patient, occ)
+
+    async def _answer(
+        self,
+        conn: aiosqlite.Connection,
+        patient: repo.Patient,
+        occ_id: int,
+        item_code: str,
+        code: str,
+    ) -> Outcome:
+        """A tapped answer button."""
+        asked = await self._asked(conn, patient, occ_id, item_code, multi=False)
+        if isinstance(asked, Outcome):
+            return asked
+        occ, item, _ = asked
+        try:
+            value = q.accept_button(item, code)
+        except q.InputError as exc:
+            return Outcome("invalid", occ, item=item, error=exc.code)
+        await self._store(conn, patient, occ, item, value)
+        return await self._advance(conn, patient, occ)
+
+    async def _toggle(
+        self,
+        conn: aiosqlite.Connection,
+        patient: repo.Patient,
+        occ_id: int,
+        item_code: str,
+        code: str,
+    ) -> Outcome:
+        """Multi-select: flip one option and show the updated ticks."""
+        asked = await self._asked(conn, patient, occ_id, item_code, multi=True)
+        if isinstance(asked, Outcome):
+            return asked
+        occ, item, session = asked
+        answers = await repo.answers(conn, occ.id)
+        try:
+            value = q.toggle(item, answers.get(item.code), code)
+        except q.InputError as exc:
+            return Outcome("invalid", occ, item=item, error=exc.code)
+        if value:
+            await self._store(conn, patient, occ, item, value)
+        else:
             await conn.execute(
-                "UPDATE answers SET submitted_at = ? WHERE occurrence_id = ?", (iso(now), occ.id)
+                "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, item.code)
             )
-            await conn.execute(
-                "UPDATE occurrences SET status = 'completed', submitted_at = ? WHERE id = ?",
-                (iso(now), occ.id),
+            await audit.record(
+                conn,
+                self.rt.now(),
+                f"patient:{patient.subject}",
+                "answer_cleared",
+                subject=patient.subject,
+                entity=f"{occ.key}/{item.code}",
+                old=answers.get(item.code),
             )
+        answers = await repo.answers(conn, occ.id)
+        return Outcome("updated", occ, item=item, answers=answers, returning=session.returning)
+
+    async def _multi_done(
+        self, conn: aiosqlite.Connection, patient: repo.Patient, occ_id: int, item_code: str
+    ) -> Outcome:
+        asked = await self._asked(conn, patient, occ_id, item_code, multi=None)
+        if isinstance(asked, Outcome):
+            return asked
+        occ, item, _ = asked
+        answers = await repo.answers(conn, occ.id)
+        if not answers.get(item_code):
+            return Outcome("invalid", occ, item=item, answers=answers, error="choose_one")
+        return await self._advance(conn, patient, occ)
+
+    async def _typed(
+        self, conn: aiosqlite.Connection, patient: repo.Patient, text: str
+    ) -> Outcome | None:
+        """Typed text while a diary is open. None: no diary question is waiting."""
+        session = await _session(conn, patient.id)
+        if session is None:
+            return None
+        occ, refusal = await self._guard(conn, patient, session.occurrence_id)
+        if refusal:
             await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+            return refusal
+        assert occ is not None
+        if session.item is None:
+            answers = await repo.answers(conn, occ.id)
+            return Outcome(
+                "invalid",
+                occ,
+                answers=q.clean(self.study, occ.study_day, answers),
+                error="use_buttons_review",
+            )
+        item = self.study.item(session.item)
+        answers = await repo.answers(conn, occ.id)
+        try:
+            value = q.parse_typed(item, text, self.study.max_free_text)
+        except q.InputError as exc:
+            return Outcome(
+                "invalid",
+                occ,
+                item=item,
+                answers=answers,
+                error=exc.code,
+                returning=session.returning,
+            )
+        await self._store(conn, patient, occ, item, value)
+        return await self._advance(conn, patient, occ)
+
+    async def _change(
+        self, conn: aiosqlite.Connection, patient: repo.Patient, occ_id: int, item_code: str
+    ) -> Outcome:
+        """From the review screen: ask one item again."""
+        occ, refusal = await self._guard(conn, patient, occ_id)
+        if refusal:
+            return refusal
+        assert occ is not None
+        session = await _session(conn, patient.id)
+        if session is None or session.occurrence_id != occ.id or session.item is not None:
+            return Outcome("stale", occ)
+        answers = await repo.answers(conn, occ.id)
+        try:
+            item = self.study.item(item_code)
+        except KeyError:
+            return Outcome("stale", occ)
+        if item.code not in q.clean(self.study, occ.study_day, answers):
+            return Outcome("stale", occ)
+        await _set_session(conn, patient.id, occ.id, item.code, True, self.rt.now())
+        return Outcome("question", occ, item=item, answers=answers, returning=True)
+
+    async def _submit(
+        self, conn: aiosqlite.Connection, patient: repo.Patient, occ_id: int
+    ) -> Outcome:
+        occ, refusal = await self._guard(conn, patient, occ_id)
+        if refusal:
+            return refusal
+        assert occ is not None
+        session = await _session(conn, patient.id)
+        answers = await repo.answers(conn, occ.id)
+        if (
+            session is None
+            or session.occurrence_id != occ.id
+            or session.item is not None
+            or not q.is_complete(self.study, occ.study_day, answers)
+        ):
+            return Outcome("stale", occ)
+        now = self.rt.now()
+        kept = q.clean(self.study, occ.study_day, answers)
+        for code in set(answers) - set(kept):  # follow-ups that no longer apply
+            await conn.execute(
+                "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, code)
+            )
             await audit.record(
                 conn,
                 now,
                 f"patient:{patient.subject}",
-                "diary_submitted",
+                "answer_dropped",
                 subject=patient.subject,
-                entity=occ.key,
-                old=occ.status,
-                new=kept,
+                entity=f"{occ.key}/{code}",
+                old=answers[code],
+                reason="no longer applies",
             )
-            outcome = Outcome(
-                "submitted",
-                occ,
-                answers=kept,
-                next_occ=await repo.next_opening(conn, patient.id, now),
-            )
-            for hook in self.on_submit:
-                await hook(self.rt, conn, patient, occ, kept, outcome)
-            return outcome
+        await conn.execute(
+            "UPDATE answers SET submitted_at = ? WHERE occurrence_id = ?", (iso(now), occ.id)
+        )
+        await conn.execute(
+            "UPDATE occurrences SET status = 'completed', submitted_at = ? WHERE id = ?",
+            (iso(now), occ.id),
+        )
+        await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+        await audit.record(
+            conn,
+            now,
+            f"patient:{patient.subject}",
+            "diary_submitted",
+            subject=patient.subject,
+            entity=occ.key,
+            old=occ.status,
+            new=kept,
+        )
+        outcome = Outcome(
+            "submitted",
+            occ,
+            answers=kept,
+            next_occ=await repo.next_opening(conn, patient.id, now),
+        )
+        for hook in self.on_submit:
+            await hook(self.rt, conn, patient, occ, kept, outcome)
+        return outcome
