@@ -176,18 +176,36 @@ def _with_source(study: Study, source: str) -> Study:
 
 
 class _Reader:
-    """Typed access to one TOML table that names the key path in every error."""
+    """Typed access to one TOML table that names the key path in every error.
 
-    def __init__(self, data: Any, path: str) -> None:
+    Every key the parser asks for is noted; `reject_unknown` then refuses keys nobody asked
+    for, so a typo (`dayz = [0, 14]`) fails at start-up instead of silently asking the fever
+    question every day. Readers of sub-tables share one registry with the top reader.
+    """
+
+    def __init__(self, data: Any, path: str, registry: list[_Reader] | None = None) -> None:
         if not isinstance(data, dict):
             raise StudyError(f"{path}: expected a table")
         self.data = data
         self.path = path
+        self.asked: set[str] = set()
+        self.registry = registry if registry is not None else []
+        self.registry.append(self)
 
     def key(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
 
+    def reject_unknown(self) -> None:
+        for reader in self.registry:
+            for name in reader.data:
+                if name not in reader.asked:
+                    known = ", ".join(sorted(reader.asked)) or "none"
+                    raise StudyError(
+                        f"{reader.key(name)}: unknown key here (a typo?); known keys: {known}"
+                    )
+
     def get(self, name: str, typ: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.asked.add(name)
         if name not in self.data:
             if default is ...:
                 raise StudyError(f"{self.key(name)}: missing")
@@ -224,7 +242,7 @@ class _Reader:
 
     def tables(self, name: str) -> list[_Reader]:
         value = self.get(name, list, [])
-        return [_Reader(v, f"{self.key(name)}[{i}]") for i, v in enumerate(value)]
+        return [_Reader(v, f"{self.key(name)}[{i}]", self.registry) for i, v in enumerate(value)]
 
 
 def _typename(typ: type | tuple[type, ...]) -> str:
@@ -260,10 +278,10 @@ def _condition(r: _Reader) -> Condition:
 
 def parse_study(raw: dict[str, Any]) -> Study:
     top = _Reader(raw, "")
-    s = _Reader(top.get("study", dict), "study")
-    sched = _Reader(top.get("schedule", dict), "schedule")
-    esc = _Reader(top.get("escalation", dict, {}), "escalation")
-    vr = _Reader(top.get("visit_reminders", dict, {}), "visit_reminders")
+    s = _Reader(top.get("study", dict), "study", top.registry)
+    sched = _Reader(top.get("schedule", dict), "schedule", top.registry)
+    esc = _Reader(top.get("escalation", dict, {}), "escalation", top.registry)
+    vr = _Reader(top.get("visit_reminders", dict, {}), "visit_reminders", top.registry)
 
     tz = s.text("timezone")
     _check_tz(tz, s.key("timezone"))
@@ -354,7 +372,11 @@ def parse_study(raw: dict[str, Any]) -> Study:
                 max=hi,
                 unit=ir.get("unit", str, None),
                 days=ir.day_range("days"),
-                show_if=_condition(_Reader(show_if, ir.key("show_if"))) if show_if else None,
+                show_if=(
+                    _condition(_Reader(show_if, ir.key("show_if"), ir.registry))
+                    if show_if
+                    else None
+                ),
             )
         )
     if not items:
@@ -377,7 +399,7 @@ def parse_study(raw: dict[str, Any]) -> Study:
             raise StudyError(f"{rr.key('level')}: expected one of {LEVELS}, got {level!r}")
         conds: list[Condition] = []
         if "when" in rr.data:
-            conds.append(_condition(_Reader(rr.get("when", dict), rr.key("when"))))
+            conds.append(_condition(_Reader(rr.get("when", dict), rr.key("when"), rr.registry)))
         conds.extend(_condition(c) for c in rr.tables("all"))
         if not conds:
             raise StudyError(f"{rr.path}: needs `when` or `all`")
@@ -403,7 +425,7 @@ def parse_study(raw: dict[str, Any]) -> Study:
     keep_days = s.get("message_text_keep_days", int, 30)
     if keep_days < 1:
         raise StudyError(f"{s.key('message_text_keep_days')}: must be at least 1 day")
-    return Study(
+    study = Study(
         id=s.text("id"),
         protocol=s.text("protocol"),
         title=s.text("title"),
@@ -428,6 +450,8 @@ def parse_study(raw: dict[str, Any]) -> Study:
         sae_report_within_hours=esc.get("sae_report_within_hours", float, 24.0),
         message_text_keep_days=keep_days,
     )
+    top.reject_unknown()  # after every read above, including the ones in Study(...)
+    return study
 
 
 def _check_codes(cond: Condition, item: Item, where: str) -> None:

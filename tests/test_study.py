@@ -1,0 +1,61 @@
+"""The study definition is validated at start-up; every error names the key that is wrong.
+
+Each case edits the packaged NCT06438809 file as a study team might (a typo, a wrong type, an
+impossible value) and expects `load_study` to refuse it with a message naming the key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.domain.study import StudyError, load_study
+
+PACKAGED = Path(load_study().source).read_text(encoding="utf-8")
+
+
+def _load(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "study.toml"
+    path.write_text(text, encoding="utf-8")
+    load_study(path)
+
+
+def _edit(old: str, new: str, count: int = 1) -> str:
+    assert old in PACKAGED, old
+    return PACKAGED.replace(old, new, count)
+
+
+def test_the_packaged_study_is_valid() -> None:
+    study = load_study()
+    assert study.id == "NCT06438809"
+    assert {i.code for i in study.items} >= {"BLEED", "URGENCY", "PAIN", "FEVER", "TEMP"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "error"),
+    [
+        # a misspelt key is not silently ignored (the fever question would be asked every day)
+        ("days = [0, 14]", "dayz = [0, 14]", r"items\[\d+\]\.dayz: unknown key here"),
+        (
+            "missed_in_a_row_alert = 3",
+            "missed_in_row_alert = 3",
+            r"schedule\.missed_in_row_alert: unknown key",
+        ),
+        ('timezone = "Asia/Shanghai"', 'timezone = "Asia/Shanghai"\ncolour = "blue"', "colour"),
+        ("[study]", "[studdy]", r"studdy: unknown key here|study: missing"),
+        # wrong types and values
+        ("closing_day = 730", 'closing_day = "730"', r"schedule\.closing_day: expected a whole"),
+        ('timezone = "Asia/Shanghai"', 'timezone = "Asia/Beijing"', r"study\.timezone"),
+        ('default_prompt_time = "20:00"', 'default_prompt_time = "8pm"', "expected HH:MM"),
+        ("message_text_keep_days = 30", "message_text_keep_days = 0", "at least 1 day"),
+    ],
+)
+def test_a_bad_study_file_names_the_key(tmp_path: Path, old: str, new: str, error: str) -> None:
+    with pytest.raises(StudyError, match=error):
+        _load(tmp_path, _edit(old, new))
+
+
+def test_not_toml_at_all(tmp_path: Path) -> None:
+    with pytest.raises(StudyError, match="not valid TOML"):
+        _load(tmp_path, PACKAGED + "\n[[[broken\n")
