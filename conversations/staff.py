@@ -40,7 +40,9 @@ async def authorize(
     """The calling staff member if their role may do `action`; otherwise refuse and audit.
 
     Looked up on every call (never cached), so `diarybot staff remove` ends access at once.
-    A patient or stranger gets the same "not available" as for any unknown button.
+    A patient or stranger gets the same "not available" as for any unknown button. Every staff
+    command that is let through is audited too (`staff_access`: who looked at or changed what,
+    21 CFR 11.10(e)); buttons are not, as the actions behind them audit themselves.
     """
     rt = runtime(context)
     staff = await current_staff(rt, update)
@@ -48,6 +50,17 @@ async def authorize(
         await refuse_unauthorized(rt, update, what)
         return None
     if allowed(staff.role, action):
+        if update.callback_query is None:
+            message = update.effective_message
+            async with rt.db.transaction() as conn:
+                await audit.record(
+                    conn,
+                    rt.now(),
+                    f"staff:{staff.telegram_id}",
+                    "staff_access",
+                    entity=what,
+                    new=(message.text or "")[:200] if message else None,
+                )
         return staff
     async with rt.db.transaction() as conn:
         await audit.record(

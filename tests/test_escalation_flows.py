@@ -263,6 +263,17 @@ async def test_staff_commands(h: Harness) -> None:
     assert coord.last.text == "Usage: /patient RP-001"
     await coord.send("/patient RP-999")
     assert coord.last.text == "No patient RP-999."
+    # every use of a staff command is on the audit trail: who looked at what, and when
+    accessed = await h.rows(
+        "SELECT actor, entity, new_value FROM audit WHERE action = 'staff_access' ORDER BY id"
+    )
+    assert [tuple(r) for r in accessed] == [
+        (f"staff:{EN_COORD}", "command:/alerts", "/alerts"),
+        (f"staff:{EN_COORD}", "command:/patients", "/patients"),
+        (f"staff:{EN_COORD}", "command:/patient", "/patient RP-001"),
+        (f"staff:{EN_COORD}", "command:/patient", "/patient"),
+        (f"staff:{EN_COORD}", "command:/patient", "/patient RP-999"),
+    ]
 
     # /enroll: refusals write nothing; a good one gives the code and the link.
     for bad, answer in (
