@@ -5,11 +5,12 @@ PYBABEL ?= .venv/bin/pybabel
 .PHONY: venv locales check-locales test lint bench run
 
 venv: .venv/.installed
+# Quiet (`@`, `-q`): set-up should not bury what `make run` says it is starting.
 .venv/.installed: pyproject.toml
-	python3 -m venv .venv
-	.venv/bin/pip install -q --upgrade pip
-	.venv/bin/pip install -q -e ".[test]"
-	touch $@
+	@python3 -m venv .venv
+	@.venv/bin/pip install -q --upgrade pip
+	@.venv/bin/pip install -q -e ".[test]"
+	@touch $@
 
 # Extract msgids from the code and the study definition, merge into both catalogs, compile.
 locales: venv
@@ -37,6 +38,12 @@ bench: venv
 
 # The real bot when TELEGRAM_BOT_TOKEN is configured, otherwise the local sandbox (a browser
 # page on http://127.0.0.1:8080 with demo data); the first line printed says which.
-run: venv
-	$(PYBABEL) -q compile -d locales -D messages
-	.venv/bin/diarybot up
+run:
+	@if [ -n "$$TELEGRAM_BOT_TOKEN" ] || grep -qs '^TELEGRAM_BOT_TOKEN=..*' .env; then \
+		echo "make run: TELEGRAM_BOT_TOKEN is set: setting up, then the real bot."; \
+	else \
+		echo "make run: no TELEGRAM_BOT_TOKEN: setting up, then the local sandbox on http://127.0.0.1:8080/"; \
+	fi
+	@$(MAKE) -s --no-print-directory venv
+	@$(PYBABEL) -q compile -d locales -D messages
+	@.venv/bin/diarybot up
