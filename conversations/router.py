@@ -28,10 +28,15 @@ async def guard_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     if chat is None:
         raise ApplicationHandlerStop
     if update.edited_message is not None:
+        patient = await current_patient(rt, update)  # their chosen language, not Telegram's
         await say(
             rt,
             chat.id,
-            ut(update, "I don't read edited messages. Please send your answer as a new message."),
+            ut(
+                update,
+                "I don't read edited messages. Please send your answer as a new message.",
+                patient,
+            ),
         )
         raise ApplicationHandlerStop
     if chat.type != "private":
@@ -40,12 +45,19 @@ async def guard_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             cb = parse(query.data)
             if cb is not None and cb.area in context.application.bot_data.get("group_buttons", ()):
                 return  # e.g. alert buttons in the study-team group (the feature authorizes)
-            await toast(update, ut(update, "This bot works only in a private chat."), alert=True)
+            patient = await current_patient(rt, update)
+            text = ut(update, "This bot works only in a private chat.", patient)
+            await toast(update, text, alert=True)
         elif update.effective_message is not None and _addressed_to_bot(update, context):
+            patient = await current_patient(rt, update)
             await say(
                 rt,
                 chat.id,
-                ut(update, "This bot works only in a private chat. Please write to me directly."),
+                ut(
+                    update,
+                    "This bot works only in a private chat. Please write to me directly.",
+                    patient,
+                ),
             )
         raise ApplicationHandlerStop
 

@@ -232,6 +232,38 @@ async def test_group_chat_and_edited_message(harness: Harness) -> None:
     assert await h.rows("SELECT * FROM answers") == []
 
 
+async def test_bad_input_is_answered_in_the_language_the_patient_chose(harness: Harness) -> None:
+    """Enrolled in Chinese, Telegram set to English: every refusal is in Chinese, and nothing
+    is stored (the patient's explicit choice wins over Telegram's language)."""
+    h = harness
+    await h.set_time(datetime(2026, 12, 1, 12, 30, tzinfo=UTC))  # Day 0
+    await h.patient(516, "RP-016", lang="zh_Hans")
+    p = h.player(516, "en")
+    await p.send("/diary")
+    await p.send("没有")  # text where a button is expected
+    assert p.last.text == ZH("Please tap one of the buttons above to answer.")
+    occ = (await h.rows("SELECT id FROM occurrences WHERE study_day = 0"))[0]["id"]
+    for item, code in (("BLEED", "0"), ("URGENCY", "0"), ("LEAK", "0")):
+        await p.press_data(f"d:a:{occ}:{item}:{code}", p.last_with_buttons())
+    before = [tuple(r) for r in await h.rows("SELECT item, value FROM answers")]
+    await p.send("十一")
+    assert p.last.text == ZH("Please type a number, for example {example}.", example="3")
+    await p.send("11")
+    assert p.last.text == ZH("Please give a number from {min} to {max}.", min="0", max="10")
+    await p.press_data(f"d:a:{occ}:PAIN:11", p.last_with_buttons())  # forged
+    assert p.last_toast == ZH(
+        "That button is not valid. Please use the buttons of the current question."
+    )
+    sent = h.api.send_text(516, "很痛", language_code="en")  # refused: not a number
+    await h.settle()
+    h.api.edit_text(516, sent["message_id"], "9")  # an edit is not read either
+    await h.settle()
+    assert p.last.text == ZH(
+        "I don't read edited messages. Please send your answer as a new message."
+    )
+    assert [tuple(r) for r in await h.rows("SELECT item, value FROM answers")] == before
+
+
 async def test_settings_language_time_and_timezone(harness: Harness) -> None:
     h = harness
     p = await h.patient(514, "RP-014", lang="zh_Hans")
