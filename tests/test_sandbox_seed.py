@@ -98,7 +98,7 @@ async def test_the_seeded_story(seeded: Sandbox) -> None:
 async def test_a_day_of_time_travel(seeded: Sandbox) -> None:
     sb = seeded
     db = sb.bot.rt.db
-    before = {u: len(sb.api.messages(u)) for u in (501, 502, 503, 504, 1003)}
+    before = {u: len(sb.api.messages(u)) for u in (501, 502, 503, 504, 1002, 1003)}
     steps = await sb.advance(timedelta(days=1))
     assert steps > 4
     # Each patient is prompted at their own time, and reminded three hours later.
@@ -124,3 +124,11 @@ async def test_a_day_of_time_travel(seeded: Sandbox) -> None:
     # The unacknowledged urgent alert was re-sent and, after the first re-send, reached the
     # investigator too.
     assert any("RP-003" in (m.text or "") for m in sb.api.messages(1003)[before[1003] :])
+    # At 09:00 study time each coordinator gets the daily summary, once.
+    summaries = [
+        m
+        for m in sb.api.messages(1002)[before[1002] :]
+        if "Daily summary, 1 December 2026" in (m.text or "")
+    ]
+    assert len(summaries) == 1, texts(sb, 1002)[before[1002] :]
+    assert _at(sb, 1002, summaries[0].message_id) == "2026-12-01 09:00"
