@@ -176,13 +176,28 @@ class DiaryBot:
             )
 
     async def _on_forbidden(self, chat_id: int) -> None:
-        """The patient blocked the bot: stop prompting them; the team is told (escalation)."""
+        """The patient blocked the bot: stop prompting them; the team is told (escalation).
+
+        A staff member's chat or the study-team group refusing (blocked, bot removed from the
+        group) is an operator's problem: alerts sent there are lost until it is fixed, so it
+        is logged as an error every time (the other coordinators still get their copies).
+        """
         now = self.rt.now()
         async with self.rt.db.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE patients SET unreachable = 1 WHERE chat_id = ? AND unreachable = 0",
                 (chat_id,),
             )
+            staff = await repo._one(
+                conn, "SELECT role FROM staff WHERE telegram_id = ? AND active = 1", (chat_id,)
+            )
+            if staff is not None or str(chat_id) == await repo.meta_get(conn, "staff_group"):
+                who = f"the {staff['role']} {chat_id}" if staff else "the study-team group"
+                log.error(
+                    "Telegram refused a message to %s (403: the bot was blocked or removed): "
+                    "alerts for that chat are not delivered. Fix the chat or `diarybot staff`.",
+                    who,
+                )
             if cur.rowcount:
                 row = await repo._one(
                     conn, "SELECT subject FROM patients WHERE chat_id = ?", (chat_id,)

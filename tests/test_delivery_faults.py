@@ -6,8 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import io
+import logging
 from collections import Counter
 from datetime import datetime
+
+import pytest
 
 from bot import messenger
 from bot.cli import cmd_staff
@@ -15,7 +18,7 @@ from bot.domain.study import Study
 from bot.localapi import Faults, LocalBotApi
 from bot.messenger import Priority
 from bot.sender import Pacing
-from tests.delivery_support import delivery_harness, drain, enrol_linked, outbox
+from tests.delivery_support import delivery_harness, drain, enrol_linked, outbox, queue
 from tests.diary_helpers import QUIET
 from tests.escalation_support import alert_messages
 from tests.harness import Harness, fill_diary
@@ -171,3 +174,27 @@ async def test_blocked_patient_is_unreachable_until_they_write_again(
         texts = p.texts()
         assert len(_prompts(h, user)) == 1, texts
         assert any("/diary" in t for t in texts), texts
+
+
+async def test_a_staff_chat_that_refuses_is_logged_as_an_error(
+    tmp_path, study: Study, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """A coordinator who blocked the bot is not a patient: nothing about any patient changes,
+    and the operator is told in the log, each time, that alerts there are not delivered."""
+    async with delivery_harness(tmp_path, study) as h:
+        await h.rt.db.execute(
+            "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
+            " VALUES (9100, 'coordinator', 'Staff member', 'en', 1, '2026-01-01T00:00:00.000000Z')"
+        )
+        [user] = await enrol_linked(h, 1)
+        h.api.block(9100)
+        with caplog.at_level(logging.ERROR, logger="bot.app"):
+            await queue(h, 9100, "URGENT alert", Priority.URGENT)
+            await h.settle()
+        [row] = await outbox(h, "chat_id = 9100")
+        assert row["status"] == "failed" and row["last_error"].startswith("Forbidden")
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any("the coordinator 9100" in e and "not delivered" in e for e in errors), errors
+        patients = await h.rows("SELECT unreachable FROM patients WHERE user_id = ?", (user,))
+        assert patients[0]["unreachable"] == 0
+        assert not await h.rows("SELECT 1 FROM audit WHERE action = 'unreachable'")
