@@ -75,7 +75,14 @@ def digest_text(_: T, d: DigestData) -> str:
         lines.append(_("Not completed: {names}", names=_more(_, names)))
     if d.missed_runs:
         names = [f"{s} ({n})" for s, n in d.missed_runs]
-        lines.append("⚠️ " + _("Missed 3 or more in a row: {names}", names=_more(_, names)))
+        lines.append(
+            "⚠️ "
+            + _(
+                "Missed {n} or more in a row: {names}",
+                n=d.missed_threshold,
+                names=_more(_, names),
+            )
+        )
     if d.visits:
         lines.append("🏥 " + _("Visits in the next 7 days:"))
         for v in d.visits[:LIST_LIMIT]:

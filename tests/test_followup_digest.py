@@ -234,3 +234,22 @@ def test_digest_text_caps_long_lists_and_shows_open_review_alerts() -> None:
     assert "RP-019 (missed) and 10 more" in text and "RP-020" not in text
     assert text.splitlines()[-1] == "🔔 Review alerts not yet acknowledged: 2"
     assert len(text) < 4096  # one Telegram message
+
+
+def test_digest_names_the_studys_own_missed_in_a_row_threshold() -> None:
+    from bot.followup.digest import DigestData
+    from bot.i18n import t
+    from conversations.staff_schedule import digest_text
+
+    data = DigestData(
+        local_date=date(2027, 3, 5),
+        completed=1,
+        due=2,
+        not_completed=[("RP-002", "missed")],
+        missed_runs=[("RP-002", 4)],
+        visits=[],
+        new_patients=[],
+        missed_threshold=4,
+    )
+    assert "⚠️ Missed 4 or more in a row: RP-002" in digest_text(t("en"), data)
+    assert "连续漏填4次或以上：RP-002" in digest_text(t("zh_Hans"), data)

@@ -52,6 +52,7 @@ class DigestData:
     new_patients: list[str]
     open_alerts: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    missed_threshold: int = 3  # the study's `missed_in_a_row_alert`
 
     @property
     def quiet(self) -> bool:
@@ -158,6 +159,7 @@ async def collect(
         visits=visits,
         new_patients=[r[0] for r in new],
         open_alerts=await alerts(conn, now) if alerts is not None else None,
+        missed_threshold=rt.study.missed_in_a_row_alert,
     )
 
 
