@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import FakeClock, iso
 from bot.domain.study import Study
+from bot.escalation.corrections import correct_entry
 from bot.scheduler import DiaryScheduler
 from bot.services.diary import DiaryService, Outcome
 from bot.services.enrolment import enroll, link_chat
@@ -45,6 +46,8 @@ PLANS = (
     PatientPlan("RP-003", 900003, "zh_Hans", date(2026, 12, 3)),
 )
 LAST_DAY = date(2026, 12, 8)  # local date of the last diary filled in
+# RP-003 answered PAIN 4 on Day 2; the site corrects it to 2 afterwards.
+CORRECTION = ("RP-003", 2, "PAIN", "2", "Patient phoned: meant 2, not 4")
 
 
 @dataclass
@@ -155,6 +158,8 @@ async def seed(tmp_path: Path, study: Study) -> Seed:
         day += timedelta(days=1)
     # The last diaries close the next day at noon: afterwards the skipped ones are missed.
     await clock.set(datetime.combine(LAST_DAY + timedelta(days=1), time(13, 0), SHANGHAI))
+    # A site correction after submission (CORRECTION), with its reason.
+    await correct_entry(rt, *CORRECTION, actor="cli")
     p1 = await repo.patient_by_subject(db.conn, "RP-001")
     assert p1 is not None
     async with db.transaction() as conn:

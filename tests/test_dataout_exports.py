@@ -30,7 +30,7 @@ from bot.dataout import exports
 from bot.dataout.labels import form_items
 from bot.domain.study import Condition, Item, Option, Study
 from bot.i18n import t
-from tests.dataout_seed import SeedFile, seed_file
+from tests.dataout_seed import CORRECTION, SeedFile, seed_file
 
 ODM = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -270,6 +270,16 @@ def test_odm_clinical_data_keeps_every_value_with_its_audit_record(
             "SELECT action, entity, new_value FROM audit WHERE id = ?", (int(source[6:]),)
         ).fetchone()
     assert entry == ("answer_changed", "daily:0/PAIN", "1")
+    # A site correction after submission: an Update by the CLI user, with the site's reason.
+    subject, day, item, value, reason = CORRECTION
+    corrected = event(subject, "daily", day).find(
+        f"odm:FormData/odm:ItemGroupData/odm:ItemData[@ItemOID='IT.DAILY.{item}']"
+        f"[@TransactionType='Update'][@Value='{value}']/odm:AuditRecord",
+        ODM,
+    )
+    assert corrected is not None
+    assert corrected.find("odm:UserRef", ODM).get("UserOID") == "USR.cli"  # type: ignore[union-attr]
+    assert corrected.findtext("odm:ReasonForChange", namespaces=ODM) == reason
     users = [u.get("OID") for u in doc.findall("odm:AdminData/odm:User", ODM)]
     assert {"USR.RP-001", "USR.STAFF-01", "USR.STAFF-02", "USR.system"} <= set(users)
 
@@ -297,7 +307,14 @@ def test_fhir_bundle_is_valid_r4b(
     with sqlite3.connect(seeded.path) as conn:
         completed = conn.execute("SELECT COUNT(*) FROM occurrences WHERE status = 'completed'")
         assert len(responses) == completed.fetchone()[0]
-    assert all(r["status"] == "completed" and r["authored"].endswith("Z") for r in responses)
+    assert all(r["authored"].endswith("Z") for r in responses)
+    # completed, except the one diary the site corrected after submission: amended
+    subject, day, item, value, _ = CORRECTION
+    amended = [r for r in responses if r["status"] == "amended"]
+    assert [r["identifier"]["value"] for r in amended] == [f"{subject}/daily:{day}"]
+    assert all(r["status"] == "completed" for r in responses if r not in amended)
+    [pain] = [i for i in amended[0]["item"] if i["linkId"] == item]
+    assert pain["answer"] == [{"valueInteger": int(value)}]
     url = {q["id"].split("-")[-1]: q["url"] for q in questionnaires}
     assert all(r["questionnaire"] == url["daily"] for r in responses)
 

@@ -66,7 +66,9 @@ async def run(
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}")
     async with snapshot(db_path) as conn:
-        ds = await load(conn, study, now, subject=subject, since=since, with_history=fmt == "odm")
+        # ODM carries every audit record; FHIR needs it to mark corrected diaries "amended".
+        history = fmt in ("odm", "fhir")
+        ds = await load(conn, study, now, subject=subject, since=since, with_history=history)
     files = await asyncio.to_thread(_build, fmt, ds, study)
     return Export(
         fmt=fmt,

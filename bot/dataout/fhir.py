@@ -204,7 +204,8 @@ def response(study: Study, s: Subject, d: Diary, trs: list[T]) -> dict[str, Any]
         "id": _id(f"{s.subject}-{d.phase}-{d.study_day}"),
         "identifier": {"system": f"{base(study)}:diary", "value": f"{s.subject}/{d.key}"},
         "questionnaire": questionnaire_url(study, d.form),
-        "status": "completed",
+        # "amended": an answer was corrected after submission (the audit trail says how)
+        "status": "amended" if _corrected(d) else "completed",
         "subject": subject_ref,
         "source": subject_ref,
         "item": items,
@@ -214,6 +215,10 @@ def response(study: Study, s: Subject, d: Diary, trs: list[T]) -> dict[str, Any]
     if d.submitted_at is not None:
         node["authored"] = _ts(d.submitted_at)
     return node
+
+
+def _corrected(d: Diary) -> bool:
+    return any(r.action == "answer_corrected" for recs in d.history.values() for r in recs)
 
 
 def build(ds: Dataset, study: Study) -> bytes:
