@@ -46,7 +46,8 @@ async def test_status_shows_queue_oldest_unreachable_and_alerts(
         lines = out.splitlines()
         assert (
             lines[0]
-            == "outbox: 4 queued (urgent 1, reply 0, prompt 2, digest 0; waiting to retry 1)"
+            == "outbox: 4 queued (urgent 1, reply 0, prompt 2, digest 0; waiting to retry 1:"
+            " prompt 1)"
         )
         assert lines[1].startswith("oldest queued: 7 min (urgent)"), out
         assert "sent in the last hour: 1; failed in the last 24 h: 1" in out
@@ -57,6 +58,7 @@ async def test_status_shows_queue_oldest_unreachable_and_alerts(
         data = json.loads(capsys.readouterr().out)
         assert data["queued"] == {"urgent": 1, "reply": 0, "prompt": 2, "digest": 0}
         assert data["parked"] == 1 and data["unreachable"][0]["subject"] == "DL-0000"
+        assert data["parked_by"] == {"prompt": 1}
         assert data["open_alerts"] == {"compliance": 1}
         assert 419 < data["oldest_queued_seconds"] < 421
 

@@ -35,6 +35,8 @@ class Snapshot:
     unreachable: list[Unreachable] = field(default_factory=list)
     open_alerts: dict[str, int] | None = None  # by level; None: no alerts table
     last_update_id: int | None = None
+    # the parked ones by priority (non-zero only): an urgent alert waiting to retry stands out
+    parked_by: dict[str, int] = field(default_factory=dict)
 
     @property
     def queued_total(self) -> int:
@@ -54,9 +56,14 @@ async def snapshot(db: Database, now: datetime, *, since: bool = True) -> Snapsh
         (n,),
     ):
         queued[PRIORITY_NAMES.get(r[0], str(r[0]))] = r[1]
-    parked = await db.scalar(
-        "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND not_before > ?", (n,)
-    )
+    parked_by = {
+        PRIORITY_NAMES.get(r[0], str(r[0])): int(r[1])
+        for r in await db.fetchall(
+            "SELECT priority, COUNT(*) FROM outbox WHERE status = 'queued' AND not_before > ?"
+            " GROUP BY priority ORDER BY priority",
+            (n,),
+        )
+    }
     oldest = await db.fetchone(
         "SELECT created_at, priority FROM outbox WHERE status = 'queued' ORDER BY id LIMIT 1"
     )
@@ -84,7 +91,8 @@ async def snapshot(db: Database, now: datetime, *, since: bool = True) -> Snapsh
     return Snapshot(
         at=n,
         queued=queued,
-        parked=int(parked or 0),
+        parked=sum(parked_by.values()),
+        parked_by=parked_by,
         oldest_queued_seconds=(
             max(0.0, (now - from_iso(oldest["created_at"])).total_seconds()) if oldest else None
         ),
@@ -132,8 +140,10 @@ def duration(seconds: float | None) -> str:
 def report(s: Snapshot) -> str:
     """The `diarybot status` text: one topic a line, the worrying numbers first."""
     by_priority = ", ".join(f"{name} {count}" for name, count in s.queued.items())
+    parked = ", ".join(f"{name} {count}" for name, count in s.parked_by.items())
     lines = [
-        f"outbox: {s.queued_total} queued ({by_priority}; waiting to retry {s.parked})",
+        f"outbox: {s.queued_total} queued ({by_priority}; waiting to retry {s.parked}"
+        + (f": {parked})" if parked else ")"),
         f"oldest queued: {duration(s.oldest_queued_seconds)}"
         + (f" ({s.oldest_queued_priority})" if s.oldest_queued_priority else ""),
         f"sent in the last hour: {s.sent_last_hour}; failed in the last 24 h: {s.failed_24h}",
