@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from babel.messages.pofile import read_po
 
 from bot.domain import questionnaire as q
 from bot.domain.study import Study
+from bot.i18n import LOCALE_DIR, t
 from bot.sandbox import replies
 from bot.sandbox import screens as screens_mod
 from bot.sandbox.web import make_app
@@ -261,3 +264,83 @@ def test_a_broken_screen_is_listed_with_its_error(study: Study) -> None:
 
     [entry] = screens_mod.render_all(study, only=[broken])
     assert entry["key"] == "x.broken" and "ZeroDivisionError" in entry["error"]
+
+
+def _pot_msgids() -> list[str | tuple[str, ...]]:
+    with (LOCALE_DIR / "messages.pot").open("rb") as fp:
+        return [m.id for m in read_po(fp) if m.id]
+
+
+def _appears(msgid: str, strings: list[str]) -> bool:
+    """The msgid's literal pieces (the text between its {placeholders}) occur in this order on
+    one line of one of `strings`."""
+    pieces = re.split(r"\{\w*\}", msgid)
+    pattern = re.compile(".*?".join(re.escape(piece) for piece in pieces))
+    return any(pattern.search(s) for s in strings)
+
+
+async def test_screens_show_every_msgid_of_the_catalog(
+    client: TestClient,  # type: ignore[type-arg]
+) -> None:
+    """Every msgid of locales/messages.pot is on the screens page, in both languages.
+
+    A msgid counts as shown when
+    - a drawn screen (any group but "Other texts") shows it in English: the msgid's literal
+      pieces, with each {placeholder} matching whatever text was filled in, occur in order on
+      one line of the screen's English text or of one of its English button labels — so
+      "Day {day}" is shown by "Day 5 · …"; or
+    - the "Other texts" section (the last one) has an entry for it (its `msgid`), with the
+      translations filled in for zh_Hans and en.
+    For a plural entry either form may be shown. The page's own rule for leaving a msgid out of
+    "Other texts" is stricter (the zh_Hans translation must be on the same screen too), so the
+    section may also list a few msgids whose English happens to occur inside a longer text.
+    """
+    screens = (await _json(await client.get("/api/screens")))["screens"]
+    other = {s["msgid"]: s for s in screens if s["group"] == screens_mod.OTHER_GROUP}
+    assert screens[-1]["group"] == screens_mod.OTHER_GROUP
+    drawn = [s for s in screens if s["group"] != screens_mod.OTHER_GROUP and "error" not in s]
+    english = [
+        text
+        for s in drawn
+        for text in [s["en"]["text"], *(b["text"] for row in s["en"]["buttons"] for b in row)]
+    ]
+    missing = []
+    for msgid in _pot_msgids():
+        forms = (msgid,) if isinstance(msgid, str) else tuple(msgid)
+        if forms[0] in other:
+            entry = other[forms[0]]
+            assert entry["zh_Hans"]["text"] and entry["en"]["text"], forms[0]
+            continue
+        if not any(_appears(form, english) for form in forms):
+            missing.append(forms[0])
+    assert not missing, f"{len(missing)} msgids are not on the screens page: {missing[:10]}"
+    # Other texts shows the translations themselves, placeholders visible.
+    zh = t("zh_Hans")
+    for msgid, entry in other.items():
+        assert entry["zh_Hans"]["text"] == zh(msgid), msgid
+    # The texts users see are drawn as real screens, not only listed at the end.
+    by_key = {s["key"]: s for s in screens}
+    for needle, prefix in [
+        ("Pain 8 or more", "escalation.rule."),
+        ("Month 12 visit", "followup.visit_reminder."),
+        ("Your last diary was missed.", "followup.schedule."),
+        ("What is wrong in this diary?", "replies.mistake."),
+        ("Acknowledged.", "replies.alert."),
+        ("Please acknowledge the alert first.", "replies.alert."),
+        ("Withdraw RP-USE from the diary?", "replies.staff.withdraw"),
+        ("Fill in today's diary", "replies.command.menu"),
+    ]:
+        assert any(k.startswith(prefix) and needle in s["en"]["text"] for k, s in by_key.items()), (
+            needle
+        )
+
+
+def test_other_texts_lists_the_whole_catalog_when_nothing_is_drawn() -> None:
+    msgids = _pot_msgids()
+    other = screens_mod.other_texts([])
+    assert len(other) == len(msgids)
+    assert len({e["key"] for e in other}) == len(other)
+    for entry in other[:5]:
+        assert entry["group"] == screens_mod.OTHER_GROUP
+        assert entry["zh_Hans"]["text"] == t("zh_Hans")(entry["msgid"])
+        assert entry["en"]["text"] == t("en")(entry["msgid"])

@@ -8,21 +8,29 @@ get — never a copy of the catalog.
 A registry: a *provider* is a function `(Samples) -> Iterable[Screen]`. The core providers live
 here; a feature package adds its own screens in `bot/<feature>/screens.py` as
 `def screens(samples: Samples) -> Iterable[Screen]` (listed in `FEATURE_MODULES`).
+
+Last comes "Other texts" (`other_texts`): every msgid of locales/messages.pot that no screen
+above shows, translated in both languages with its placeholders left visible, so a reviewer
+sees the whole catalog even where no example draws a text (a chart label, a command menu
+entry, a refusal no sample reaches).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
+from babel.messages.pofile import read_po
+
 from bot.domain import questionnaire as q
 from bot.domain.schedule import diary_occurrences
 from bot.domain.study import Item, Study
-from bot.i18n import T, t
+from bot.i18n import DOMAIN, LOCALE_DIR, T, t, translations
 from bot.messenger import Buttons
 from bot.services.diary import Outcome
 from conversations import diary_view, settings, staff, start
@@ -100,7 +108,7 @@ def sample_value(study: Study, item: Item) -> str:
     return SAMPLE_TEXT
 
 
-def _occ_row(occ: Any, occ_id: int, status: str = "prompted") -> OccRow:
+def occ_row(occ: Any, occ_id: int, status: str = "prompted") -> OccRow:
     return OccRow(
         id=occ_id,
         patient_id=1,
@@ -144,9 +152,9 @@ def make_samples(study: Study) -> Samples:
     return Samples(
         study=study,
         patient=patient,
-        daily=_occ_row(best, 10),
-        weekly=_occ_row(weekly, 20) if weekly else None,
-        next_daily=_occ_row(after, 11, "scheduled"),
+        daily=occ_row(best, 10),
+        weekly=occ_row(weekly, 20) if weekly else None,
+        next_daily=occ_row(after, 11, "scheduled"),
         answers=q.clean(study, best.study_day, answers),
     )
 
@@ -384,3 +392,103 @@ def _failed(key: str, exc: Exception, group: str = "Errors") -> dict[str, Any]:
         "when": "",
         "error": f"{type(exc).__name__}: {exc}",
     }
+
+
+# ------------------------------------------------------------------ the rest of the catalog
+OTHER_GROUP = "Other texts (catalog entries no screen above shows)"
+POT = LOCALE_DIR / f"{DOMAIN}.pot"
+_PLACEHOLDER = re.compile(r"\{\w*\}")
+
+
+@dataclass(frozen=True)
+class Msg:
+    """One catalog entry: `plural` is set for an ngettext entry."""
+
+    id: str
+    plural: str | None
+    comments: tuple[str, ...]  # the extractor's notes, e.g. "study: visits[2].name"
+
+    def forms(self) -> tuple[str, ...]:
+        return (self.id,) if self.plural is None else (self.id, self.plural)
+
+    def translated(self, locale: str) -> str:
+        """The translation with its placeholders unfilled (both plural forms, if any)."""
+        tr = translations(locale)
+        if self.plural is None:
+            return tr.gettext(self.id)
+        forms = dict.fromkeys(tr.ngettext(self.id, self.plural, n) for n in (1, 2))
+        return "\n".join(forms)
+
+
+def catalog() -> list[Msg]:
+    """Every msgid of locales/messages.pot, in its order."""
+    with POT.open("rb") as fp:
+        entries = read_po(fp)
+    out = []
+    for m in entries:
+        if not m.id:
+            continue
+        ids = (m.id, None) if isinstance(m.id, str) else (m.id[0], m.id[1])
+        out.append(Msg(ids[0], ids[1], tuple(m.auto_comments) + tuple(m.user_comments)))
+    return out
+
+
+def msgid_pattern(text: str) -> re.Pattern[str]:
+    """`text` (a msgid or a translation) as a pattern: its literal pieces in order, any text on
+    the same line where a `{placeholder}` stands."""
+    return re.compile(".*?".join(re.escape(piece) for piece in _PLACEHOLDER.split(text)))
+
+
+def _strings(rendered: dict[str, Any]) -> list[str]:
+    """A rendering's text and each of its button labels."""
+    return [rendered["text"], *(b["text"] for row in rendered["buttons"] for b in row)]
+
+
+def shown(msg: Msg, entries: list[dict[str, Any]]) -> bool:
+    """True if some drawn screen shows `msg` in both languages: its English text and its zh_Hans
+    translation both occur (placeholders matching anything) in the same screen. Requiring the
+    Chinese too keeps a short msgid ("No diary") from counting as shown merely because a longer
+    sentence begins with the same words."""
+    for form in msg.forms():
+        en = msgid_pattern(translations("en").gettext(form))
+        zh = msgid_pattern(translations("zh_Hans").gettext(form))
+        for entry in entries:
+            if "error" in entry:
+                continue
+            if any(en.search(x) for x in _strings(entry["en"])) and any(
+                zh.search(x) for x in _strings(entry["zh_Hans"])
+            ):
+                return True
+    return False
+
+
+def _slug(msgid: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", msgid.lower()).strip("-")[:48] or "x"
+
+
+def other_texts(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The catalog entries that none of `entries` (the drawn screens) shows, one entry each,
+    translated in both languages; placeholders stay visible as {name}."""
+    out: list[dict[str, Any]] = []
+    keys = {e["key"] for e in entries}
+    for msg in catalog():
+        if shown(msg, entries):
+            continue
+        key = base = f"other.{_slug(msg.id)}"
+        n = 1
+        while key in keys:
+            n += 1
+            key = f"{base}.{n}"
+        keys.add(key)
+        notes = "; ".join(msg.comments)
+        entry: dict[str, Any] = {
+            "key": key,
+            "group": OTHER_GROUP,
+            "when": "Catalog entry that no screen above draws" + (f" ({notes})" if notes else ""),
+            "msgid": msg.id,
+        }
+        for locale in LOCALES:
+            entry[locale] = _shape(msg.translated(locale))
+        entry["same"] = entry["zh_Hans"] == entry["en"]
+        out.append(entry)
+    return out

@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.domain.study import parse_hhmm
 from bot.i18n import parse_lang
 from bot.sandbox import chatview, queries, replies
-from bot.sandbox.screens import providers, render_all
+from bot.sandbox.screens import other_texts, providers, render_all
 from bot.sandbox.world import Sandbox, SandboxError
 from bot.services.enrolment import EnrolError
 
@@ -184,13 +184,15 @@ async def file(request: web.Request) -> web.Response:
 
 
 async def screens(request: web.Request) -> web.Response:
-    """Every screen; drawn (and the handlers' replies captured) on the first request only."""
+    """Every screen, then the catalog entries none of them shows; drawn (and the handlers'
+    replies captured) on the first request only."""
     cached = request.app[SCREENS_KEY]
     async with request.app[SCREENS_LOCK]:
         if not cached:
             study = request.app[SANDBOX_KEY].study
             captured = await replies.capture(study)
-            cached.extend(render_all(study, only=[*providers(), captured]))
+            drawn = render_all(study, only=[*providers(), captured])
+            cached.extend([*drawn, *other_texts(drawn)])
     return web.json_response(
         {"screens": cached}, dumps=lambda obj: json.dumps(obj, ensure_ascii=False)
     )
