@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
+from pathlib import Path
 from typing import Any, NoReturn
 
 from bot.clock import SystemClock, iso
@@ -269,15 +270,28 @@ async def _main(args: argparse.Namespace) -> int:
     if args.command == "up":
         return await sandbox_cli.cmd_up(args, settings, study)
     func = getattr(args, "func", None) or HANDLERS[args.command]
+    existed = settings.db_path.exists()
     try:
         rt = await open_runtime(settings, study)
     except IntegrityError as exc:
         print(f"diarybot: {exc}", file=sys.stderr)
         return 1
+    refused = False
     try:
         return await func(args, rt)
+    except UsageError:
+        refused = True
+        raise
     finally:
         await rt.db.close()
+        if refused and not existed:
+            _remove_database(settings.db_path)  # a refused command leaves no file behind
+
+
+def _remove_database(path: Path) -> None:
+    """The database file this command created (empty but for its schema) and its WAL files."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

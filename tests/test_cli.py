@@ -143,3 +143,19 @@ def test_every_subcommand_has_help(db: Path, capsys: pytest.CaptureFixture[str])
             main([*args, "--help"])
         assert exc.value.code == 0
         assert "usage:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["enroll", "--subject", "RP-009", "--injection-date", "2026-12-01", "--timezone", "Mars/X"],
+        ["staff", "remove", "--telegram-id", "4242"],
+        ["staff", "group", "--chat-id", "42"],
+    ],
+)
+def test_a_refused_command_in_an_empty_folder_creates_no_database(
+    db: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    assert "error" in capsys.readouterr().err
+    assert not list(db.parent.glob(db.name + "*"))  # no database file, no -wal, no -shm
