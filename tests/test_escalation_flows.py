@@ -86,6 +86,24 @@ async def test_data_change_request_becomes_a_review_alert(h: Harness) -> None:
     )
 
 
+async def test_a_review_alert_is_in_each_digest_until_acknowledged(h: Harness) -> None:
+    p = await day0_patient(h, lang="en")
+    await submit(p, PAIN="2")
+    await p.tap("I made a mistake", p.messages[-1])
+    await p.send("My pain was 7, not 2")
+    listed = "RP-001 (Data-change request from the patient)"
+
+    def digests() -> list[str]:
+        return [m.text or "" for m in h.api.messages(EN_COORD) if "Daily summary" in (m.text or "")]
+
+    await h.advance(hours=14)  # the next morning's 09:00 digest
+    assert len(digests()) == 1 and listed in digests()[-1], digests()
+    [card] = alert_messages(h, EN_COORD)
+    await h.player(EN_COORD, "en").tap("Acknowledge", card)
+    await h.advance(hours=24)  # the digest after: no longer listed
+    assert len(digests()) == 2 and listed not in digests()[-1], digests()
+
+
 async def _cli(h: Harness, monkeypatch, *argv: str) -> int:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("DIARYBOT_DB", str(h.db_path))
     monkeypatch.delenv("DIARYBOT_STUDY", raising=False)

@@ -253,3 +253,30 @@ def test_digest_names_the_studys_own_missed_in_a_row_threshold() -> None:
     )
     assert "⚠️ Missed 4 or more in a row: RP-002" in digest_text(t("en"), data)
     assert "连续漏填4次或以上：RP-002" in digest_text(t("zh_Hans"), data)
+
+
+def test_digest_lists_each_unacknowledged_review_alert() -> None:
+    from bot.followup.digest import DigestData
+    from bot.i18n import t
+    from conversations.staff_schedule import digest_text
+
+    data = DigestData(
+        local_date=date(2027, 3, 5),
+        completed=1,
+        due=1,
+        not_completed=[],
+        missed_runs=[],
+        visits=[],
+        new_patients=[],
+        open_alerts=1,
+        review_alerts=[("RP-003", "Data-change request from the patient")],
+    )
+    en = digest_text(t("en"), data).splitlines()
+    assert en[-2:] == [
+        "🔔 Review alerts not yet acknowledged: 1",
+        "RP-003 (Data-change request from the patient)",
+    ]
+    zh = digest_text(t("zh_Hans"), data).splitlines()
+    reason = t("zh_Hans")("Data-change request from the patient")
+    assert reason != "Data-change request from the patient"  # the reason is translated
+    assert zh[-1] == f"RP-003 ({reason})"

@@ -29,7 +29,8 @@ from storage import audit, repo
 VISIT_HORIZON_DAYS = 7
 
 # Optional source of open review alerts (escalation): returns how many, or None if unknown.
-AlertCounter = Callable[[aiosqlite.Connection, datetime], Awaitable[int | None]]
+# (subject, reason msgid) of the unacknowledged review alerts; None: no escalation feature.
+AlertCounter = Callable[[aiosqlite.Connection, datetime], Awaitable[list[tuple[str, str]] | None]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class DigestData:
     open_alerts: int | None = None
     extra: dict[str, object] = field(default_factory=dict)
     missed_threshold: int = 3  # the study's `missed_in_a_row_alert`
+    review_alerts: list[tuple[str, str]] = field(default_factory=list)  # (subject, reason)
 
     @property
     def quiet(self) -> bool:
@@ -150,6 +152,7 @@ async def collect(
         "SELECT subject FROM patients WHERE created_at > ? AND created_at <= ? ORDER BY subject",
         (iso(since), iso(now)),
     )
+    review = await alerts(conn, now) if alerts is not None else None
     return DigestData(
         local_date=study_today(rt, now),
         completed=completed,
@@ -158,7 +161,8 @@ async def collect(
         missed_runs=[(r[0], r[1]) for r in runs],
         visits=visits,
         new_patients=[r[0] for r in new],
-        open_alerts=await alerts(conn, now) if alerts is not None else None,
+        open_alerts=len(review) if review is not None else None,
+        review_alerts=review or [],
         missed_threshold=rt.study.missed_in_a_row_alert,
     )
 

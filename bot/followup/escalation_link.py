@@ -3,7 +3,7 @@
 - A new "missed N in a row" event (bot/followup/compliance_watch.py decides when a run is new)
   becomes a compliance alert through `escalation.service.raise_compliance`, inside the same
   transaction that records the event, so the team is told once per run.
-- The digest counts unacknowledged review alerts with `escalation.service.open_alerts`.
+- The digest lists unacknowledged review alerts with `escalation.service.open_alerts`.
 """
 
 from __future__ import annotations
@@ -37,5 +37,8 @@ def compliance_router(rt: Runtime) -> compliance_watch.Router:
     return route
 
 
-async def open_review_alerts(conn: aiosqlite.Connection, now: datetime) -> int | None:
-    return len(await service.open_alerts(conn, "review"))
+async def open_review_alerts(
+    conn: aiosqlite.Connection, now: datetime
+) -> list[tuple[str, str]] | None:
+    """(subject, reason msgid) of every unacknowledged review alert, oldest first."""
+    return [(a.subject, a.reason) for a in await service.open_alerts(conn, "review")]

@@ -181,6 +181,10 @@ def _staff_screens(s: Samples, ov: Overview) -> Iterable[Screen]:
         ],
         new_patients=["RP-006"],
         open_alerts=2,
+        review_alerts=[
+            ("RP-003", "Data-change request from the patient"),
+            ("RP-005", "New medicine for bowel symptoms"),
+        ],
     )
     quiet = DigestData(day, 6, 6, [], [], [], [])
     nothing_due = DigestData(day, 0, 0, [], [], [], [])
