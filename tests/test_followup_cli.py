@@ -108,6 +108,10 @@ def test_bulk_csv_with_a_bad_row_changes_nothing(
     assert captured.out == ""  # no codes printed for a batch that was not stored
     assert message in captured.err
     assert len(captured.err.strip().splitlines()) == 1
+    assert not db.exists()  # refused in an empty folder: not even a database file
+    # and into an existing database: not one row of the batch
+    assert main(["staff", "list"]) == 0
+    assert main(["enroll", "--from-csv", write(tmp_path, text)]) == 2
     assert rows(db, "SELECT COUNT(*) FROM patients") == [(0,)]
     assert rows(db, "SELECT COUNT(*) FROM enrolment_codes") == [(0,)]
     assert rows(db, "SELECT COUNT(*) FROM audit") == [(0,)]

@@ -181,8 +181,9 @@ async def test_withdraw_stops_everything_and_keeps_the_data(tmp_path: Path, stud
 
 async def test_reanchor_forward_mid_phase(tmp_path: Path, study: Study) -> None:
     """Day 0 moves 5 days later on Day 20: what already happened stays (a completed entry
-    keeps its study day), the future follows the new anchor; study days already asked are not
-    asked twice, so the patient has a 5-day gap (domain.schedule.reanchor)."""
+    keeps its study day and date, under a key that names the date), the future follows the new
+    anchor entirely: tonight is new Day 15, and Days 15-19 are asked again for their real dates
+    (domain.schedule.reanchor)."""
     async with offline_bot(tmp_path / "d.sqlite3", study, START) as bot:
         await linked_patient(bot, "RP-001", INJECTION, TZ)
         c = clock(bot)
@@ -196,13 +197,15 @@ async def test_reanchor_forward_mid_phase(tmp_path: Path, study: Study) -> None:
             bot.rt, "RP-001", new_anchor, actor="staff:9001", reason="injection postponed"
         )
         after = await by_key(bot)
-        for day in (17, 18, 19):  # completed entries: untouched
-            assert after[f"daily:{day}"] == before[f"daily:{day}"]
-            assert after[f"daily:{day}"]["status"] == "completed"
-        # Today (old Day 20 = new Day 15) and the next days were already asked as Days 15-19.
+        for day in (17, 18, 19):  # completed entries: untouched but for the dated key
+            dated = f"daily:{day}@{(INJECTION + timedelta(days=day)).isoformat()}"
+            assert after[dated] == {**before[f"daily:{day}"], "key": dated}
+            assert after[dated]["status"] == "completed"
+        # Today (old Day 20) is new Day 15, asked tonight; every later day follows the new anchor.
+        assert after["daily:15"]["local_date"] == "2027-03-21"
         assert after["daily:20"]["local_date"] == (new_anchor + timedelta(days=20)).isoformat()
         upcoming = [o for o in after.values() if from_iso(o["opens_at"]) > c.now()]
-        assert min(o["local_date"] for o in upcoming) == "2027-03-26"
+        assert min(o["local_date"] for o in upcoming) == "2027-03-21"
         assert change.detail["removed"] > 0 and change.detail["added"] > 0
         # Visit reminders follow the new Day 30.
         keys = [
@@ -221,11 +224,13 @@ async def test_reanchor_forward_mid_phase(tmp_path: Path, study: Study) -> None:
         assert entry[0]["reason"] == "injection postponed"
         assert "day 0) is now 6 March 2027" in (await outbox_texts(bot, 501))[-1]
 
-        await c.set(at(25, 20))  # 26 March, 20:00: new Day 20
+        for evening in range(20, 26):  # 21 to 26 March at 20:00 (new Days 15 to 20)
+            await c.set(at(evening, 20))
         last = (await prompts(bot, "RP-001"))[-1]
         assert (last["key"], last["local_date"]) == ("daily:20", "2027-03-26")
-        gap = [r["local_date"] for r in await prompts(bot, "RP-001")]
-        assert not {"2027-03-21", "2027-03-22", "2027-03-25"} & set(gap)
+        prompted = [r["local_date"] for r in await prompts(bot, "RP-001")]
+        # no gap: every evening from the re-anchor on has its diary
+        assert {f"2027-03-{d}" for d in range(21, 27)} <= set(prompted)
 
 
 async def test_reanchor_backward_mid_phase(tmp_path: Path, study: Study) -> None:

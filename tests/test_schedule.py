@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
@@ -352,22 +353,26 @@ def _plan(study: Study, new_injection: date, keep_keys: set[str]) -> Plan:
     enrolled = OLD_INJECTION - timedelta(days=7)
     old = diary_occurrences(study, OLD_INJECTION, TZ, EIGHT_PM, enrolled_on=enrolled)
     new = diary_occurrences(study, new_injection, TZ, EIGHT_PM, enrolled_on=enrolled)
-    to_delete, to_insert = reanchor(old, new, NOW, lambda o: o.key in keep_keys)
-    final = [o for o in old if o not in to_delete] + to_insert
+    to_delete, to_insert, to_rekey = reanchor(old, new, NOW, lambda o: o.key in keep_keys)
+    rekeyed = {o.key: key for o, key in to_rekey}
+    final = [
+        replace(o, key=rekeyed.get(o.key, o.key)) for o in old if o not in to_delete
+    ] + to_insert
     return old, new, to_delete, to_insert, final
 
 
 @pytest.mark.parametrize(
-    ("shift", "first_new_day", "held"),
+    ("shift", "first_new_day", "rekeyed"),
     [
-        # Day 0 moves 5 days later: now is new Day 17, but Days 17..21 were already asked under
-        # the old anchor, so the first new diary is Day 22.
-        (5, 22, range(17, 22)),
+        # Day 0 moves 5 days later: now is new Day 17. Days 17..21 were already asked under the
+        # old anchor (on other dates): they are asked again for their real dates, and the old
+        # ones keep their study day under a key that names their date.
+        (5, 17, range(17, 22)),
         # Day 0 moves 5 days earlier: now is new Day 27; Days 22..26 are past, never backfilled.
         (-5, 27, range(0)),
     ],
 )
-def test_reanchor_mid_phase(study: Study, shift: int, first_new_day: int, held: range) -> None:
+def test_reanchor_mid_phase(study: Study, shift: int, first_new_day: int, rekeyed: range) -> None:
     new_injection = OLD_INJECTION + timedelta(days=shift)
     # completed and currently open diaries are kept (all of them already opened)
     keep = {f"daily:{d}" for d in range(0, 22) if d not in (4, 9)} | {"baseline:-2"}
@@ -377,7 +382,7 @@ def test_reanchor_mid_phase(study: Study, shift: int, first_new_day: int, held: 
     assert [o.study_day for o in past] == list(range(-7, 22))
     assert not set(past) & set(to_delete)  # past (also missed days 4 and 9) untouched
     assert to_delete == [o for o in old if o.opens_at > NOW]
-    assert all(o in new and o.opens_at > NOW for o in to_insert)
+    assert to_insert == [o for o in new if o.opens_at > NOW]  # the future, entirely
 
     inserted_days = [o.study_day for o in to_insert]
     assert inserted_days[0] == first_new_day
@@ -385,7 +390,11 @@ def test_reanchor_mid_phase(study: Study, shift: int, first_new_day: int, held: 
     assert [o.key for o in to_insert if o.phase == "weekly"] == [
         f"weekly:{d}" for d in range(91, 730, 7)
     ]
-    assert not any(f"daily:{d}" in {o.key for o in to_insert} for d in held)
+    # the old diaries of those study days keep their day and date under a dated key
+    for day in rekeyed:
+        was = OLD_INJECTION + timedelta(days=day)
+        [kept] = [o for o in final if o.key == f"daily:{day}@{was.isoformat()}"]
+        assert (kept.study_day, kept.local_date) == (day, was)
 
     # no duplicate keys, and the future is entirely recomputed, one diary per local date
     assert len({o.key for o in final}) == len(final)
@@ -393,6 +402,32 @@ def test_reanchor_mid_phase(study: Study, shift: int, first_new_day: int, held: 
     assert future == to_insert
     assert len({o.local_date for o in final}) == len(final)
     assert all(o.local_date == new_injection + timedelta(days=o.study_day) for o in future)
+
+
+def test_reanchor_after_a_late_postponement_asks_the_real_first_days(study: Study) -> None:
+    """The injection is postponed 14 days, and the site re-anchors on old Day 3: the new
+    baseline and the real Days 0-3 (the fever window) are asked; nothing is skipped."""
+    enrolled = OLD_INJECTION - timedelta(days=7)
+    old = diary_occurrences(study, OLD_INJECTION, TZ, EIGHT_PM, enrolled_on=enrolled)
+    now = datetime(2027, 1, 13, 21, 0, tzinfo=ZoneInfo(TZ)).astimezone(UTC)  # old Day 3
+    new_injection = OLD_INJECTION + timedelta(days=14)
+    new = diary_occurrences(study, new_injection, TZ, EIGHT_PM, enrolled_on=enrolled)
+    _, to_insert, to_rekey = reanchor(old, new, now, lambda o: False)
+    days = [o.study_day for o in to_insert]
+    assert days[: 7 + 4] == [-7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3]
+    assert [key for _, key in to_rekey] == [
+        "baseline:-7@2027-01-03",
+        "baseline:-6@2027-01-04",
+        "baseline:-5@2027-01-05",
+        "baseline:-4@2027-01-06",
+        "baseline:-3@2027-01-07",
+        "baseline:-2@2027-01-08",
+        "baseline:-1@2027-01-09",
+        "daily:0@2027-01-10",
+        "daily:1@2027-01-11",
+        "daily:2@2027-01-12",
+        "daily:3@2027-01-13",
+    ]
 
 
 def test_reanchor_keeps_a_future_occurrence_when_asked(study: Study) -> None:

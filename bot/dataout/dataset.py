@@ -80,6 +80,12 @@ class Diary:
     # submission and corrections after it (study item order).
     history: dict[str, tuple[AuditRec, ...]] = field(default_factory=dict)
 
+    @property
+    def instance(self) -> str:
+        """Which diary of its phase: the study day ("3"), or for a diary asked under an earlier
+        Day 0 the study day and its date ("3@2027-01-13"), unique per subject and phase."""
+        return self.key.split(":", 1)[1]
+
     def value(self, item: str) -> str | None:
         return next((a.value for a in self.answers if a.item == item), None)
 

@@ -201,7 +201,7 @@ def response(study: Study, s: Subject, d: Diary, trs: list[T]) -> dict[str, Any]
         )
     node: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
-        "id": _id(f"{s.subject}-{d.phase}-{d.study_day}"),
+        "id": _id(f"{s.subject}-{d.phase}-{d.instance}"),
         "identifier": {"system": f"{base(study)}:diary", "value": f"{s.subject}/{d.key}"},
         "questionnaire": questionnaire_url(study, d.form),
         # "amended": an answer was corrected after submission (the audit trail says how)

@@ -5,7 +5,8 @@ the tests validate the result against the official ODM 1.3.2 XSD).
 
 Shape, chosen for EDC import (REDCap, OpenClinica, Viedoc read it the same way):
 - Study/MetaDataVersion from the study definition: one StudyEventDef per schedule phase
-  (repeating, the repeat key is the study day), one FormDef and ItemGroupDef per diary form
+  (repeating, the repeat key is the study day, or "day@date" for a diary asked under
+  an earlier Day 0 before a re-anchor), one FormDef and ItemGroupDef per diary form
   (daily, weekly: their questions differ by recall period, so their ItemDefs do too), code lists
   with English and Chinese TranslatedText.
 - An extra item DIARY_STATUS per form says whether a diary was completed, missed, paused or
@@ -287,7 +288,7 @@ def _clinical(odm: ET.Element, ds: Dataset, study: Study) -> None:
                 "StudyEventData",
                 {
                     "StudyEventOID": f"SE.{d.phase}",
-                    "StudyEventRepeatKey": str(d.study_day),
+                    "StudyEventRepeatKey": d.instance,
                     "TransactionType": "Upsert",
                 },
             )

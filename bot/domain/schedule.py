@@ -226,8 +226,8 @@ def reanchor(
     new: Sequence[Occurrence],
     now: datetime,
     keep: Callable[[Occurrence], bool],
-) -> tuple[list[Occurrence], list[Occurrence]]:
-    """Plan for moving a patient's injection date: what to delete and what to insert.
+) -> tuple[list[Occurrence], list[Occurrence], list[tuple[Occurrence, str]]]:
+    """Plan for moving a patient's injection date: what to delete, insert and re-key.
 
     REDCap's known pitfall is that invitations already scheduled do not move when the anchor
     changes; we recompute instead, but never rewrite history:
@@ -235,28 +235,36 @@ def reanchor(
     - old occurrences that already opened (``opens_at <= now``) stay, whatever their status, as
       do those for which `keep` is true (e.g. completed or currently prompted ones);
     - the other old ones (future, not kept) are deleted;
-    - new occurrences that open after `now` are inserted, unless their key is already held by an
-      old occurrence that stays. Keys are study days, so a study day that already has an entry
-      is not asked again: when Day 0 moves later, the days already asked under the old anchor
-      are not repeated (the patient has a short gap instead of two entries for one study day).
+    - every new occurrence that opens after `now` is inserted: the future follows the new
+      anchor completely. When Day 0 moves later, the days after the real injection (the fever
+      window, the acute safety days) are asked even if diaries with the same study-day numbers
+      were already asked under the old anchor;
+    - such an old occurrence keeps its study day (what it was answered for) and is re-keyed
+      with its own date, ``daily:2`` → ``daily:2@2027-01-12``, so keys stay unique;
+    - a future old occurrence that `keep` holds stays as it is, and the new one of the same
+      key is not inserted;
     - new occurrences that would already have opened are not inserted: no backfilling.
 
-    The result keeps keys unique: (old - to_delete) + to_insert never holds a key twice.
+    Returns (to_delete, to_insert, to_rekey as (old occurrence, its new key)).
     """
     _require_aware(now)
     to_delete: list[Occurrence] = []
-    staying: set[str] = set()
+    past: dict[str, Occurrence] = {}
+    kept_future: set[str] = set()
     for o in old:
         if o.opens_at > now and not keep(o):
             to_delete.append(o)
+        elif o.opens_at > now:
+            kept_future.add(o.key)
         else:
-            staying.add(o.key)
-    to_insert: list[Occurrence] = []
-    for n in new:
-        if n.opens_at > now and n.key not in staying:
-            to_insert.append(n)
-            staying.add(n.key)
-    return to_delete, to_insert
+            past[o.key] = o
+    to_insert = [n for n in new if n.opens_at > now and n.key not in kept_future]
+    to_rekey = [
+        (past[n.key], f"{n.key}@{past[n.key].local_date.isoformat()}")
+        for n in to_insert
+        if n.key in past
+    ]
+    return to_delete, to_insert, to_rekey
 
 
 # --------------------------------------------------------------------------- visits

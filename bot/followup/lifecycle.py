@@ -314,7 +314,7 @@ async def _recompute(
         patient.prompt_time,
         enrolled_on=patient.enrolled_on,
     )
-    to_delete, to_insert = reanchor(
+    to_delete, to_insert, to_rekey = reanchor(
         [_as_domain(o) for o in stored],
         new,
         now,
@@ -322,6 +322,11 @@ async def _recompute(
     )
     await conn.executemany(
         "DELETE FROM occurrences WHERE id = ?", [(ids[o.key],) for o in to_delete]
+    )
+    # Diaries asked under the old anchor keep their study day; their key names their date,
+    # freeing the plain key for the new anchor's diary of that study day.
+    await conn.executemany(
+        "UPDATE occurrences SET key = ? WHERE id = ?", [(key, ids[o.key]) for o, key in to_rekey]
     )
     await repo.insert_occurrences(conn, patient.id, to_insert)
     if patient.status == "paused":
