@@ -42,7 +42,7 @@ from bot import messenger
 from bot.app import DiaryBot
 from bot.clock import FakeClock
 from bot.domain.study import load_study
-from bot.localapi import Faults, LocalBotApi
+from bot.localapi import Faults, LocalBotApi, SentMessage
 from bot.messenger import Priority
 from bot.services.enrolment import enroll, link_chat
 
@@ -130,6 +130,7 @@ class Refusals(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.getMessage().startswith("429 for chat"):
             chat, _, scope = record.args  # type: ignore[misc]
+            assert isinstance(chat, int)  # the sender logs msg.chat_id
             self.chats.append((int(chat), str(scope)))
 
 
@@ -315,9 +316,11 @@ async def bench_tap(patients: int = 10, think: float = 1.0) -> dict[str, Any]:
                         edits = current.edits
                         t = time.perf_counter()
                         api.press(user, diary.message_id, answer, language_code="en")
-                        await api.wait_for_edit(
-                            user, diary.message_id, lambda m, e=edits: m.edits > e, timeout=10
-                        )
+
+                        def edited(m: SentMessage, e: int = edits) -> bool:
+                            return m.edits > e
+
+                        await api.wait_for_edit(user, diary.message_id, edited, timeout=10)
                         samples.append(time.perf_counter() - t)
 
                 await asyncio.gather(*(patient(u) for u in users))
@@ -392,9 +395,11 @@ async def bench_updates(count: int = 2000, chats: int = 100, rounds: int = 5) ->
                         users = await enrol(bot, chats, dtime(20, 0), FIRST_USER + 10_000, "UP")
                     await bot.sender.wait_idle()
                     last = api.state._next_update_id - 1 + count
-                    diary_s = await _drive(
-                        api, count, users, lambda b=bot, t=last: b.app.last_update_id >= t
-                    )
+
+                    def all_handled(b: DiaryBot = bot, t: int = last) -> bool:
+                        return b.app.last_update_id >= t
+
+                    diary_s = await _drive(api, count, users, all_handled)
                     if n:
                         diary_rates.append(count / diary_s)
                     await bot.rt.db.execute("DELETE FROM outbox WHERE status = 'queued'")
@@ -462,12 +467,21 @@ async def _startup(db: Path, tmp: Path) -> dict[str, Any]:
             try:
                 # Polled, not api.wait_until: the server announces a getUpdates call only when
                 # its long poll returns, seconds after it was counted.
-                await _poll_until(lambda m=mes: api.stats["call:getMe"] > m, 900)
+                def got_me(m: int = mes) -> bool:
+                    return api.stats["call:getMe"] > m
+
+                def polled(p: int = polls) -> bool:
+                    return api.stats["call:getUpdates"] > p
+
+                def caught(c: list[float] = caught_up) -> bool:
+                    return bool(c)
+
+                await _poll_until(got_me, 900)
                 opened = time.perf_counter() - t0  # imports, database open + check, bot built
-                await _poll_until(lambda p=polls: api.stats["call:getUpdates"] > p, 900)
+                await _poll_until(polled, 900)
                 started = time.perf_counter() - t0  # polling: patients are answered
                 # the first catch-up tick ends ("is running" in the log), concurrently with polling
-                await _poll_until(lambda c=caught_up: bool(c), 900)
+                await _poll_until(caught, 900)
                 await asyncio.sleep(2.0)  # a little steady state in the RSS
                 peak = _peak_rss_mb(proc.pid)
                 runs.append((opened, started, caught_up[0], peak))

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,7 @@ class Harness:
 
     async def advance(self, **kwargs: float) -> None:
         """Move the study clock; the scheduler ticks; wait for what it sent."""
-        await self.clock.advance(**kwargs)
+        await self.clock.advance(timedelta(**kwargs))
         await self.settle()
 
     async def set_time(self, when: datetime) -> None:
@@ -113,6 +113,13 @@ class Player:
         msgs = self.messages
         assert msgs, f"no message in chat {self.chat_id}"
         return msgs[-1]
+
+    @property
+    def last_text(self) -> str:
+        """The text of the last message in the chat (which must have one)."""
+        text = self.last.text
+        assert text is not None, f"the last message in chat {self.chat_id} has no text"
+        return text
 
     def texts(self) -> list[str]:
         return [m.text or "" for m in self.messages]

@@ -258,7 +258,7 @@ def test_odm_clinical_data_keeps_every_value_with_its_audit_record(
         ODM,
     )
     assert record is not None
-    assert record.find("odm:UserRef", ODM).get("UserOID") == "USR.RP-003"  # type: ignore[union-attr]
+    assert record.find("odm:UserRef", ODM).get("UserOID") == "USR.RP-003"
     assert record.findtext("odm:DateTimeStamp", namespaces=ODM) == "2026-12-03T20:30:00+08:00"
     assert record.findtext("odm:ReasonForChange", namespaces=ODM) == (
         "changed by the patient before submitting"
@@ -278,7 +278,7 @@ def test_odm_clinical_data_keeps_every_value_with_its_audit_record(
         ODM,
     )
     assert corrected is not None
-    assert corrected.find("odm:UserRef", ODM).get("UserOID") == "USR.cli"  # type: ignore[union-attr]
+    assert corrected.find("odm:UserRef", ODM).get("UserOID") == "USR.cli"
     assert corrected.findtext("odm:ReasonForChange", namespaces=ODM) == reason
     users = [u.get("OID") for u in doc.findall("odm:AdminData/odm:User", ODM)]
     assert {"USR.RP-001", "USR.STAFF-01", "USR.STAFF-02", "USR.system"} <= set(users)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.clock import SystemClock
@@ -81,7 +82,7 @@ class World:
     presses: Counter[int] = field(default_factory=Counter)
     released: int = 0  # players allowed to start their diary (a few more for each child)
 
-    def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(self.db_path, timeout=5)
         try:
             return list(conn.execute(sql, params).fetchall())
@@ -233,7 +234,11 @@ async def test_kill_9_ten_times_loses_nothing(tmp_path: Path, study: Study) -> N
             calls = api.stats["call:getMe"]
             w.released = -(-(k + 1) * PLAYERS // KILLS)  # ceil: all released by the last kill
             proc = await _child(w, log)
-            await _until(lambda c=calls: api.stats["call:getMe"] > c, 90, "the child to start")
+
+            def child_started(c: int = calls) -> bool:
+                return api.stats["call:getMe"] > c
+
+            await _until(child_started, 90, "the child to start")
             if k % 2:
                 # mid-diary: as soon as a diary is under way, after a random few taps' time
                 with contextlib.suppress(AssertionError):

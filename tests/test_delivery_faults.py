@@ -9,6 +9,7 @@ import io
 import logging
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -47,8 +48,8 @@ def _prompts(h: Harness, chat_id: int) -> list[str]:
 
 
 async def test_under_5xx_and_drops_every_prompt_and_alert_arrives_no_answer_twice(
-    tmp_path, study: Study
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study
+) -> None:
     # About faults, not pacing (tests/test_delivery_pacing.py): shorter backoff, and a patient
     # may tap faster than once a second.
     pacing = Pacing(private_burst=50, backoff_base=0.1)
@@ -96,8 +97,8 @@ async def test_under_5xx_and_drops_every_prompt_and_alert_arrives_no_answer_twic
 
 
 async def test_under_the_enforced_flood_limit_our_pacing_provokes_no_429(
-    tmp_path, study: Study
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study
+) -> None:
     api = LocalBotApi(seed=3)
     api.faults = Faults(rate_limit_per_second=30, per_chat_per_second=1, group_per_minute=20)
     async with delivery_harness(tmp_path, study, api=api) as h:
@@ -118,15 +119,15 @@ async def test_under_the_enforced_flood_limit_our_pacing_provokes_no_429(
         assert h.api.stats["429"] == 0, h.api.stats
         assert all(len(_prompts(h, u)) == 1 for u in users)
         assert all(len(h.api.messages(u)) == 2 for u in users[:20])
-        group = [m.text for m in h.api.messages(GROUP)]
+        group = [m.text or "" for m in h.api.messages(GROUP)]
         assert group[0] == "urgent" and sorted(group[1:]) == [f"digest {n}" for n in range(4)]
         assert [m.text for m in h.api.messages(COORDINATOR)] == ["urgent", "urgent 2"]
         assert h.api.stats["sent"] == 60 + 20 + 5 + 2
 
 
 async def test_blocked_patient_is_unreachable_until_they_write_again(
-    tmp_path, study: Study
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study
+) -> None:
     async with delivery_harness(tmp_path, study) as h:
         called: list[tuple[str, int, datetime]] = []
 
@@ -136,8 +137,11 @@ async def test_blocked_patient_is_unreachable_until_they_write_again(
         async def hook_back(conn: object, chat_id: int, now: datetime) -> None:
             called.append(("back", chat_id, now))
 
-        h.bot.extras["on_unreachable"].append(hook_blocked)  # type: ignore[union-attr]
-        h.bot.extras["on_reachable"].append(hook_back)  # type: ignore[union-attr]
+        unreachable_hooks = h.bot.extras["on_unreachable"]
+        reachable_hooks = h.bot.extras["on_reachable"]
+        assert isinstance(unreachable_hooks, list) and isinstance(reachable_hooks, list)
+        unreachable_hooks.append(hook_blocked)
+        reachable_hooks.append(hook_back)
         [user, other] = await enrol_linked(h, 2)
         h.api.block(user)
         await h.advance(hours=1)  # the baseline prompt meets 403
@@ -177,8 +181,8 @@ async def test_blocked_patient_is_unreachable_until_they_write_again(
 
 
 async def test_a_staff_chat_that_refuses_is_logged_as_an_error(
-    tmp_path, study: Study, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study, caplog: pytest.LogCaptureFixture
+) -> None:
     """A coordinator who blocked the bot is not a patient: nothing about any patient changes,
     and the operator is told in the log, each time, that alerts there are not delivered."""
     async with delivery_harness(tmp_path, study) as h:

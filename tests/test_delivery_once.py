@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+from pathlib import Path
 
 from telegram import Update
 from telegram.ext import CallbackContext
@@ -31,12 +32,14 @@ async def _answer_audits(h: Harness) -> list[tuple[str, str]]:
 
 
 async def test_an_update_delivered_again_after_a_restart_is_not_processed_twice(
-    tmp_path, study: Study
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study
+) -> None:
     async with delivery_harness(tmp_path, study) as h:
         p = await _diary_open(h)
         diary = p.last_with_buttons()
-        occ = diary.flat_buttons[0][1].split(":")[2]
+        button_data = diary.flat_buttons[0][1]
+        assert button_data is not None
+        occ = button_data.split(":")[2]
         # The patient answers BLEED; keep the raw update as Telegram would re-send it if the
         # bot had died before confirming it.
         h.api.press(
@@ -66,7 +69,9 @@ async def test_a_double_tap_stores_one_answer(tmp_path, study: Study) -> None:  
     async with delivery_harness(tmp_path, study) as h:
         p = await _diary_open(h)
         diary = p.last_with_buttons()
-        occ = diary.flat_buttons[0][1].split(":")[2]
+        button_data = diary.flat_buttons[0][1]
+        assert button_data is not None
+        occ = button_data.split(":")[2]
         data = f"d:a:{occ}:BLEED:1"
         for _ in range(2):  # two taps before the bot has answered the first
             h.api.press(p.user_id, diary.message_id, data, language_code="en")
@@ -101,8 +106,8 @@ async def test_updates_fetched_but_not_processed_are_not_confirmed(tmp_path, stu
 
 
 async def test_marking_a_patient_reachable_does_not_mark_their_update_processed(
-    tmp_path, study: Study
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study
+) -> None:
     """The first commit made while handling an update marks it processed; clearing
     `unreachable` is not the handling, so a crash right after it still re-handles the message."""
     async with delivery_harness(tmp_path, study) as h:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from bot import messenger
@@ -33,8 +35,8 @@ async def test_an_urgent_alert_overtakes_a_fan_out(tmp_path, study: Study) -> No
 
 
 async def test_edit_of_a_message_that_is_gone_is_sent_as_a_new_message(
-    tmp_path, study: Study
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study
+) -> None:
     async with delivery_harness(tmp_path, study) as h:
         await queue(h, PATIENT, "Question 1", Priority.REPLY)
         await h.settle()
@@ -52,8 +54,8 @@ async def test_edit_of_a_message_that_is_gone_is_sent_as_a_new_message(
 
 
 async def test_edit_by_ref_waits_for_its_message_and_no_op_edits_count_as_sent(
-    tmp_path, study: Study
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study
+) -> None:
     async with delivery_harness(tmp_path, study) as h:
         async with h.rt.db.transaction() as conn:
             # the edit is more urgent than the prompt it edits, and is queued at the same time
@@ -76,8 +78,8 @@ async def test_edit_by_ref_waits_for_its_message_and_no_op_edits_count_as_sent(
 
 
 async def test_failures_are_retried_with_backoff_then_parked_never_dropped(
-    tmp_path, study: Study
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study
+) -> None:
     pacing = Pacing(backoff_base=0.01, quick_attempts=4, park_seconds=120)
     async with delivery_harness(tmp_path, study, pacing=pacing) as h:
         h.api.faults.error_5xx_fraction = 1.0

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -25,8 +26,11 @@ async def _cli(h: Harness, monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
 
 
 async def test_status_shows_queue_oldest_unreachable_and_alerts(
-    tmp_path, study: Study, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    study: Study,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     async with delivery_harness(tmp_path, study) as h:
         [blocked, _] = await enrol_linked(h, 2)
         h.api.block(blocked)
@@ -72,8 +76,8 @@ async def test_status_shows_queue_oldest_unreachable_and_alerts(
 
 
 async def test_a_health_line_every_few_minutes(
-    tmp_path, study: Study, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, study: Study, caplog: pytest.LogCaptureFixture
+) -> None:
     async with delivery_harness(tmp_path, study) as h:
         caplog.set_level(logging.INFO, logger="bot.health")
         await queue(h, 501, "hello", Priority.REPLY)

@@ -14,8 +14,8 @@ from tests.harness import Harness
 async def test_enrol_and_first_diary_in_chinese(harness: Harness) -> None:
     h = harness
     p = await h.patient(501, "RP-001", lang="zh_Hans")
-    assert "RP-001" in p.last.text
-    assert "20:00" in p.last.text
+    assert "RP-001" in p.last_text
+    assert "20:00" in p.last_text
     # 20:00 Shanghai on Nov 30 = Day -1 (baseline)
     await h.advance(hours=1)
     prompt = p.last
@@ -56,4 +56,4 @@ async def test_an_answer_and_its_reply_are_one_commit(
     assert p.last.text == asked  # still the same question
     await p.tap(question.flat_buttons[0][0])  # the same tap again
     assert [tuple(r) for r in await h.rows("SELECT item, value FROM answers")] == [("BLEED", "0")]
-    assert p.last.text != asked and "Question 2 of" in p.last.text  # the next question
+    assert p.last.text != asked and "Question 2 of" in p.last_text  # the next question

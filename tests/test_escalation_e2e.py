@@ -119,7 +119,7 @@ async def test_dripping_blood_safety_text_ack_triage_sae_reminders(h: Harness) -
 
     # The note, typed as the answer to that prompt.
     await en_coord.send("Called patient, going to ER")
-    assert "Note saved on alert" in en_coord.last.text
+    assert "Note saved on alert" in en_coord.last_text
     assert t("zh_Hans")(
         "📝 Note ({name}): {note}", name="Anna Smith", note="Called patient, going to ER"
     ) in (alert_messages(h, ZH_COORD)[0].text or "")
@@ -209,7 +209,7 @@ async def test_same_rule_on_next_diary_updates_instead_of_stacking(h: Harness) -
     await h.advance(hours=24)  # Day 1 prompt (one re-send happened meanwhile)
     before = len(alert_messages(h, EN_COORD))
     await submit(p, PAIN="8")
-    assert "Your study team has been told" in p.last.text  # the safety text again
+    assert "Your study team has been told" in p.last_text  # the safety text again
 
     rows = await h.rows("SELECT * FROM alerts")
     assert len(rows) == 1

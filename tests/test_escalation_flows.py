@@ -43,7 +43,7 @@ async def test_data_change_request_becomes_a_review_alert(h: Harness) -> None:
 
     # Cancel first: nothing is sent, and later text is not taken as a request.
     await p.tap("I made a mistake", thanks)
-    assert "What is wrong in this diary?" in p.last.text
+    assert "What is wrong in this diary?" in p.last_text
     await p.tap("Cancel")
     assert p.last.text == "Cancelled. Nothing was sent to your study team."
     await p.send("hello")
@@ -111,8 +111,8 @@ async def _cli(h: Harness, monkeypatch, *argv: str) -> int:  # type: ignore[no-u
 
 
 async def test_entry_correct_keeps_the_original_in_the_audit(
-    h: Harness, monkeypatch, capsys
-) -> None:  # type: ignore[no-untyped-def]
+    h: Harness, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = await day0_patient(h, lang="en")
     await submit(p, PAIN="2")
     base = ["entry", "correct", "--subject", "RP-001", "--day", "0"]

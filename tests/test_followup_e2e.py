@@ -27,22 +27,22 @@ async def test_staff_pause_and_resume(harness: Harness) -> None:
     h = harness
     p, staff = await setup(h)
     await staff.send("/pause RP-001 on holiday")
-    assert "RP-001 is paused" in staff.last.text
-    assert "The patient has been told." in staff.last.text
-    assert "paused your diary" in p.last.text
+    assert "RP-001 is paused" in staff.last_text
+    assert "The patient has been told." in staff.last_text
+    assert "paused your diary" in p.last_text
     assert await status(h) == "paused"
     entry = await h.rows("SELECT actor, reason FROM audit WHERE action = 'pause'")
     assert tuple(entry[0]) == ("staff:9001", "on holiday")
 
     await h.advance(hours=1)  # 20:00: no prompt while paused
-    assert "Time for" not in p.last.text
+    assert "Time for" not in p.last_text
     await p.send("/diary")
-    assert "Your diary is paused for now" in p.last.text
+    assert "Your diary is paused for now" in p.last_text
     await p.send("/schedule")
-    assert "Your diary is paused for now" in p.last.text
+    assert "Your diary is paused for now" in p.last_text
 
     await staff.send("/resume RP-001")
-    assert "RP-001 is active again" in staff.last.text
+    assert "RP-001 is active again" in staff.last_text
     assert await status(h) == "active"
     texts = p.texts()
     assert any("Your diary starts again" in t for t in texts[-2:])
@@ -54,9 +54,9 @@ async def test_staff_withdraw_asks_for_confirmation(harness: Harness) -> None:
     h = harness
     p, staff = await setup(h)
     await staff.send("/withdraw RP-001 moved away")
-    assert "This cannot be undone" in staff.last.text
+    assert "This cannot be undone" in staff.last_text
     await staff.tap("Cancel")
-    assert "Cancelled. Nothing was changed." in staff.last.text
+    assert "Cancelled. Nothing was changed." in staff.last_text
     assert await status(h) == "active"
 
     await staff.send("/withdraw RP-001 moved away")
@@ -65,7 +65,7 @@ async def test_staff_withdraw_asks_for_confirmation(harness: Harness) -> None:
     await staff.tap("Withdraw RP-001", confirm)
     assert await status(h) == "withdrawn"
     assert "RP-001 is withdrawn" in (staff.messages[-1].text or "")
-    assert "no longer take part" in p.last.text
+    assert "no longer take part" in p.last_text
     entry = await h.rows("SELECT actor, reason FROM audit WHERE action = 'withdraw'")
     assert tuple(entry[0]) == ("staff:9001", "moved away")
     n = len(await actions(h))
@@ -74,20 +74,20 @@ async def test_staff_withdraw_asks_for_confirmation(harness: Harness) -> None:
     assert len(await actions(h)) == n
 
     await h.advance(hours=2)  # 21:00: the Day -1 window opened at 20:00 — nothing is sent
-    assert "no longer take part" in p.last.text
+    assert "no longer take part" in p.last_text
     await p.send("/schedule")
-    assert "You no longer receive diaries" in p.last.text
+    assert "You no longer receive diaries" in p.last_text
 
 
 async def test_staff_reanchor(harness: Harness) -> None:
     h = harness
     p, staff = await setup(h)
     await staff.send("/reanchor RP-001 2026-12-10 injection postponed")
-    assert "Move day 0 of RP-001 from 2026-12-01 to 2026-12-10" in staff.last.text
+    assert "Move day 0 of RP-001 from 2026-12-01 to 2026-12-10" in staff.last_text
     await staff.tap("Move day 0")
     assert (await h.db_patient("RP-001")).injection_date.isoformat() == "2026-12-10"
-    assert "Day 0 of RP-001 moved from 2026-12-01 to 2026-12-10" in staff.messages[-1].text
-    assert "day 0) is now 10 December 2026" in p.last.text
+    assert "Day 0 of RP-001 moved from 2026-12-01 to 2026-12-10" in staff.last_text
+    assert "day 0) is now 10 December 2026" in p.last_text
     entry = await h.rows("SELECT old_value, reason FROM audit WHERE action = 'reanchor'")
     assert tuple(entry[0]) == ("2026-12-01", "injection postponed")
     # Tonight (30 Nov) is now Day -10: no diary; baseline starts on 3 Dec.
@@ -136,7 +136,7 @@ async def test_staff_commands_refuse_bad_input_and_other_people(harness: Harness
     for i, (command, answer) in enumerate(cases):
         member = team[i % len(team)]
         await member.send(command)
-        assert answer in member.last.text, (command, member.last.text)
+        assert answer in member.last_text, (command, member.last.text)
     assert await status(h) == "active"
     assert [tuple(r) for r in await h.rows("SELECT * FROM occurrences ORDER BY id")] == occurrences
     changes = {"pause", "resume", "withdraw", "reanchor"}
@@ -160,7 +160,7 @@ async def test_patient_schedule_shows_next_diary_phase_visit_and_streak(harness:
     occ = await h.rows("SELECT id FROM occurrences WHERE key = 'baseline:-1'")
     await complete_diary(h.bot, "RP-001", occ[0][0])
     await p.send("/schedule")
-    text = p.last.text
+    text = p.last_text
     assert "Today is study day -1: Baseline diary." in text
     assert "Your next diary opens on 1 December 2026 at 20:00." in text
     assert "Next visit: Month 1 visit on 31 December 2026" in text
@@ -170,8 +170,8 @@ async def test_patient_schedule_shows_next_diary_phase_visit_and_streak(harness:
     await h.advance(hours=1)  # 21:00, nothing open
     await h.set_time(datetime(2026, 12, 1, 12, 30, tzinfo=UTC))  # Day 0, 20:30: open now
     await p.send("/schedule")
-    assert "Your diary is open now, until 12:00 on 2 December 2026" in p.last.text
-    assert "Today is study day 0: Daily diary." in p.last.text
+    assert "Your diary is open now, until 12:00 on 2 December 2026" in p.last_text
+    assert "Today is study day 0: Daily diary." in p.last_text
 
 
 async def test_a_closed_day_is_explained_kindly(harness: Harness) -> None:
@@ -186,10 +186,10 @@ async def test_a_closed_day_is_explained_kindly(harness: Harness) -> None:
     assert "This diary is closed now" in p.last_toast
     assert "Your next diary opens on 1 December 2026 at 20:00." in p.last_toast
     await p.send("/diary")
-    assert "This diary is closed now" in p.last.text
-    assert "Your next diary opens on 1 December 2026 at 20:00." in p.last.text
+    assert "This diary is closed now" in p.last_text
+    assert "Your next diary opens on 1 December 2026 at 20:00." in p.last_text
     await p.send("/schedule")
-    assert "Your last diary was missed. That's all right" in p.last.text
+    assert "Your last diary was missed. That's all right" in p.last_text
 
 
 async def test_staff_compliance(harness: Harness) -> None:
@@ -200,14 +200,14 @@ async def test_staff_compliance(harness: Harness) -> None:
     await complete_diary(h.bot, "RP-001", occ[0][0])
     await h.set_time(datetime(2026, 12, 2, 5, 0, tzinfo=UTC))  # Day 0 missed by now
     await staff.send("/compliance")
-    assert "RP-001: 7 days 1/2 (50%) · 30 days 1/2 (50%) · overall 1/2 (50%)" in staff.last.text
+    assert "RP-001: 7 days 1/2 (50%) · 30 days 1/2 (50%) · overall 1/2 (50%)" in staff.last_text
     await staff.send("/compliance rp-001")
-    text = staff.last.text
+    text = staff.last_text
     assert "Compliance of RP-001" in text
     assert "Baseline diary: 1/1 (100%)" in text
     assert "Daily diary: 0/1 (0%)" in text
     assert "Missed in a row now: 1" in text
     await staff.send("/schedule")
-    assert "/schedule is the patients' view" in staff.last.text
+    assert "/schedule is the patients' view" in staff.last_text
     await p.send("/compliance")
     assert p.last.text == "This is not available."

@@ -76,7 +76,8 @@ async def test_sync_plans_plans_everyone_in_batches_and_then_nothing(
             lambda s: commits.append(s) if s == "COMMIT" else None
         )
         assert await events.sync_plans(bot.rt, now) == 5
-        await bot.rt.db.conn.set_trace_callback(None)
+        # aiosqlite annotates the handler as Callable; sqlite3 takes None to remove it
+        await bot.rt.db.conn.set_trace_callback(None)  # type: ignore[arg-type]
         assert len(commits) == 3  # 2 + 2 + 1
         per_patient = await rows(
             bot, "SELECT patient_id, COUNT(*) FROM followup_events GROUP BY patient_id"

@@ -119,10 +119,12 @@ class Page:
                 return None  # re-rendered, covered by a toast or not shown yet: look again
 
         try:
-            return WebDriverWait(self.d, timeout, poll_frequency=0.05).until(attempt)
+            result = WebDriverWait(self.d, timeout, poll_frequency=0.05).until(attempt)
         except TimeoutException:
             self.shot("timeout")
             raise AssertionError(f"timed out waiting for {what}") from None
+        assert result is not None  # `until` returns only a truthy result
+        return result
 
     def shot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"
@@ -267,7 +269,8 @@ def test_enrol_diary_urgent_answer_alert_acknowledge_triage(
         lambda: browser.find_element(By.ID, "patient-input").get_attribute("value") or None,
         "the code in the text box",
     )
-    assert browser.find_element(By.ID, "patient-input").get_attribute("value").startswith("/start ")
+    value = browser.find_element(By.ID, "patient-input").get_attribute("value")
+    assert value is not None and value.startswith("/start ")
     page.click("#patient-send")
     page.wait_text("patient", "Welcome! You are now connected to the study diary as RP-901")
 

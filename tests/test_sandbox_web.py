@@ -29,7 +29,7 @@ async def sb(tmp_path: Path, study: Study) -> AsyncIterator[Sandbox]:
 
 
 @pytest.fixture
-async def client(sb: Sandbox) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+async def client(sb: Sandbox) -> AsyncIterator[TestClient]:
     async with TestClient(TestServer(make_app(sb))) as c:
         yield c
 
@@ -39,7 +39,7 @@ async def _json(response: Any, status: int = 200) -> Any:
     return await response.json()
 
 
-async def _enrol(client: TestClient, subject: str = "RP-301", lang: str = "en") -> Any:  # type: ignore[type-arg]
+async def _enrol(client: TestClient, subject: str = "RP-301", lang: str = "en") -> Any:
     return await _json(
         await client.post(
             "/api/enroll",
@@ -53,7 +53,7 @@ async def _enrol(client: TestClient, subject: str = "RP-301", lang: str = "en") 
     )
 
 
-async def test_state_clock_and_people(client: TestClient, sb: Sandbox) -> None:  # type: ignore[type-arg]
+async def test_state_clock_and_people(client: TestClient, sb: Sandbox) -> None:
     state = await _json(await client.get("/api/state"))
     assert state["now_local"] == "2026-11-30 19:00"
     assert state["timezone"] == "Asia/Shanghai"
@@ -65,7 +65,7 @@ async def test_state_clock_and_people(client: TestClient, sb: Sandbox) -> None: 
     assert state["patients"] == []
 
 
-async def test_enrol_link_and_move_the_clock(client: TestClient, sb: Sandbox) -> None:  # type: ignore[type-arg]
+async def test_enrol_link_and_move_the_clock(client: TestClient, sb: Sandbox) -> None:
     invite = await _enrol(client)
     state = await _json(await client.get("/api/state"))
     [patient] = state["patients"]
@@ -109,7 +109,7 @@ async def test_enrol_link_and_move_the_clock(client: TestClient, sb: Sandbox) ->
     assert state["now_local"] == "2026-12-01 21:00"
 
 
-async def test_a_refused_button_shows_its_answer(client: TestClient, sb: Sandbox) -> None:  # type: ignore[type-arg]
+async def test_a_refused_button_shows_its_answer(client: TestClient, sb: Sandbox) -> None:
     invite = await _enrol(client)
     await client.post(
         "/api/send", json={"user_id": invite["user_id"], "text": f"/start {invite['code']}"}
@@ -138,7 +138,7 @@ async def test_a_refused_button_shows_its_answer(client: TestClient, sb: Sandbox
     ],
 )
 async def test_bad_enrolment_input_is_refused(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient,
     sb: Sandbox,
     body: dict[str, str],
     message: str,
@@ -149,7 +149,7 @@ async def test_bad_enrolment_input_is_refused(
 
 
 async def test_bad_actions_are_refused_and_change_nothing(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient,
     sb: Sandbox,
 ) -> None:
     before = len(sb.api.state.user_messages)
@@ -171,7 +171,7 @@ async def test_bad_actions_are_refused_and_change_nothing(
 
 
 async def test_cross_site_posts_and_posts_before_ready_are_refused(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient,
     sb: Sandbox,
 ) -> None:
     answer = await _json(
@@ -187,7 +187,7 @@ async def test_cross_site_posts_and_posts_before_ready_are_refused(
     assert (await _json(await client.get("/api/state")))["ready"] is False
 
 
-async def test_language_endpoint(client: TestClient, sb: Sandbox) -> None:  # type: ignore[type-arg]
+async def test_language_endpoint(client: TestClient, sb: Sandbox) -> None:
     await _json(
         await client.post("/api/language", json={"user_id": 1002, "role": "staff", "lang": "zh"})
     )
@@ -201,7 +201,7 @@ async def test_language_endpoint(client: TestClient, sb: Sandbox) -> None:  # ty
     assert sb.clients[invite["user_id"]] == "en"
 
 
-async def test_pages_and_static_files(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_pages_and_static_files(client: TestClient) -> None:
     for path, needle in [
         ("/", "patient-select"),
         ("/screens", "every screen"),
@@ -217,7 +217,7 @@ async def test_pages_and_static_files(client: TestClient) -> None:  # type: igno
 
 
 async def test_screens_cover_every_question_in_both_languages(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient,
     study: Study,
 ) -> None:
     body = await _json(await client.get("/api/screens"))
@@ -266,7 +266,7 @@ def test_a_broken_screen_is_listed_with_its_error(study: Study) -> None:
     assert entry["key"] == "x.broken" and "ZeroDivisionError" in entry["error"]
 
 
-def _pot_msgids() -> list[str | tuple[str, ...]]:
+def _pot_msgids() -> list[str | tuple[str, ...] | list[str]]:
     with (LOCALE_DIR / "messages.pot").open("rb") as fp:
         return [m.id for m in read_po(fp) if m.id]
 
@@ -280,7 +280,7 @@ def _appears(msgid: str, strings: list[str]) -> bool:
 
 
 async def test_screens_show_every_msgid_of_the_catalog(
-    client: TestClient,  # type: ignore[type-arg]
+    client: TestClient,
 ) -> None:
     """Every msgid of locales/messages.pot is on the screens page, in both languages.
 
