@@ -86,6 +86,7 @@ class DiaryBot:
         base_url: str | None = None,
         base_file_url: str | None = None,
         pacing: Pacing | None = None,
+        read_timeout: float = 15,
     ) -> DiaryBot:
         db = await Database.open(db_path)
         rt = Runtime(db=db, study=study, clock=clock)
@@ -96,7 +97,7 @@ class DiaryBot:
             .token(token)
             .concurrent_updates(False)  # one update at a time: a double tap is seen in order
             .connect_timeout(10)
-            .read_timeout(15)
+            .read_timeout(read_timeout)
             .write_timeout(15)
             .pool_timeout(10)
             .connection_pool_size(32)

@@ -32,9 +32,15 @@ async def delivery_harness(
     api: LocalBotApi | None = None,
     pacing: Pacing | None = None,
     start: datetime = T0,
+    read_timeout: float = 15,
 ) -> AsyncIterator[Harness]:
     async with running_harness(
-        tmp_path, study, start=start, api=api or LocalBotApi(seed=5), pacing=pacing
+        tmp_path,
+        study,
+        start=start,
+        api=api or LocalBotApi(seed=5),
+        pacing=pacing,
+        read_timeout=read_timeout,
     ) as h:
         yield h
 

@@ -204,6 +204,7 @@ async def running_harness(
     start: datetime,
     api: LocalBotApi | None = None,
     pacing: Any = None,
+    read_timeout: float = 15,
 ) -> AsyncIterator[Harness]:
     """The real bot against a fresh loopback Bot API server and database, stopped afterwards."""
     api = api or LocalBotApi()
@@ -218,6 +219,7 @@ async def running_harness(
         base_url=api.base_url,
         base_file_url=api.base_file_url,
         pacing=pacing,
+        read_timeout=read_timeout,
     )
     await bot.start(poll_timeout=1)
     h = Harness(api=api, bot=bot, clock=clock, study=study, db_path=db_path)

@@ -202,3 +202,30 @@ async def test_a_staff_chat_that_refuses_is_logged_as_an_error(
         patients = await h.rows("SELECT unreachable FROM patients WHERE user_id = ?", (user,))
         assert patients[0]["unreachable"] == 0
         assert not await h.rows("SELECT 1 FROM audit WHERE action = 'unreachable'")
+
+
+async def test_a_send_that_times_out_is_retried_until_it_arrives(
+    tmp_path: Path, study: Study
+) -> None:
+    """Telegram answers too slowly (the client's read timeout is shorter): the send counts as a
+    failed attempt, stays queued and goes out once Telegram is fast again. A timed-out request
+    may still have been carried out, so the message can arrive twice (docs/delivery.md, the
+    duplicate window, case 2) — but never zero times."""
+    async with delivery_harness(tmp_path, study, read_timeout=0.5) as h:
+        h.api.faults.apply_to = {"sendMessage"}
+        h.api.faults.slow_seconds = 1.5
+        await queue(h, COORDINATOR, "URGENT alert", Priority.URGENT)
+        for _ in range(600):  # until the failed attempt is on record (polling for work)
+            [row] = await outbox(h, "chat_id = ?", (COORDINATOR,))
+            if row["attempts"] >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert row["status"] == "queued" and row["attempts"] >= 1
+        assert row["last_error"] == "TimedOut"
+        h.api.faults.slow_seconds = 0.0
+        await drain(h)
+        [row] = await outbox(h, "chat_id = ?", (COORDINATOR,))
+        assert row["status"] == "sent" and row["attempts"] >= 2
+        copies = [m for m in h.api.messages(COORDINATOR) if m.text == "URGENT alert"]
+        assert 1 <= len(copies) <= row["attempts"]
+        assert h.api.stats["slow"] >= 1
