@@ -14,6 +14,7 @@ acknowledgement.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -297,13 +298,60 @@ class Result:
     alert: Alert | None = None
 
 
-async def acknowledge(rt: Runtime, staff: repo.Staff, alert_id: int) -> Result:
-    """Someone takes responsibility: re-sends stop; compliance alerts need nothing more."""
+# One alert, changed by one staff member: in one transaction, every copy of the card
+# refreshed in the same commit; None from the change means it was made.
+Change = Callable[[aiosqlite.Connection, Alert, datetime], Awaitable[Result | None]]
+
+
+async def _staff_change(
+    rt: Runtime, staff: repo.Staff, alert_id: int, change: Change, *, ends_input: bool = False
+) -> Result:
+    """The skeleton of every staff action: load the alert (gone?), change it, refresh every
+    copy of its card, wake the sender. `ends_input`: the staff member's awaited text (a note)
+    is consumed whatever happens."""
     now = rt.now()
     async with rt.db.transaction() as conn:
         alert = await store.get(conn, alert_id)
+        if ends_input:
+            await store.clear_pending(conn, _staff_actor(staff.telegram_id))
         if alert is None:
             return Result("gone")
+        refused = await change(conn, alert, now)
+        if refused is not None:
+            return refused
+        await refresh(rt, conn, alert.id, now)
+        result = Result("ok", await store.get(conn, alert.id))
+    rt.wake_sender()
+    return result
+
+
+async def _record(
+    conn: aiosqlite.Connection,
+    now: datetime,
+    staff: repo.Staff,
+    alert: Alert,
+    action: str,
+    *,
+    old: Any = None,
+    new: Any = None,
+) -> None:
+    """An audit entry for a staff member's action on an alert."""
+    await audit.record(
+        conn,
+        now,
+        _staff_actor(staff.telegram_id),
+        action,
+        subject=alert.subject,
+        entity=_entity(alert.id),
+        old=old,
+        new=new,
+    )
+
+
+async def acknowledge(rt: Runtime, staff: repo.Staff, alert_id: int) -> Result:
+    """Someone takes responsibility: re-sends stop; compliance alerts need nothing more."""
+
+    async def change(conn: aiosqlite.Connection, alert: Alert, now: datetime) -> Result | None:
         if alert.status != "open":
             return Result("already", alert)
         closes = alert.rule in NON_CLINICAL
@@ -318,116 +366,64 @@ async def acknowledge(rt: Runtime, staff: repo.Staff, alert_id: int) -> Result:
             updated_at=now,
             closed_at=now if closes else None,
         )
-        await audit.record(
-            conn,
-            now,
-            _staff_actor(staff.telegram_id),
-            "alert_acknowledged",
-            subject=alert.subject,
-            entity=_entity(alert.id),
-            old="open",
-            new=status,
-        )
+        await _record(conn, now, staff, alert, "alert_acknowledged", old="open", new=status)
         if closes:
-            await _closed(conn, alert, staff, now)
-        await refresh(rt, conn, alert.id, now)
-        result = Result("ok", await store.get(conn, alert.id))
-    rt.wake_sender()
-    return result
+            await _record(conn, now, staff, alert, "alert_closed")
+        return None
 
-
-async def _closed(
-    conn: aiosqlite.Connection, alert: Alert, staff: repo.Staff, now: datetime
-) -> None:
-    await audit.record(
-        conn,
-        now,
-        _staff_actor(staff.telegram_id),
-        "alert_closed",
-        subject=alert.subject,
-        entity=_entity(alert.id),
-    )
+    return await _staff_change(rt, staff, alert_id, change)
 
 
 async def triage(rt: Runtime, staff: repo.Staff, alert_id: int, code: str) -> Result:
     """Record the triage choice. "Patient contacted" is an action, not a classification: the
     alert stays open for triage after it. A possible SAE starts the sponsor-report clock at the
     moment the team first saw the facts (the acknowledgement), the conservative reading."""
-    now = rt.now()
-    async with rt.db.transaction() as conn:
-        alert = await store.get(conn, alert_id)
-        if alert is None:
-            return Result("gone")
+
+    async def change(conn: aiosqlite.Connection, alert: Alert, now: datetime) -> Result | None:
         if alert.status == "open":
             return Result("not_yet", alert)
         if alert.status != "acknowledged" or alert.triage is not None:
             return Result("already", alert)
-        if alert.rule in NON_CLINICAL:
+        if alert.rule in NON_CLINICAL or (code != "c" and code not in TRIAGE_CHOICES):
             return Result("invalid", alert)
-        actor = _staff_actor(staff.telegram_id)
         if code == "c":
             if alert.contacted_at is not None:
                 return Result("already", alert)
             await store.set_fields(
                 conn, alert.id, contacted_by=staff.telegram_id, contacted_at=now, updated_at=now
             )
-            await audit.record(
-                conn,
-                now,
-                actor,
-                "alert_triaged",
-                subject=alert.subject,
-                entity=_entity(alert.id),
-                new="patient_contacted",
+            await _record(conn, now, staff, alert, "alert_triaged", new="patient_contacted")
+            return None
+        value = TRIAGE_CHOICES[code][0]
+        fields: dict[str, Any] = {
+            "triage": value,
+            "triaged_by": staff.telegram_id,
+            "triaged_at": now,
+            "updated_at": now,
+        }
+        new: Any = value
+        if value == "sae":
+            fields["sae_aware_at"] = alert.acked_at or now
+            fields["sae_next_reminder_at"] = now + timedelta(
+                minutes=rt.study.sae_reminder_every_minutes
             )
-        elif code in TRIAGE_CHOICES:
-            value = TRIAGE_CHOICES[code][0]
-            fields: dict[str, Any] = {
-                "triage": value,
-                "triaged_by": staff.telegram_id,
-                "triaged_at": now,
-                "updated_at": now,
-            }
-            if value == "sae":
-                aware = alert.acked_at or now
-                fields["sae_aware_at"] = aware
-                fields["sae_next_reminder_at"] = now + timedelta(
-                    minutes=rt.study.sae_reminder_every_minutes
-                )
-            else:
-                fields["status"] = "closed"
-                fields["closed_at"] = now
-            await store.set_fields(conn, alert.id, **fields)
-            new: Any = value
-            if value == "sae":
-                new = {"triage": value, "aware_at": iso(fields["sae_aware_at"])}
-            await audit.record(
-                conn,
-                now,
-                actor,
-                "alert_triaged",
-                subject=alert.subject,
-                entity=_entity(alert.id),
-                old=None,
-                new=new,
-            )
-            if value != "sae":
-                await _closed(conn, alert, staff, now)
+            new = {"triage": value, "aware_at": iso(fields["sae_aware_at"])}
         else:
-            return Result("invalid", alert)
-        await refresh(rt, conn, alert.id, now)
-        result = Result("ok", await store.get(conn, alert.id))
-    rt.wake_sender()
-    return result
+            fields["status"] = "closed"
+            fields["closed_at"] = now
+        await store.set_fields(conn, alert.id, **fields)
+        await _record(conn, now, staff, alert, "alert_triaged", new=new)
+        if value != "sae":
+            await _record(conn, now, staff, alert, "alert_closed")
+        return None
+
+    return await _staff_change(rt, staff, alert_id, change)
 
 
 async def sae_reported(rt: Runtime, staff: repo.Staff, alert_id: int) -> Result:
     """ "Reported to sponsor": the SAE reminders stop and the alert is closed."""
-    now = rt.now()
-    async with rt.db.transaction() as conn:
-        alert = await store.get(conn, alert_id)
-        if alert is None:
-            return Result("gone")
+
+    async def change(conn: aiosqlite.Connection, alert: Alert, now: datetime) -> Result | None:
         if not alert.sae_pending:
             return Result("already" if alert.sae_reported_at else "invalid", alert)
         await store.set_fields(
@@ -441,20 +437,12 @@ async def sae_reported(rt: Runtime, staff: repo.Staff, alert_id: int) -> Result:
             updated_at=now,
         )
         aware = alert.sae_aware_at or now
-        await audit.record(
-            conn,
-            now,
-            _staff_actor(staff.telegram_id),
-            "alert_sae_reported",
-            subject=alert.subject,
-            entity=_entity(alert.id),
-            new={"aware_at": iso(aware), "hours_after_awareness": _hours(now - aware)},
-        )
-        await _closed(conn, alert, staff, now)
-        await refresh(rt, conn, alert.id, now)
-        result = Result("ok", await store.get(conn, alert.id))
-    rt.wake_sender()
-    return result
+        new = {"aware_at": iso(aware), "hours_after_awareness": _hours(now - aware)}
+        await _record(conn, now, staff, alert, "alert_sae_reported", new=new)
+        await _record(conn, now, staff, alert, "alert_closed")
+        return None
+
+    return await _staff_change(rt, staff, alert_id, change)
 
 
 def _hours(delta: timedelta) -> float:
@@ -463,31 +451,17 @@ def _hours(delta: timedelta) -> float:
 
 async def add_note(rt: Runtime, staff: repo.Staff, alert_id: int, text: str) -> Result:
     """A free-text note on an acknowledged alert (replaces the shown note; audit keeps all)."""
-    now = rt.now()
-    async with rt.db.transaction() as conn:
-        alert = await store.get(conn, alert_id)
-        await store.clear_pending(conn, f"staff:{staff.telegram_id}")
-        if alert is None:
-            return Result("gone")
+
+    async def change(conn: aiosqlite.Connection, alert: Alert, now: datetime) -> Result | None:
         if alert.status == "open":
             return Result("not_yet", alert)
         await store.set_fields(
             conn, alert.id, note=text, note_by=staff.telegram_id, note_at=now, updated_at=now
         )
-        await audit.record(
-            conn,
-            now,
-            _staff_actor(staff.telegram_id),
-            "alert_note",
-            subject=alert.subject,
-            entity=_entity(alert.id),
-            old=alert.note,
-            new=text,
-        )
-        await refresh(rt, conn, alert.id, now)
-        result = Result("ok", await store.get(conn, alert.id))
-    rt.wake_sender()
-    return result
+        await _record(conn, now, staff, alert, "alert_note", old=alert.note, new=text)
+        return None
+
+    return await _staff_change(rt, staff, alert_id, change, ends_input=True)
 
 
 async def open_alerts(conn: aiosqlite.Connection, level: str | None = None) -> list[Alert]:
