@@ -32,3 +32,14 @@ def study() -> Study:
 async def harness(tmp_path, study: Study) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
     async with running_harness(tmp_path, study, start=T0, pacing=MACHINE_SPEED) as h:
         yield h
+
+
+@pytest.fixture
+async def escalation_team(tmp_path, study: Study) -> AsyncIterator[Harness]:  # type: ignore[no-untyped-def]
+    """The bot with the study team of tests/escalation_support.py (coordinators in zh and en,
+    an investigator, an admin, the team's group)."""
+    from tests.escalation_support import fast_harness, team  # it imports T0 from here
+
+    async with fast_harness(tmp_path, study) as h:
+        await team(h)
+        yield h

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from bot.domain.study import Study
 from bot.escalation import store
 from bot.escalation.views import alert_card
 from bot.i18n import t
@@ -21,18 +20,14 @@ from tests.escalation_support import (
     alert_messages,
     datas,
     day0_patient,
-    fast_harness,
     submit,
-    team,
 )
 from tests.harness import Harness
 
 
 @pytest.fixture
-async def h(tmp_path, study: Study):  # type: ignore[no-untyped-def]
-    async with fast_harness(tmp_path, study) as harness:
-        await team(harness)
-        yield harness
+def h(escalation_team: Harness) -> Harness:
+    return escalation_team
 
 
 async def test_dripping_blood_safety_text_ack_triage_sae_reminders(h: Harness) -> None:

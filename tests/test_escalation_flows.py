@@ -9,7 +9,6 @@ import json
 import pytest
 
 from bot.cli import main
-from bot.domain.study import Study
 from bot.i18n import t
 from tests.escalation_support import (
     EN_COORD,
@@ -20,18 +19,14 @@ from tests.escalation_support import (
     alert_messages,
     datas,
     day0_patient,
-    fast_harness,
     submit,
-    team,
 )
 from tests.harness import Harness
 
 
 @pytest.fixture
-async def h(tmp_path, study: Study):  # type: ignore[no-untyped-def]
-    async with fast_harness(tmp_path, study) as harness:
-        await team(harness)
-        yield harness
+def h(escalation_team: Harness) -> Harness:
+    return escalation_team
 
 
 async def test_data_change_request_becomes_a_review_alert(h: Harness) -> None:
