@@ -37,25 +37,26 @@ class Alert:
     answered_at: datetime | None
     raised_at: datetime
     updated_at: datetime
-    updates: int
-    resends: int
-    next_resend_at: datetime | None
-    acked_by: int | None
-    acked_at: datetime | None
-    triage: str | None
-    triaged_by: int | None
-    triaged_at: datetime | None
-    contacted_by: int | None
-    contacted_at: datetime | None
-    note: str | None
-    note_by: int | None
-    note_at: datetime | None
-    sae_aware_at: datetime | None
-    sae_next_reminder_at: datetime | None
-    sae_reminders: int
-    sae_reported_at: datetime | None
-    sae_reported_by: int | None
-    closed_at: datetime | None
+    # What has happened to it since it was raised (defaults: nothing yet).
+    updates: int = 0
+    resends: int = 0
+    next_resend_at: datetime | None = None
+    acked_by: int | None = None
+    acked_at: datetime | None = None
+    triage: str | None = None
+    triaged_by: int | None = None
+    triaged_at: datetime | None = None
+    contacted_by: int | None = None
+    contacted_at: datetime | None = None
+    note: str | None = None
+    note_by: int | None = None
+    note_at: datetime | None = None
+    sae_aware_at: datetime | None = None
+    sae_next_reminder_at: datetime | None = None
+    sae_reminders: int = 0
+    sae_reported_at: datetime | None = None
+    sae_reported_by: int | None = None
+    closed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, r: aiosqlite.Row) -> Alert:

@@ -13,7 +13,7 @@ lists empty or with patients before and after their diaries.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -303,23 +303,21 @@ def _schedule_variants(s: Samples) -> Iterable[Screen]:
 def _alert(s: Samples, **kw: Any) -> Alert:
     """An open alert of the sample patient, raised 40 minutes after the diary opened."""
     at = s.daily.opens_at + timedelta(minutes=40)
-    base: dict[str, Any] = {f.name: None for f in fields(Alert)}
-    base.update(
-        id=21,
-        patient_id=s.patient.id,
-        subject=s.patient.subject,
-        status="open",
-        details={"events": [], "no_baseline": False},
-        study_day=s.daily.study_day,
-        answered_at=at,
-        raised_at=at,
-        updated_at=at,
-        updates=0,
-        resends=0,
-        sae_reminders=0,
-    )
-    base.update(kw)
-    return Alert(**base)
+    base: dict[str, Any] = {
+        "id": 21,
+        "patient_id": s.patient.id,
+        "subject": s.patient.subject,
+        "rule": None,
+        "level": None,
+        "reason": None,
+        "status": "open",
+        "details": {"events": [], "no_baseline": False},
+        "study_day": s.daily.study_day,
+        "answered_at": at,
+        "raised_at": at,
+        "updated_at": at,
+    }
+    return Alert(**{**base, **kw})
 
 
 def _meeting(study: Study, cond: Condition) -> tuple[str, float | None]:
