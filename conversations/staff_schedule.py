@@ -101,11 +101,10 @@ def digest_text(_: T, d: DigestData) -> str:
             lines.append(_("and {n} more", n=len(d.visits) - LIST_LIMIT))
     if d.new_patients:
         lines.append("🆕 " + _("New enrolments: {names}", names=_more(_, d.new_patients)))
-    if d.open_alerts:
+    if d.review_alerts:
         lines.append("🔔 " + _("Review alerts not yet acknowledged: {n}", n=d.open_alerts))
-        if d.review_alerts:
-            listed = [f"{subject} ({_(reason)})" for subject, reason in d.review_alerts]
-            lines.append(_more(_, listed))
+        listed = [f"{subject} ({_(reason)})" for subject, reason in d.review_alerts]
+        lines.append(_more(_, listed))
     return "\n".join(lines)
 
 

@@ -227,12 +227,15 @@ def test_digest_text_caps_long_lists_and_shows_open_review_alerts() -> None:
         missed_runs=[],
         visits=[],
         new_patients=[],
-        open_alerts=2,
+        review_alerts=[("RP-001", "Pain 8 or more"), ("RP-002", "Pain 8 or more")],
     )
     text = digest_text(t("en"), data)
     assert "Yesterday: 70 of 100 diaries completed." in text
     assert "RP-019 (missed) and 10 more" in text and "RP-020" not in text
-    assert text.splitlines()[-1] == "🔔 Review alerts not yet acknowledged: 2"
+    assert text.splitlines()[-2:] == [
+        "🔔 Review alerts not yet acknowledged: 2",
+        "RP-001 (Pain 8 or more), RP-002 (Pain 8 or more)",
+    ]
     assert len(text) < 4096  # one Telegram message
 
 
@@ -268,7 +271,6 @@ def test_digest_lists_each_unacknowledged_review_alert() -> None:
         missed_runs=[],
         visits=[],
         new_patients=[],
-        open_alerts=1,
         review_alerts=[("RP-003", "Data-change request from the patient")],
     )
     en = digest_text(t("en"), data).splitlines()

@@ -51,10 +51,14 @@ class DigestData:
     missed_runs: list[tuple[str, int]]
     visits: list[VisitSoon]
     new_patients: list[str]
-    open_alerts: int | None = None
+    # (subject, reason msgid) of the unacknowledged review alerts; None: no escalation feature
+    review_alerts: list[tuple[str, str]] | None = None
     extra: dict[str, object] = field(default_factory=dict)
     missed_threshold: int = 3  # the study's `missed_in_a_row_alert`
-    review_alerts: list[tuple[str, str]] = field(default_factory=list)  # (subject, reason)
+
+    @property
+    def open_alerts(self) -> int:
+        return len(self.review_alerts or [])
 
     @property
     def quiet(self) -> bool:
@@ -152,7 +156,6 @@ async def collect(
         "SELECT subject FROM patients WHERE created_at > ? AND created_at <= ? ORDER BY subject",
         (iso(since), iso(now)),
     )
-    review = await alerts(conn, now) if alerts is not None else None
     return DigestData(
         local_date=study_today(rt, now),
         completed=completed,
@@ -161,8 +164,7 @@ async def collect(
         missed_runs=[(r[0], r[1]) for r in runs],
         visits=visits,
         new_patients=[r[0] for r in new],
-        open_alerts=len(review) if review is not None else None,
-        review_alerts=review or [],
+        review_alerts=await alerts(conn, now) if alerts is not None else None,
         missed_threshold=rt.study.missed_in_a_row_alert,
     )
 

@@ -180,7 +180,6 @@ def _staff_screens(s: Samples, ov: Overview) -> Iterable[Screen]:
             )
         ],
         new_patients=["RP-006"],
-        open_alerts=2,
         review_alerts=[
             ("RP-003", "Data-change request from the patient"),
             ("RP-005", "New medicine for bowel symptoms"),
@@ -188,7 +187,9 @@ def _staff_screens(s: Samples, ov: Overview) -> Iterable[Screen]:
     )
     quiet = DigestData(day, 6, 6, [], [], [], [])
     nothing_due = DigestData(day, 0, 0, [], [], [], [])
-    only_new = DigestData(day, 0, 0, [], [], [], ["RP-006"], open_alerts=1)
+    only_new = DigestData(
+        day, 0, 0, [], [], [], ["RP-006"], [("RP-003", "Data-change request from the patient")]
+    )
     for key, data, when in (
         ("full", full, "Daily digest at the study's digest time, with something to act on"),
         ("quiet", quiet, "Daily digest when every diary due was completed"),
