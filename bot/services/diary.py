@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 
 import aiosqlite
 
@@ -35,6 +35,9 @@ class Outcome:
     returning: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
+
+# What a step returns: an Outcome (typed text: or None, no question waiting).
+StepResult = TypeVar("StepResult", Outcome, Outcome | None)
 
 # A handler's reply to an outcome, queued in the step's own transaction (see "the steps").
 Respond = Callable[[aiosqlite.Connection, Outcome], Awaitable[None]]
@@ -245,9 +248,9 @@ class DiaryService:
 
     async def _step(
         self,
-        work: Callable[[aiosqlite.Connection], Awaitable[Outcome | None]],
+        work: Callable[[aiosqlite.Connection], Awaitable[StepResult]],
         respond: Respond | None,
-    ) -> Any:
+    ) -> StepResult:
         async with self.rt.db.transaction() as conn:
             outcome = await work(conn)
             if outcome is not None and respond is not None:
