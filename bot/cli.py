@@ -94,6 +94,11 @@ def build_parser() -> Parser:
     enroll.add_argument("--lang", type=lang, default=None)
     enroll.add_argument("--timezone", default="Asia/Shanghai")
     enroll.add_argument("--prompt-time", type=hhmm, default=None)
+    enroll.add_argument(
+        "--channel", choices=("telegram", "web"), default="telegram", help="how the patient answers"
+    )
+    enroll.add_argument("--phone", help="web patients: mobile number, E.164 (+8613812345678)")
+    enroll.add_argument("--birth-year", type=int, help="web patients: asked on a new device")
     enroll.add_argument("--from-csv", metavar="FILE", help="enrol every row of a CSV file")
     enroll.add_argument("--json", action="store_true", help="print JSON")
 
@@ -107,8 +112,9 @@ def _feature_commands() -> list[Callable[[Any], None]]:
     from bot.delivery import cli as delivery
     from bot.escalation import cli as escalation
     from bot.followup import cli as followup
+    from bot.web import cli as web
 
-    return [escalation.add, followup.add, delivery.add, dataout.add]
+    return [escalation.add, followup.add, delivery.add, dataout.add, web.add]
 
 
 # Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
@@ -118,7 +124,7 @@ EXTRA_COMMANDS: list[Callable[[Any], None]] = _feature_commands()
 # ------------------------------------------------------------------ commands
 async def open_runtime(settings: Settings, study: Study) -> Runtime:
     db = await Database.open(settings.db_path)
-    rt = Runtime(db=db, study=study, clock=SystemClock())
+    rt = Runtime(db=db, study=study, clock=SystemClock(), public_url=settings.public_url)
     rt.bot_username = await repo.meta_get(db.conn, "bot_username") or None
     return rt
 
@@ -204,9 +210,17 @@ async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
             args.lang,
             args.timezone,
             args.prompt_time or rt.study.default_prompt_time,
+            channel=args.channel,
+            phone=args.phone,
+            birth_year=args.birth_year,
         )
     except EnrolError as exc:
         raise UsageError(str(exc)) from None
+    if result.channel == "web":
+        from bot.web.cli import print_link
+
+        print_link(result.subject, result.link or "", as_json=args.json)
+        return 0
     if args.json:
         print(json.dumps({"subject": result.subject, "code": result.code, "link": result.link}))
     else:
@@ -233,6 +247,12 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         base_url=settings.base_url,
         base_file_url=settings.base_file_url,
     )
+    bot.rt.public_url = settings.public_url
+    web = None
+    if settings.web:
+        from bot.web.server import WebDiary
+
+        web = WebDiary(bot.rt, bot.diary, settings.web)
     print(
         f"diarybot: running the real bot (database {settings.db_path}); Ctrl-C stops it.",
         flush=True,
@@ -243,8 +263,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         loop.add_signal_handler(sig, stop.set)
     await bot.start()
     try:
+        if web is not None:
+            await web.start()
+            print(f"diarybot: web diary on http://{web.bound} (public {settings.public_url})")
         await stop.wait()
     finally:
+        if web is not None:
+            await web.stop()
         await bot.stop()
     return 0
 

@@ -57,8 +57,8 @@ def buttons_for(s: Screen) -> Buttons:
             return CHECK if c.selected else BOX
         return TICK if c.selected else ""
 
-    for row in s.rows:
-        buttons.append([(mark(c) + c.label, data(c.action)) for c in row])
+    for choices in s.rows:
+        buttons.append([(mark(c) + c.label, data(c.action)) for c in choices])
     if s.done is not None:
         buttons.append([(s.done.label, data(s.done.action))])
     if s.kind == "review":
