@@ -47,8 +47,8 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 NO_LINK = N_("This link does not work. Please check it, or call your study team.")
-SEED_COOKIE = "ds"
-CSRF_KEY = web.RequestKey("csrf", str)  # this request's form token  # the browser's random CSRF seed (the form's token is its HMAC)
+SEED_COOKIE = "ds"  # the browser's random CSRF seed (the form's token is its HMAC)
+CSRF_KEY = web.RequestKey("csrf", str)  # this request's form token
 
 RT_KEY = web.AppKey("rt", Runtime)
 DIARY_KEY = web.AppKey("diary", DiaryService)
@@ -155,7 +155,9 @@ def render(
         env[locale]
         .get_template(template)
         .render(
-            lang="zh-Hans" if locale == "zh_Hans" else "en", csrf=request.get(CSRF_KEY, ""), **context
+            lang="zh-Hans" if locale == "zh_Hans" else "en",
+            csrf=request.get(CSRF_KEY, ""),
+            **context,
         )
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
