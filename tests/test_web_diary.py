@@ -58,3 +58,201 @@ async def test_web_patient_fills_and_submits_with_plain_posts(wh: WebHarness) ->
     views = await wh.h.rows("SELECT action, new_value FROM audit WHERE action LIKE 'web_%'")
     assert {r["action"] for r in views} >= {"web_view", "web_answer", "web_device_added"}
     assert all('"channel": "web"' in r["new_value"] for r in views)
+
+
+async def test_wrong_birth_year_five_times_locks_the_link_and_tells_staff(wh: WebHarness) -> None:
+    link = await wh.enroll()
+    before = await wh.counts()
+    async with browser() as b:
+        await b.get(link)
+        for left in (4, 3, 2, 1):
+            page = await b.post(link + "/year", {"year": "1957"})
+            assert page.status == 200
+            assert f"出生年份不对。您还可以再试 {left} 次。" in page.plain
+        token = b.history[-1].csrf
+        page = await b.post(link + "/year", {"year": "1957"})
+        assert page.status == 403 and "已被锁定" in page.plain
+        # Locked: even the right year opens nothing now.
+        page = await b.post(link + "/year", {"year": "1956", "csrf": token})
+        assert page.status == 403 and "已被锁定" in page.plain
+        page = await b.get(link)
+        assert page.status == 403
+    after = await wh.counts()
+    assert after["web_devices"] == before["web_devices"] == 0
+    assert after["answers"] == before["answers"]
+    alerts = await wh.h.rows("SELECT rule, level FROM alerts")
+    assert [(a["rule"], a["level"]) for a in alerts] == [("WEB_LOCKED", "compliance")]
+    await wh.h.settle()
+    assert any(
+        "网页日记链接已锁定" in (m.text or "") and "RP-101" in (m.text or "")
+        for m in wh.h.api.messages(ZH_COORD)
+    )
+    audit = await wh.h.rows("SELECT action FROM audit WHERE action LIKE 'web_%'")
+    actions = [r["action"] for r in audit]
+    assert actions.count("web_year_refused") == 4 and actions.count("web_link_locked") == 1
+
+
+async def test_forged_and_revoked_links_open_nothing(wh: WebHarness) -> None:
+    link = await wh.enroll()
+    await wh.h.advance(hours=1, minutes=5)
+    async with browser() as b:
+        await b.get(link)
+        await b.post(link + "/year", {"year": "1956"})
+        page = await b.get(link)
+        assert "第1题" in page.plain
+        forged = link[:-6] + ("AAAAAA" if not link.endswith("AAAAAA") else "BBBBBB")
+        before = await wh.counts()
+        page = await b.get(forged)
+        assert page.status == 404 and "这个链接无法使用" in page.plain
+        occ = (await wh.h.rows("SELECT id FROM occurrences ORDER BY opens_at"))[0]["id"]
+        page = await b.post(forged + "/act", {"do": f"a:{occ}:BLEED:0", "csrf": b.history[-2].csrf})
+        assert page.status == 404
+        assert await wh.counts() == before
+        # Reissued: the old link (and the device that used it) stop working; the new one asks
+        # for the year of birth again.
+        from bot.web.links import reissue
+
+        new = wh.local(await reissue(wh.h.rt, "RP-101"))
+        page = await b.get(link)
+        assert page.status == 404 and "这个链接无法使用" in page.plain
+        page = await b.get(new)
+        assert page.status == 200 and "出生年份" in page.plain
+    assert await wh.counts() == before
+
+
+async def test_missing_or_wrong_csrf_token_changes_nothing(wh: WebHarness) -> None:
+    link = await wh.enroll()
+    await wh.h.advance(hours=1, minutes=5)
+    async with browser() as b:
+        await b.get(link)
+        await b.post(link + "/year", {"year": "1956"})
+        page = await b.get(link)
+        do = next(v for v in page.values() if v.startswith("a:"))
+        before = await wh.counts()
+        page = await b.post(link + "/act", {"do": do}, csrf=False)
+        assert page.status == 403 and "这个页面已过期" in page.plain
+        page = await b.post(link + "/act", {"do": do, "csrf": "0" * 64})
+        assert page.status == 403
+        assert await wh.counts() == before
+    # Another browser's token does not work with this browser's cookie either.
+    async with browser() as other:
+        await other.get(link)
+        page = await other.post(link + "/year", {"year": "1956", "csrf": "ab" * 32})
+        assert page.status == 403
+    assert await wh.counts() == before
+
+
+async def test_yesterdays_form_and_a_closed_window_change_nothing(wh: WebHarness) -> None:
+    link = await wh.enroll()
+    await wh.h.advance(hours=1, minutes=5)  # Day -1 open
+    async with browser() as b:
+        await b.get(link)
+        await b.post(link + "/year", {"year": "1956"})
+        page = await b.post(
+            link + "/act", {"do": next(v for v in (await b.get(link)).values() if v.endswith(":0"))}
+        )
+        assert "第2题" in page.plain
+        yesterday = page.values()[0]  # an URGENCY answer of the Day -1 diary
+        token = page.csrf
+        await wh.h.advance(hours=16)  # Dec 1 12:05: the Day -1 window has closed
+        page = await b.get(link)
+        assert "这份日记已经截止，不能再填写了。" in page.plain
+        before = await wh.counts()
+        page = await b.post(link + "/act", {"do": yesterday, "csrf": token})
+        assert page.status == 200 and "?m=closed" in page.url
+        assert await wh.counts() == before
+        await wh.h.advance(hours=8)  # Dec 1 20:05: the Day 0 diary is open
+        page = await b.get(link)
+        assert "第1题" in page.plain
+        before = await wh.counts()
+        page = await b.post(link + "/act", {"do": yesterday, "csrf": page.csrf})
+        assert "?m=closed" in page.url and "第1题" in page.plain  # today's diary, untouched
+        assert await wh.counts() == before
+
+
+async def test_a_5000_character_answer_is_refused_clearly(wh: WebHarness) -> None:
+    link = await wh.enroll()
+    await wh.h.advance(hours=1, minutes=5)
+    answers = {**QUIET, "OTHER": "Y"}
+    async with browser() as b:
+        await b.get(link)
+        await b.post(link + "/year", {"year": "1956"})
+        page = await b.get(link)
+        for _ in range(20):
+            if page.values("item"):
+                break
+            first = next(v for v in page.values() if v[:2] in ("a:", "t:"))
+            code = first.split(":")[2]
+            occ = first.split(":")[1]
+            if code == "EVENTS":
+                await b.post(link + "/act", {"do": f"t:{occ}:EVENTS:NONE"})
+                page = await b.post(link + "/act", {"do": f"n:{occ}:EVENTS"})
+            else:
+                page = await b.post(link + "/act", {"do": f"a:{occ}:{code}:{answers[code]}"})
+        assert page.values("item") == ["OTHER_TEXT"]
+        before = await wh.counts()
+        page = await b.post(
+            link + "/act",
+            {"occ": page.values("occ")[0], "item": "OTHER_TEXT", "text": "痛" * 5000},
+        )
+        assert page.status == 200 and "?e=too_long" in page.url
+        assert "太长" in page.plain or "1000" in page.plain, page.plain
+        assert page.values("item") == ["OTHER_TEXT"]  # still the same question
+        assert await wh.counts() == before
+        stored = await wh.h.rows("SELECT value FROM answers WHERE item = 'OTHER_TEXT'")
+        assert stored == []
+
+
+async def test_pages_are_small_scriptless_and_strict(wh: WebHarness) -> None:
+    """≤ 50 KB per page (with its stylesheet), no script, CSP default-src 'self', private
+    cookies, and no subject data in any address."""
+    link = await wh.enroll()
+    await wh.h.advance(hours=1, minutes=5)
+    async with browser() as b:
+        pages = [await b.get(link)]
+        pages.append(await b.post(link + "/year", {"year": "1956"}))
+        pages.append(await fill(wh, b, link, URGENT))
+        for path in ("", "/next", "/settings", "/help"):
+            pages.append(await b.get(link + path))
+        async with b.session.get(wh.url + "/static/web.css") as r:
+            css = len(await r.read())
+        async with b.session.get(link) as r:
+            headers = r.headers
+        cookies = {c.key: c for c in b.session.cookie_jar}
+    for page in pages:
+        assert page.status == 200, page.url
+        assert len(page.text.encode()) + css <= 50 * 1024, page.url
+        assert "<script" not in page.text and "RP-101" not in page.text
+        assert "RP-101" not in page.url and "1956" not in page.url
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Cache-Control"] == "no-store"
+    assert cookies["dv"]["httponly"] and cookies["dv"]["samesite"] == "Lax"
+    assert cookies["ds"]["httponly"]
+
+
+async def test_settings_change_language_and_time(wh: WebHarness) -> None:
+    link = await wh.enroll()
+    async with browser() as b:
+        await b.get(link)
+        await b.post(link + "/year", {"year": "1956"})
+        page = await b.get(link + "/settings")
+        page = await b.post(link + "/settings", {"lang": "en", "time": "19:00"})
+        assert "Saved." in page.plain and "Settings" in page.plain
+        p = await wh.h.db_patient("RP-101")
+        assert p.lang == "en" and p.prompt_time.strftime("%H:%M") == "19:00"
+        page = await b.post(link + "/settings", {"lang": "fr", "time": "19:00"})
+        assert "Please choose one of the options." in page.plain
+        assert (await wh.h.db_patient("RP-101")).lang == "en"
+
+
+async def test_rate_limit_per_link(tmp_path: Path, study: Study) -> None:
+    from bot.web.server import WebConfig
+
+    async with web_harness(tmp_path, study, WebConfig(per_link=5)) as w:
+        link = await w.enroll()
+        async with browser() as b:
+            statuses = [(await b.get(link)).status for _ in range(7)]
+        assert statuses[:5] == [200] * 5 and statuses[5:] == [429, 429]
+        assert "操作太频繁" in (b.last.plain if b.last else "")

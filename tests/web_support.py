@@ -109,9 +109,7 @@ class Page:
 
     def values(self, name: str = "do") -> list[str]:
         """The values of the submit buttons called `name`."""
-        return [
-            html.unescape(v) for v in re.findall(rf'name="{name}" value="([^"]*)"', self.text)
-        ]
+        return [html.unescape(v) for v in re.findall(rf'name="{name}" value="([^"]*)"', self.text)]
 
 
 @dataclass
