@@ -8,7 +8,7 @@ from datetime import datetime
 import aiosqlite
 
 from bot.clock import iso
-from storage.repo import _one
+from storage.repo import Patient, _one
 
 
 @dataclass(frozen=True)
@@ -111,3 +111,27 @@ async def notice(conn: aiosqlite.Connection, patient_id: int) -> tuple[int, bool
         conn, "SELECT occurrence_id, urgent FROM web_notices WHERE patient_id = ?", (patient_id,)
     )
     return (int(r["occurrence_id"]), bool(r["urgent"])) if r else None
+
+
+async def visit(
+    conn: aiosqlite.Connection, token_hash: str, device_hash: str
+) -> tuple[LinkRow, Patient, bool] | None:
+    """One query per page: the link, its patient, and whether this device passed the check."""
+    r = await _one(
+        conn,
+        "SELECT p.*, l.id AS link_id, l.failures AS link_failures, l.locked_at, l.revoked_at,"
+        " EXISTS (SELECT 1 FROM web_devices d WHERE d.token_hash = ? AND d.link_id = l.id)"
+        " AS device_ok FROM web_links l JOIN patients p ON p.id = l.patient_id"
+        " WHERE l.token_hash = ?",
+        (device_hash, token_hash),
+    )
+    if r is None:
+        return None
+    link = LinkRow(
+        id=r["link_id"],
+        patient_id=r["id"],
+        failures=r["link_failures"],
+        locked=r["locked_at"] is not None,
+        revoked=r["revoked_at"] is not None,
+    )
+    return link, Patient.from_row(r), bool(r["device_ok"])

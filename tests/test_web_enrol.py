@@ -171,3 +171,16 @@ async def test_staff_enrol_a_web_patient_in_telegram(tmp_path: Path, study: Stud
         await coord.send("/enroll RP-402 2026-12-01 zh web 12345 1956")
         assert "E.164" in coord.last_text
         assert await wh.h.rows("SELECT subject FROM patients WHERE subject = 'RP-402'") == []
+
+
+def test_web_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.config import load_settings
+    from bot.web.server import WebDiary
+
+    monkeypatch.setenv("DIARYBOT_WEB", "127.0.0.1:8090")
+    monkeypatch.setenv("DIARYBOT_PUBLIC_URL", "https://diary.example-hospital.cn/")
+    settings = load_settings(env_file=None)
+    assert settings.web == "127.0.0.1:8090"
+    assert settings.public_url == "https://diary.example-hospital.cn"
+    with pytest.raises(ValueError, match="host:port"):
+        WebDiary(None, None, "8090")  # type: ignore[arg-type]

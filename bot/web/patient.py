@@ -93,19 +93,15 @@ async def visit(request: web.Request) -> Visit | web.Response:
     page that refuses it (unknown or revoked link, locked link, ended follow-up)."""
     rt: Runtime = request.config_dict[RT_KEY]
     token = request.match_info["token"]
-    link = await store.link_by_hash(rt.db.conn, links.token_hash(token))
-    patient = await repo.patient_by_id(rt.db.conn, link.patient_id) if link else None
-    if link is None or link.revoked or patient is None or patient.channel != "web":
+    device = request.cookies.get(DEVICE_COOKIE, "")
+    found = await store.visit(rt.db.conn, links.token_hash(token), _hash(device[:64]))
+    if found is None or found[0].revoked or found[1].channel != "web":
         log.info("web: an unknown or revoked link was opened")
         return _refusal(request, rt, 404, NO_LINK)
-    v = Visit(rt, token, link, patient, verified=False)
+    link, patient, device_ok = found
+    v = Visit(rt, token, link, patient, verified=bool(device) and device_ok)
     if link.locked:
         return _refusal(request, rt, 403, LOCKED, v.locale)
-    device = request.cookies.get(DEVICE_COOKIE, "")
-    if device and len(device) <= 64:
-        link_id = await store.device_link(rt.db.conn, _hash(device))
-        if link_id == link.id:
-            return Visit(rt, token, link, patient, verified=True)
     return v
 
 
@@ -433,6 +429,7 @@ async def save_settings(request: web.Request) -> web.StreamResponse:
     if lang not in LOCALES or at not in patient_settings.PROMPT_TIMES:
         return redirect(f"{v.base}/settings?m=bad")
     patient = v.patient
+    await view(v, "settings_saved")  # the changes themselves are audited by patient_settings
     if lang != patient.lang:
         patient = await patient_settings.set_language(v.rt, patient, lang)
     if at != patient.prompt_time.strftime("%H:%M"):
