@@ -201,6 +201,13 @@ async def test_a_5000_character_answer_is_refused_clearly(wh: WebHarness) -> Non
         assert await wh.counts() == before
         stored = await wh.h.rows("SELECT value FROM answers WHERE item = 'OTHER_TEXT'")
         assert stored == []
+        # A body far beyond any answer is refused before it is read, also with a clear page.
+        page = await b.post(
+            link + "/act",
+            {"occ": page.values("occ")[0], "item": "OTHER_TEXT", "text": "痛" * 60000},
+        )
+        assert page.status == 413 and "太长" in page.plain
+        assert await wh.counts() == before
 
 
 async def test_pages_are_small_scriptless_and_strict(wh: WebHarness) -> None:
