@@ -181,9 +181,9 @@ async def run(count: int, think: float) -> dict[str, Any]:
                 assert isinstance(bot.rt.clock, FakeClock)
                 await bot.rt.clock.advance(timedelta(hours=1, minutes=5))  # 20:05: diary open
                 timings: dict[str, list[float]] = {"page": [], "post": [], "tap": []}
-                t = time.perf_counter()
+                t, cpu = time.perf_counter(), time.process_time()
                 await asyncio.gather(*(p.diary(think, timings) for p in patients))
-                wall = time.perf_counter() - t
+                wall, cpu = time.perf_counter() - t, time.process_time() - cpu
             finally:
                 for p in patients:
                     await p.session.close()
@@ -192,12 +192,16 @@ async def run(count: int, think: float) -> dict[str, Any]:
                 "SELECT COUNT(*) FROM occurrences WHERE status = 'completed'"
             )
     ms = {k: [v * 1000 for v in vs] for k, vs in timings.items()}
+    requests = len(ms["page"]) + len(ms["post"])
     return {
         "patients": count,
         "think_s": think,
         "submitted": done,
-        "requests": sum(len(v) for v in ms.values()) - len(ms["tap"]),
+        "requests": requests,
         "wall_s": round(wall, 2),
+        # server and clients share the process: an upper bound of the server's CPU per request
+        "cpu_ms_per_request": round(cpu * 1000 / requests, 2),
+        "load_avg_1min": round(os.getloadavg()[0], 1),
         "enrol_s": round(enrol_s, 2),
         **{
             f"{k}_{name}_ms": round(f(v), 1)

@@ -138,6 +138,7 @@ def environments() -> dict[str, Environment]:
             extensions=["jinja2.ext.i18n"],
             trim_blocks=True,
             lstrip_blocks=True,
+            auto_reload=False,  # packaged templates do not change while running: no stat per page
         )
         tr = t(locale)
         env.install_gettext_callables(  # type: ignore[attr-defined]
