@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiosqlite
 from aiohttp import web
 
+from bot.clock import iso
 from bot.domain.study import parse_hhmm
 from bot.i18n import LOCALES, N_, T, t
 from bot.services import diary_screen as ds
@@ -225,7 +226,7 @@ async def year(request: web.Request) -> web.StreamResponse:
             from bot.escalation.views import WEB_LOCKED
 
             await service.raise_compliance(
-                rt, conn, v.patient, WEB_LOCKED, links.LOCKED_REASON, {"at": now.isoformat()}
+                rt, conn, v.patient, WEB_LOCKED, links.LOCKED_REASON, {"at": iso(now)}
             )
     rt.wake_sender()
     if locked:
