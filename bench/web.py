@@ -3,6 +3,7 @@
     python -m bench.web                    # 24 and 1,000 patients, a table at the end
     python -m bench.web --patients 24      # one size
     python -m bench.web --think 0          # no pause between taps (worst case)
+    python -m bench.web --patients 1000 --spread 300   # they open within 5 minutes
     python -m bench.web --json             # one JSON object
 
 In one process: the real bot (DiaryBot against the loopback Bot-API server, fake study clock at
@@ -128,8 +129,9 @@ class Patient:
         await self.get(scratch)
         await self.post("/year", {"year": "1956"}, scratch)
 
-    async def diary(self, think: float, timings: dict[str, list[float]]) -> None:
+    async def diary(self, think: float, timings: dict[str, list[float]], spread: float) -> None:
         rng = random.Random(self.link)
+        await asyncio.sleep(rng.uniform(0, spread))  # when this patient opens the link
 
         async def pause() -> None:  # people do not tap in step: 0.5–1.5 × think
             await asyncio.sleep(think * rng.uniform(0.5, 1.5))
@@ -154,7 +156,7 @@ class Patient:
         raise AssertionError("no review screen")
 
 
-async def run(count: int, think: float) -> dict[str, Any]:
+async def run(count: int, think: float, spread: float = 0.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         async with running(Path(tmp)) as (bot, web):
             t = time.perf_counter()
@@ -182,7 +184,7 @@ async def run(count: int, think: float) -> dict[str, Any]:
                 await bot.rt.clock.advance(timedelta(hours=1, minutes=5))  # 20:05: diary open
                 timings: dict[str, list[float]] = {"page": [], "post": [], "tap": []}
                 t, cpu = time.perf_counter(), time.process_time()
-                await asyncio.gather(*(p.diary(think, timings) for p in patients))
+                await asyncio.gather(*(p.diary(think, timings, spread) for p in patients))
                 wall, cpu = time.perf_counter() - t, time.process_time() - cpu
             finally:
                 for p in patients:
@@ -196,6 +198,7 @@ async def run(count: int, think: float) -> dict[str, Any]:
     return {
         "patients": count,
         "think_s": think,
+        "spread_s": spread,
         "submitted": done,
         "requests": requests,
         "wall_s": round(wall, 2),
@@ -219,9 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.web", description=__doc__)
     parser.add_argument("--patients", type=int, action="append", help="default: 24 and 1000")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between taps")
+    parser.add_argument(
+        "--spread", type=float, default=0.0, help="patients open their link within this many s"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    results = [asyncio.run(run(n, args.think)) for n in (args.patients or [24, 1000])]
+    sizes = args.patients or [24, 1000]
+    results = [asyncio.run(run(n, args.think, args.spread)) for n in sizes]
     if args.json:
         print(json.dumps(results))
         return 0

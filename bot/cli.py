@@ -237,6 +237,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     if not settings.token:
         print(TOKEN_HELP, file=sys.stderr, end="")
         return 2
+    if settings.web:
+        from bot.web.server import parse_bind
+
+        try:
+            parse_bind(settings.web)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     from bot.app import DiaryBot
 
     bot = await DiaryBot.create(

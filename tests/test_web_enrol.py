@@ -184,3 +184,13 @@ def test_web_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.public_url == "https://diary.example-hospital.cn"
     with pytest.raises(ValueError, match="host:port"):
         WebDiary(None, None, "8090")  # type: ignore[arg-type]
+
+
+def test_run_refuses_a_bad_web_address(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST")
+    monkeypatch.setenv("DIARYBOT_WEB", "8090")
+    assert main(["run"]) == 2
+    assert "DIARYBOT_WEB must be host:port" in capsys.readouterr().err
+    assert not db.exists()

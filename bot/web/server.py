@@ -373,17 +373,22 @@ async def root(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
+def parse_bind(bind: str) -> tuple[str, int]:
+    """DIARYBOT_WEB: `host:port` (IPv6 as `[::1]:8090`). Raises ValueError."""
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"DIARYBOT_WEB must be host:port, e.g. 127.0.0.1:8090 (not {bind!r})")
+    return host.strip("[]"), int(port)
+
+
 class WebDiary:
     """The web diary's HTTP server, started and stopped with the bot (`diarybot run`)."""
 
     def __init__(
         self, rt: Runtime, diary: DiaryService, bind: str, config: WebConfig | None = None
     ) -> None:
-        host, _, port = bind.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"DIARYBOT_WEB must be host:port, e.g. 127.0.0.1:8090 (not {bind!r})")
         self.rt, self.diary, self.config = rt, diary, config
-        self.host, self.port = host.strip("[]"), int(port)
+        self.host, self.port = parse_bind(bind)
         self.runner: web.AppRunner | None = None
         self.bound = bind
 
