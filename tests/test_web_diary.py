@@ -237,6 +237,11 @@ async def test_pages_are_small_scriptless_and_strict(wh: WebHarness) -> None:
     assert headers["Cache-Control"] == "no-store"
     assert cookies["dv"]["httponly"] and cookies["dv"]["samesite"] == "Lax"
     assert cookies["ds"]["httponly"]
+    assert not cookies["dv"]["secure"]  # plain HTTP on the loopback: a Secure cookie would be lost
+    # Behind the TLS proxy (X-Forwarded-Proto from the loopback) every cookie is Secure.
+    async with browser() as b:
+        async with b.session.get(link, headers={"X-Forwarded-Proto": "https"}) as r:
+            assert "Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
 
 
 async def test_settings_change_language_and_time(wh: WebHarness) -> None:
