@@ -122,7 +122,10 @@ def _write_private(path: Path, data: bytes) -> None:
 
 async def take(db_path: str, folder: Path, name: str, now: datetime) -> Taken:
     """One verified backup `folder/name` and its `name.head.json`; BackupError if it failed."""
-    await asyncio.to_thread(private_folder, folder)
+    try:
+        await asyncio.to_thread(private_folder, folder)
+    except OSError as exc:
+        raise BackupError(f"cannot create the backup folder {folder}: {exc.strerror}") from None
     result = await backup(db_path, folder / name)
     head = await _copy_head(result.path)
     info = {
