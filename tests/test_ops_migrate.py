@@ -133,7 +133,10 @@ def test_migrate_takes_a_verified_backup_first(
 
 
 def test_no_backup_no_migration(
-    old_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    old_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     blocked = tmp_path / "a-file"
     blocked.write_text("x")
