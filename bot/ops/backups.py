@@ -218,6 +218,12 @@ class BackupSchedule:
     _scanned: bool = False
     _retry_at: datetime | None = None
 
+    @property
+    def last_at(self) -> datetime | None:
+        """When the newest scheduled backup was taken (health and metrics may show it)."""
+        self.due_at()
+        return self._last
+
     def configure(self, policy: Policy | None) -> None:
         self.policy = policy
         self._scanned = False
