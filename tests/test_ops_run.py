@@ -93,4 +93,4 @@ async def test_run_migrates_backs_up_and_holds_the_database(tmp_path: Path) -> N
     code, out, _ = await diarybot(env, tmp_path, "restore", str(daily))
     assert code == 0, out
     assert f"restored {daily} -> {db}" in out
-    assert [p.name for p in tmp_path.glob("diary.sqlite3.replaced-*")]
+    assert "the database that was in place is kept as" in out
