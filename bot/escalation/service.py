@@ -22,6 +22,7 @@ from typing import Any
 import aiosqlite
 
 from bot import messenger
+from bot.channels import alerts as alert_routes
 from bot.clock import iso
 from bot.domain.rules import Diary, Finding, baseline_means, evaluate, missing_baseline_rules
 from bot.escalation import store
@@ -232,6 +233,8 @@ async def deliver(
             priority=_priority(alert.level),
             ref=copy.ref,
         )
+    # The routes beyond Telegram (WeCom, on-call SMS, e-mail) get the same copy.
+    await alert_routes.on_alert(rt, conn, alert, kind, now, names)
     chats = [r.chat_id for r in targets]
     action = {"alert": "alert_delivered", "resend": "alert_resent", "sae": "alert_sae_reminder"}
     await audit.record(
