@@ -111,7 +111,7 @@ class MailBox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], str]] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(
             (envelope.mail_from, list(envelope.rcpt_tos), envelope.content.decode("utf-8"))
         )

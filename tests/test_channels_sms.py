@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.channels.base import Rejected, Transient, mask_phone
-from bot.channels.sms import SmsConfigurationError, SmsMessage, provider_from_env
-from bot.channels.sms import aliyun, tencent
+from bot.channels.sms import SmsConfigurationError, SmsMessage, aliyun, provider_from_env, tencent
 from bot.channels.sms.aliyun import AliyunSms
 from bot.channels.sms.tencent import TencentSms
 from bot.channels.sms.webhook import WebhookSms
