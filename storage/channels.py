@@ -92,6 +92,12 @@ async def queued_due(conn: aiosqlite.Connection, channels: list[str], now: datet
     return int(row[0]) if row else 0
 
 
+async def patient_row(conn: aiosqlite.Connection, patient_id: int) -> aiosqlite.Row | None:
+    """The whole patients row (with `channel` and `phone` once the web diary adds them)."""
+    cur = await conn.execute("SELECT * FROM patients WHERE id = ?", (patient_id,))
+    return await cur.fetchone()
+
+
 # --------------------------------------------------------------------------- alert links
 
 

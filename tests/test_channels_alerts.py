@@ -4,10 +4,12 @@ the one-time link in an SMS records who saw the alert."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from email import message_from_string
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -19,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.channels import ack_web, links
 from bot.domain.study import Study
+from bot.services.enrolment import materialize
 from tests.channels_support import Gateway, MailBox, gateway, smtp_server
 from tests.escalation_support import (
     EN_COORD,
@@ -164,9 +167,6 @@ async def test_one_route_failing_or_down_never_blocks_the_others(
 
 
 async def _until(check: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-    import asyncio
-    import time
-
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -231,3 +231,31 @@ async def test_sms_link_shows_the_alert_and_records_seen_once(
         resp = await client.post(expired)
         assert resp.status == 410 and "expired" in await resp.text()
         assert await actions(h, "alert_seen") == ["alert_seen"]
+
+
+async def test_web_patient_gets_prompt_and_reminder_by_sms(
+    routed: tuple[Harness, Gateway, MailBox],
+) -> None:
+    """A web-diary patient (the patients table given `channel` and `phone` here, as the web
+    diary's migration does) is prompted and reminded by SMS, through the same scheduler."""
+    h, gw, _box = routed
+    async with h.rt.db.transaction() as conn:
+        await conn.execute("ALTER TABLE patients ADD COLUMN channel TEXT DEFAULT 'telegram'")
+        await conn.execute("ALTER TABLE patients ADD COLUMN phone TEXT")
+    await h.enroll("RP-009", injection=date(2026, 11, 30), lang="zh_Hans")
+    async with h.rt.db.transaction() as conn:
+        await conn.execute(
+            "UPDATE patients SET status = 'active', channel = 'web', phone = '+8613812345678'"
+            " WHERE subject = 'RP-009'"
+        )
+        await materialize(h.rt, conn, await h.db_patient("RP-009"), h.rt.now())
+    await h.advance(hours=1)  # 20:00 Shanghai: Day 0 opens
+    [prompt] = gw.got("sms")
+    assert prompt["to"] == "+8613812345678"
+    assert prompt["text"].startswith("您今天的研究日记可以填写了")
+    assert "https://diary.example-hospital.cn/" in prompt["text"]
+    await h.advance(hours=3)  # the reminder
+    assert len(gw.got("sms")) == 2
+    assert gw.got("sms")[1]["text"].startswith("提醒：今天的研究日记还可以填写")
+    rows = await h.rows("SELECT action FROM audit WHERE subject = 'RP-009' ORDER BY id")
+    assert [r["action"] for r in rows][-2:] == ["diary_prompted", "diary_reminded"]

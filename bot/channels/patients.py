@@ -108,11 +108,13 @@ async def notify_patient(
     params: Mapping[str, str] | None = None,
     priority: Priority = Priority.PROMPT,
     ref: str | None = None,
+    sms_text_override: str | None = None,
 ) -> bool:
     """Queue a message for the patient on their channel; False when they cannot be reached.
 
     `telegram_text=None`: nothing for Telegram patients (e.g. the safety text, which the chat
-    already shows as the diary's answer)."""
+    already shows as the diary's answer). `sms_text_override`: the free-text SMS, when the
+    chat's own text (in the patient's language) reads well as an SMS."""
     route = route_for_patient(patient)
     if route is None:
         return False
@@ -127,7 +129,7 @@ async def notify_patient(
     assert route.phone is not None
     lang = _field(patient, "lang") or study.languages[0]
     values = sms_params(study, purpose, params)
-    text = sms_text(t(lang), study, purpose, values)
+    text = sms_text_override or sms_text(t(lang), study, purpose, values)
     await enqueue_sms(
         conn, now, route.phone, text, priority, template=purpose, params=values, lang=lang, ref=ref
     )
