@@ -42,9 +42,10 @@ def routes_from_env(study: Study, env: Mapping[str, str] | None = None) -> list[
     provider = provider_from_env(env, study.sms)
     if provider is not None:
         rate = _rate(env, "DIARYBOT_SMS_RATE", 10.0)
-        routes.append(SmsRoute(provider, rate=rate, burst=max(1, int(rate))))
+        # Burst 1: sends evenly spaced, never more than `rate` in any one second.
+        routes.append(SmsRoute(provider, rate=rate, burst=1))
     if env.get("DIARYBOT_WECOM_WEBHOOK"):
-        routes.append(WeComRoute(rate=_rate(env, "DIARYBOT_WECOM_RATE", 20 / 60)))
+        routes.append(WeComRoute(rate=_rate(env, "DIARYBOT_WECOM_RATE", 20 / 60), burst=1))
     if env.get("DIARYBOT_SMTP_URL"):
         rate = _rate(env, "DIARYBOT_SMTP_RATE", 1.0)
         routes.append(EmailRoute(env["DIARYBOT_SMTP_URL"], rate=rate))
