@@ -116,7 +116,8 @@ class DiaryBot:
         scheduler = DiaryScheduler(rt)
         bot = cls(rt=rt, app=app, sender=None, scheduler=scheduler, diary=diary)  # type: ignore[arg-type]
         bot.sender = Sender(db, app.bot, clock, pacing=pacing, on_forbidden=bot._on_forbidden)
-        bot.channels = ChannelDispatcher(db, clock, routes_from_env(study))
+        routes = routes_from_env(study, development=clock.is_fake)
+        bot.channels = ChannelDispatcher(db, clock, routes)
         rt.wake_sender = bot._wake_senders
         rt.wake_scheduler = scheduler.tick
         app.bot_data["rt"] = rt
