@@ -259,3 +259,25 @@ async def test_web_patient_gets_prompt_and_reminder_by_sms(
     assert gw.got("sms")[1]["text"].startswith("提醒：今天的研究日记还可以填写")
     rows = await h.rows("SELECT action FROM audit WHERE subject = 'RP-009' ORDER BY id")
     assert [r["action"] for r in rows][-2:] == ["diary_prompted", "diary_reminded"]
+
+
+async def test_sae_clock_reminders_reach_every_route(
+    routed: tuple[Harness, Gateway, MailBox],
+) -> None:
+    """Acknowledged and triaged as a possible SAE in Telegram: the re-sends stop on every
+    route, and the hourly SAE reminder reaches WeCom, the on-call SMS and e-mail too."""
+    h, gw, box = routed
+    p = await day0_patient(h, lang="en")
+    await submit(p, PAIN="9")
+    coord = h.player(EN_COORD, "en")
+    await coord.tap("Acknowledge", alert_messages(h, EN_COORD)[0])
+    await coord.tap("Possible SAE", alert_messages(h, EN_COORD)[0])
+    counts = (len(gw.got("wecom")), len(gw.got("sms")), len(box.messages))
+    assert counts == (1, 1, 1)
+    await h.advance(minutes=59)  # acknowledged: no re-send at 15, 30, 45 min
+    assert (len(gw.got("wecom")), len(gw.got("sms")), len(box.messages)) == counts
+    await h.advance(minutes=1)  # the SAE reminder
+    assert (len(gw.got("wecom")), len(gw.got("sms")), len(box.messages)) == (2, 2, 2)
+    assert gw.got("sms")[1]["text"].startswith("Possible SAE alert #")
+    assert "可能的SAE尚未上报申办方" in _mail_body(box.messages[1][2])  # the group language
+    assert "24" in gw.got("wecom")[1]["markdown"]["content"]
