@@ -10,8 +10,9 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
-from email import message_from_string
+from email import message_from_bytes, message_from_string, policy
 from email.header import decode_header, make_header
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.channels import ack_web, links
+from bot.channels.email import parse_smtp_url, send_email
 from bot.domain.study import Study
 from bot.services.enrolment import materialize
 from tests.channels_support import Gateway, MailBox, gateway, smtp_server
@@ -75,10 +77,9 @@ def _mail_subject(raw: str) -> str:
 
 
 def _mail_body(raw: str) -> str:
-    msg = message_from_string(raw)
-    payload = msg.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    return payload.decode("utf-8")
+    msg = message_from_bytes(raw.encode("utf-8"), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
+    return str(msg.get_content())
 
 
 async def test_urgent_alert_reaches_every_route_and_is_resent_on_each(
@@ -281,3 +282,21 @@ async def test_sae_clock_reminders_reach_every_route(
     assert gw.got("sms")[1]["text"].startswith("Possible SAE alert #")
     assert "可能的SAE尚未上报申办方" in _mail_body(box.messages[1][2])  # the group language
     assert "24" in gw.got("wecom")[1]["markdown"]["content"]
+
+
+async def test_send_email_and_smtp_urls() -> None:
+    """The one e-mail sender (alert route, watchdog): a loopback SMTP server gets it; the URL
+    forms parse; the password never shows in the config's repr."""
+    cfg = parse_smtp_url("smtps://diary%40h.cn:s3cret@mail.h.cn?from=alerts@h.cn")
+    assert (cfg.host, cfg.port, cfg.security, cfg.user, cfg.sender) == (
+        "mail.h.cn", 465, "tls", "diary@h.cn", "alerts@h.cn",
+    )  # fmt: skip
+    assert "s3cret" not in repr(cfg)
+    assert parse_smtp_url("smtp+starttls://mail.h.cn").port == 587
+    with pytest.raises(ValueError, match="DIARYBOT_SMTP_URL"):
+        parse_smtp_url("http://mail.h.cn")
+    with mailbox() as (url, box):
+        await send_email(url, TEAM_MAIL, "研究警报", "正文 body")
+    [(_sender, rcpts, raw)] = box.messages
+    assert rcpts == [TEAM_MAIL] and _mail_subject(raw) == "研究警报"
+    assert _mail_body(raw).strip() == "正文 body"
