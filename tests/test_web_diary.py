@@ -268,3 +268,25 @@ async def test_rate_limit_per_link(tmp_path: Path, study: Study) -> None:
             statuses = [(await b.get(link)).status for _ in range(7)]
         assert statuses[:5] == [200] * 5 and statuses[5:] == [429, 429]
         assert "操作太频繁" in (b.last.plain if b.last else "")
+
+
+async def test_link_by_sms_and_the_address_in_prompt_sms(wh: WebHarness) -> None:
+    """Enrolment queues the personal link as an SMS (the study's web_link template); the
+    prompt SMS carry PUBLIC_URL/, which opens the diary on a phone that passed the check and
+    otherwise says to open the personal link."""
+    link = await wh.enroll()
+    sms = await wh.h.rows("SELECT destination, payload FROM outbox WHERE channel = 'sms'")
+    assert [r["destination"] for r in sms] == ["+8613812345678"]
+    token = link.rsplit("/", 1)[1]
+    assert token in sms[0]["payload"] and '"purpose": "web_link"' in sms[0]["payload"]
+    async with browser() as b:
+        page = await b.get(wh.url + "/")
+        assert page.status == 200 and "请打开您的个人日记链接" in page.plain
+        await b.get(link)
+        await b.post(link + "/year", {"year": "1956"})
+        page = await b.get(wh.url + "/")
+        assert page.url == link and "出生年份" not in page.plain
+    # The one-time alert links of SMS / WeCom alerts are served by the same server.
+    async with browser() as b:
+        page = await b.get(wh.url + "/ack/forged-token")
+        assert page.status == 404 and "<form" not in page.text

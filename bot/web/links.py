@@ -87,12 +87,23 @@ async def new_link(
 async def notify_web_link(
     rt: Runtime, conn: aiosqlite.Connection, patient: repo.Patient, url: str
 ) -> str:
-    """Send the patient their personal link by SMS.
+    """Send the patient their personal link by SMS (bot/channels: the study's `web_link`
+    template), queued in `conn`, the transaction that made the link. The coordinator is also
+    shown the link and its QR code (CLI, Telegram /enroll). Returns the link."""
+    from bot.channels.patients import notify_patient
+    from bot.messenger import Priority
 
-    The SMS channel (bot/channels/sms, another branch) plugs in here at merge: enqueue the SMS
-    in `conn` (the enrolment's own transaction). Until then nothing is sent: the coordinator
-    gets the link and its QR code (CLI, Telegram /enroll) and hands it over. Returns the link.
-    """
+    await notify_patient(
+        conn,
+        rt.now(),
+        rt.study,
+        patient,
+        "web_link",
+        telegram_text=None,
+        params={"link": url},
+        priority=Priority.REPLY,
+        ref=f"web_link:{patient.id}",
+    )
     return url
 
 

@@ -24,7 +24,16 @@ from bot.services import patient_settings
 from bot.services.diary import DiaryService, Outcome
 from bot.services.runtime import Runtime
 from bot.web import links
-from bot.web.server import DIARY_KEY, RT_KEY, csrf, is_https, phones, rate_limit, render
+from bot.web.server import (
+    DIARY_KEY,
+    LINK_COOKIE,
+    RT_KEY,
+    csrf,
+    is_https,
+    phones,
+    rate_limit,
+    render,
+)
 from storage import audit, repo
 from storage import web as store
 
@@ -199,15 +208,16 @@ async def year(request: web.Request) -> web.StreamResponse:
                 new={"channel": "web"},
             )
             response = redirect(v.base)
-            response.set_cookie(
-                DEVICE_COOKIE,
-                device,
-                path=v.base,
-                max_age=DEVICE_MAX_AGE,
-                httponly=True,
-                samesite="Lax",
-                secure=is_https(request, rt),
-            )
+            for name, value, path in ((DEVICE_COOKIE, device, v.base), (LINK_COOKIE, v.token, "/")):
+                response.set_cookie(
+                    name,
+                    value,
+                    path=path,
+                    max_age=DEVICE_MAX_AGE,
+                    httponly=True,
+                    samesite="Lax",
+                    secure=is_https(request, rt),
+                )
             return response
         failures = link.failures + 1
         locked = failures >= links.MAX_TRIES

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,14 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 NO_LINK = N_("This link does not work. Please check it, or call your study team.")
+OPEN_YOUR_LINK = N_(
+    "Please open your personal diary link: the one in the first text message from your study "
+    "team, or the QR code they gave you."
+)
+# On a phone that passed the year-of-birth check: its personal link's token, so that
+# PUBLIC_URL/ (the address prompt SMS carry) opens that diary. Path "/", HttpOnly.
+LINK_COOKIE = "lk"
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 SEED_COOKIE = "ds"  # the browser's random CSRF seed (the form's token is its HMAC)
 CSRF_KEY = web.RequestKey("csrf", str)  # this request's form token
 
@@ -180,7 +189,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
             response = _plain_page(request, 413)
         else:
             raise
-    response.headers.update(SECURITY_HEADERS)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)  # a page's own policy wins (bot/channels/ack_web)
     if request.path.startswith("/p/"):
         response.headers["Cache-Control"] = "no-store"
     return response
@@ -347,6 +357,9 @@ async def build_app(
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/", root)
     app.add_subapp("/p/", patient.build())
+    from bot.channels import ack_web  # staff: the one-time alert links of SMS/WeCom/e-mail alerts
+
+    ack_web.add_routes(app, rt)
     return app
 
 
@@ -370,7 +383,23 @@ async def static(request: web.Request) -> web.StreamResponse:
 
 
 async def root(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPNotFound()
+    """PUBLIC_URL/ (the address in prompt SMS): on a phone that has opened its personal link,
+    that diary; anywhere else, a page that says to open the personal link."""
+    token = request.cookies.get(LINK_COOKIE, "")
+    if TOKEN_RE.match(token):
+        return web.Response(status=303, headers={"Location": f"/p/{token}"})
+    rt: Runtime = request.config_dict[RT_KEY]
+    locale = request_locale(request)
+    _ = t(locale)
+    return render(
+        request,
+        "message.html",
+        locale,
+        title="",
+        lines=[_(OPEN_YOUR_LINK)],
+        phones=phones(rt, _),
+        nav=False,
+    )
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
