@@ -21,6 +21,7 @@ from bot import messenger
 from bot.clock import from_iso, iso
 from bot.i18n import t
 from bot.messenger import Priority
+from bot.services.diary import close_unsubmitted
 from bot.services.runtime import Runtime
 from conversations import diary_view
 from storage import audit, repo
@@ -143,6 +144,8 @@ class DiaryScheduler:
                     old=r["status"],
                     new="missed",
                 )
+                # Answers given without Submit stay as data (status incomplete).
+                await close_unsubmitted(conn, self.rt.study, r["id"], r["subject"], now)
 
     async def _send_prompts(self, now: datetime) -> None:
         await self._notify(now, "scheduled", "opens_at", "prompted", "prompted_at", False)

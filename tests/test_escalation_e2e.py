@@ -146,8 +146,10 @@ async def test_dripping_blood_safety_text_ack_triage_sae_reminders(h: Harness) -
     assert len(h.api.all_messages()) == count  # no reminder, no re-send
 
     assert await actions(h) == [
-        "alert_raised",
+        "alert_raised",  # at the bleeding answer, before Submit
         "alert_delivered",
+        "alert_updated",  # the dizziness answer joins the card
+        "alert_updated",  # submitted: the card no longer says "not submitted yet"
         "alert_acknowledged",
         "alert_triaged",
         "alert_note",
