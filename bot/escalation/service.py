@@ -275,17 +275,31 @@ async def show(
     )
 
 
-async def refresh(rt: Runtime, conn: aiosqlite.Connection, alert_id: int, now: datetime) -> None:
+async def refresh(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    alert_id: int,
+    now: datetime,
+    *,
+    latest_only: bool = False,
+) -> None:
     """Edit every copy of the alert to show its current state, each in its reader's language.
 
     Copies in the chat of someone no longer on the staff are left alone: they get no news.
+    `latest_only` (new content from a diary, not a change of state): only the newest copy in
+    each chat, so a card updated daily does not re-edit every earlier re-send (a group takes
+    20 messages a minute).
     """
     alert = await store.get(conn, alert_id)
     if alert is None:
         return
     names = await _names(conn, alert)
     active = {s.telegram_id for s in await repo.active_staff(conn)}
-    for copy in await store.copies(conn, alert_id):
+    copies = await store.copies(conn, alert_id)
+    if latest_only:
+        newest = {c.chat_id: c for c in copies}  # ordered by id: the last one wins
+        copies = [c for c in copies if newest[c.chat_id] is c]
+    for copy in copies:
         if copy.staff_id is not None and copy.staff_id not in active:
             continue
         text, buttons = alert_card(
@@ -698,6 +712,8 @@ def _event(
     }
     if was:
         event["was"] = was
+    if (state == "draft" and event["current"] != reported) or (old or {}).get("patient_changed"):
+        event["patient_changed"] = True  # changed by the patient before submitting
     before = {k: v for k, v in (old or {}).items() if k != "corrected_at"}
     if corrected and old is not None and not _same(event, before):
         event["corrected_at"] = iso(now)  # what changed, changed by the site's correction
@@ -766,7 +782,9 @@ async def apply_findings(
             rt, conn, patient, alert, event, now, added=list(plan.new), no_baseline=no_baseline,
             corrected=corrected,
         )  # fmt: skip
-        if plan.fresh:  # a finding the card did not show: deliver it again, so it notifies
+        if plan.fresh and alert.events and alert.events[0].get("key") != occ.key:
+            # A new finding on a card raised for an earlier diary: deliver it again, so it
+            # notifies. (On the diary's own card the team was just told; the edit shows it.)
             updated = await store.get(conn, alert.id)
             assert updated is not None
             await deliver(rt, conn, updated, "alert", now)
@@ -854,7 +872,7 @@ async def _save_event(
             "state": event["state"],
         },
     )
-    await refresh(rt, conn, alert.id, now)
+    await refresh(rt, conn, alert.id, now, latest_only=True)
 
 
 async def _occ_id(conn: aiosqlite.Connection, patient: repo.Patient, key: str) -> int:
@@ -907,10 +925,11 @@ async def on_answer(
     answers stored so far. A new urgent finding raises (or joins) its alert now, and the
     patient sees the safety text now; a changed answer updates the card it was on."""
     kept = q.clean(rt.study, occ.study_day, answers)
+    told = await store.diary_alerts(conn, occ.id, "urgent")
     _findings, done = await evaluate_and_apply(
         rt, conn, patient, occ, kept, levels=("urgent",), state="draft", now=rt.now()
     )
-    if any(r.rules for r in done):
+    if any(r.rules for r in done) and not told:  # once while answering; again at Submit
         _add_safety_text(rt, patient, outcome)
 
 

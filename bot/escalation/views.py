@@ -189,7 +189,7 @@ def _diary_notes(_: T, study: Study, alert: Alert, now: datetime) -> list[str]:
             continue
         if ev.get("corrected_at"):
             text = N_("✏️ Day {day}, after a site correction, no longer meets: {reasons}.")
-        elif ev.get("state") == "draft":
+        elif ev.get("patient_changed"):
             text = N_(
                 "✏️ Day {day}: the patient changed the answer before submitting; it no longer "
                 "meets: {reasons}. Please still decide on this alert."
