@@ -121,8 +121,9 @@ class DiaryScheduler:
         async with self.rt.db.transaction() as conn:
             rows = await repo._all(
                 conn,
-                "SELECT o.id, o.key, o.status, p.subject, p.id AS pid FROM occurrences o"
-                " JOIN patients p ON p.id = o.patient_id"
+                "SELECT o.id, o.key, o.status, p.subject, p.id AS pid,"
+                " EXISTS (SELECT 1 FROM answers a WHERE a.occurrence_id = o.id) AS answered"
+                " FROM occurrences o JOIN patients p ON p.id = o.patient_id"
                 " WHERE o.status IN ('scheduled', 'prompted', 'reminded') AND o.closes_at <= ?",
                 (iso(now),),
             )
@@ -144,8 +145,8 @@ class DiaryScheduler:
                     old=r["status"],
                     new="missed",
                 )
-                # Answers given without Submit stay as data (status incomplete).
-                await close_unsubmitted(conn, self.rt.study, r["id"], r["subject"], now)
+                if r["answered"]:  # answers given without Submit stay as data (incomplete)
+                    await close_unsubmitted(conn, self.rt.study, r["id"], r["subject"], now)
 
     async def _send_prompts(self, now: datetime) -> None:
         await self._notify(now, "scheduled", "opens_at", "prompted", "prompted_at", False)
