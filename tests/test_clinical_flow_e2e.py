@@ -381,3 +381,26 @@ async def test_correction_raises_alerts_at_once_on_that_diary_and_the_next(
     assert f"alert #{review['id']} (review): Day 1 no longer meets WORSE_PAIN" in out, out
     assert "no new alert" in out
     assert len(await h.rows("SELECT * FROM alerts")) == 2
+
+
+async def test_withdraw_mid_diary_keeps_the_answers_incomplete(h: Harness) -> None:
+    p = await day0_patient(h, lang="en")
+    await p.send("/diary")
+    await answer_all(h, p, {"BLEED": "0", "URGENCY": "1", "LEAK": "0", "PAIN": "3"})
+
+    await lifecycle.withdraw(h.rt, "RP-001", actor="cli", reason="consent withdrawn")
+    await h.settle()
+    [occ] = await h.rows("SELECT * FROM occurrences WHERE key = 'daily:0'")
+    assert occ["status"] == "withdrawn" and occ["incomplete_at"] and occ["rules_run_at"]
+    trail = await h.rows(
+        "SELECT actor, reason FROM audit WHERE action = 'diary_incomplete' AND entity = 'daily:0'"
+    )
+    assert [(r["actor"], r["reason"]) for r in trail] == [("cli", "patient withdrawn")]
+    out = await exports.run(h.db_path, h.study, h.rt.now(), "csv")
+    wide = next(v for k, v in out.files.items() if "wide" in k)
+    [row] = [
+        r
+        for r in csv.DictReader(io.StringIO(wide.decode("utf-8-sig")))
+        if r["occurrence"] == "daily:0"
+    ]
+    assert (row["status"], row["PAIN"], row["BM"]) == ("incomplete", "3", "")

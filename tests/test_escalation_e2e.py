@@ -214,7 +214,8 @@ async def test_same_rule_on_next_diary_updates_instead_of_stacking(h: Harness) -
     events = json.loads(rows[0]["details"])["events"]
     assert [e["answers"]["PAIN"] for e in events] == ["9", "8"]
     assert len(alert_messages(h, EN_COORD)) == before  # edited, not stacked
-    text = alert_messages(h, EN_COORD)[0].text or ""
+    # (the newest copy in each chat shows new diaries; every copy shows changes of state)
+    text = alert_messages(h, EN_COORD)[-1].text or ""
     assert "RP-001 · Day 1" in text
     assert "Rectal or anal pain (0-10): 8" in text
     assert "also on Day 0 (2 diaries)" in text

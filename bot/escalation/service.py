@@ -659,13 +659,14 @@ async def evaluate_diary(
     return findings, no_baseline
 
 
-def diary_event(alert: Alert, key: str) -> dict[str, Any] | None:
-    """The event of one diary on an alert card (None: the diary is not on it)."""
-    return next((ev for ev in alert.events if ev.get("key") == key), None)
+def diary_event(alert: Alert, occ: repo.OccRow) -> dict[str, Any] | None:
+    """The event of one diary on an alert card (None: the diary is not on it). By occurrence
+    id: a re-anchor may re-key an old diary ("daily:2" → "daily:2@2027-01-12")."""
+    return next((ev for ev in alert.events if ev.get("occ") == occ.id), None)
 
 
-def _card(alert: Alert, key: str) -> Card:
-    event = diary_event(alert, key)
+def _card(alert: Alert, occ: repo.OccRow) -> Card:
+    event = diary_event(alert, occ)
     rules = alert.details.get("rules") or [alert.rule]
     return Card(
         alert.id,
@@ -701,6 +702,7 @@ def _event(
         if f.rule in reported:
             baseline.update(f.baseline)
     event: dict[str, Any] = {
+        "occ": occ.id,
         "key": occ.key,
         "day": occ.study_day,
         "rules": reported,
@@ -723,7 +725,7 @@ def _event(
 
 
 def _with_event(alert: Alert, event: dict[str, Any]) -> list[dict[str, Any]]:
-    events = [ev for ev in alert.events if ev.get("key") != event["key"]]
+    events = [ev for ev in alert.events if ev.get("occ") != event["occ"]]
     events.append(event)
     events.sort(key=lambda ev: (ev.get("day") is None, ev.get("day") or 0))
     return events[-MAX_EVENTS:]
@@ -751,13 +753,13 @@ async def apply_findings(
     others = await store.open_diary_alerts(conn, patient.id, level, NON_CLINICAL)
     seen = {a.id for a in own}
     alerts = {a.id: a for a in [*own, *[a for a in others if a.id not in seen]]}
-    cards = [_card(alerts[i], occ.key) for i in sorted(alerts)]
+    cards = [_card(alerts[i], occ) for i in sorted(alerts)]
     by_rule = {f.rule: f for f in findings}
     plan = route([f.rule for f in findings], cards)
     done: list[Raised] = []
 
     for alert in own:  # the diary's own cards: current answers, state, what no longer holds
-        old = diary_event(alert, occ.key)
+        old = diary_event(alert, occ)
         if old is None or alert.id == plan.target:
             continue
         event = _event(
@@ -773,7 +775,7 @@ async def apply_findings(
 
     if plan.new and plan.target is not None:
         alert = alerts[plan.target]
-        old = diary_event(alert, occ.key)
+        old = diary_event(alert, occ)
         reported = _study_order(rt, [*(old or {}).get("rules", []), *plan.new])
         event = _event(
             rt, occ, answers, reported, by_rule, old, state=state, now=now, corrected=corrected
@@ -782,7 +784,7 @@ async def apply_findings(
             rt, conn, patient, alert, event, now, added=list(plan.new), no_baseline=no_baseline,
             corrected=corrected,
         )  # fmt: skip
-        if plan.fresh and alert.events and alert.events[0].get("key") != occ.key:
+        if plan.fresh and alert.events and alert.events[0].get("occ") != occ.id:
             # A new finding on a card raised for an earlier diary: deliver it again, so it
             # notifies. (On the diary's own card the team was just told; the edit shows it.)
             updated = await store.get(conn, alert.id)
@@ -856,7 +858,7 @@ async def _save_event(
         if alert.study_day is None or event["day"] >= alert.study_day:
             fields["study_day"] = event["day"]
     await store.set_fields(conn, alert.id, **fields)
-    await store.link_diary(conn, alert.id, await _occ_id(conn, patient, event["key"]))
+    await store.link_diary(conn, alert.id, event["occ"])
     withdrawn = [r for r in event["rules"] if r not in event["current"]]
     await audit.record(
         conn,
@@ -873,14 +875,6 @@ async def _save_event(
         },
     )
     await refresh(rt, conn, alert.id, now, latest_only=True)
-
-
-async def _occ_id(conn: aiosqlite.Connection, patient: repo.Patient, key: str) -> int:
-    r = await repo._one(
-        conn, "SELECT id FROM occurrences WHERE patient_id = ? AND key = ?", (patient.id, key)
-    )
-    assert r is not None
-    return int(r[0])
 
 
 async def evaluate_and_apply(
