@@ -21,6 +21,9 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from lxml import etree
 
 from bot.clock import from_iso
 from bot.dataout import exports
@@ -41,6 +44,7 @@ from tests.escalation_support import (
     team,
 )
 from tests.harness import Harness, Player
+from tests.test_dataout_exports import odm_schema
 
 
 @pytest.fixture
@@ -289,7 +293,10 @@ async def test_unsubmitted_diary_closes_incomplete_with_review_rules_and_is_expo
     assert {r["item"]: r["value_code"] for r in rows}["EVENTS"] == "MED"
 
     odm = (await exports.run(h.db_path, h.study, now, "odm")).files
-    xml = next(iter(odm.values())).decode()
+    raw_xml = next(iter(odm.values()))
+    schema = odm_schema()
+    assert schema.validate(etree.fromstring(raw_xml)), schema.error_log
+    xml = raw_xml.decode()
     assert 'Value="incomplete"' in xml and 'Value="MED"' in xml
 
     fhir = json.loads(
@@ -300,6 +307,8 @@ async def test_unsubmitted_diary_closes_incomplete_with_review_rules_and_is_expo
         for e in fhir["entry"]
         if e["resource"]["resourceType"] == "QuestionnaireResponse"
     ]
+    Bundle.model_validate(fhir)
+    QuestionnaireResponse.model_validate(resp)
     assert resp["status"] == "stopped"
     assert "PAIN" in {i["linkId"] for i in resp["item"]}
 
