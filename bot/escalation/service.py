@@ -22,6 +22,8 @@ from typing import Any
 import aiosqlite
 
 from bot import messenger
+from bot.channels import alerts as alert_routes
+from bot.channels.patients import notify_patient
 from bot.clock import from_iso, iso
 from bot.domain import questionnaire as q
 from bot.domain.findings import Card, by_level, route
@@ -46,6 +48,7 @@ from bot.messenger import Priority
 from bot.services.diary import Outcome
 from bot.services.runtime import Runtime
 from storage import audit, repo
+from storage import channels as channel_store
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +248,8 @@ async def deliver(
             priority=_priority(alert.level),
             ref=copy.ref,
         )
+    # The routes beyond Telegram (WeCom, on-call SMS, e-mail) get the same copy.
+    await alert_routes.on_alert(rt, conn, alert, kind, now, names)
     chats = [r.chat_id for r in targets]
     action = {"alert": "alert_delivered", "resend": "alert_resent", "sae": "alert_sae_reminder"}
     await audit.record(
@@ -901,10 +906,18 @@ async def evaluate_and_apply(
     return findings, done
 
 
-def _add_safety_text(rt: Runtime, patient: repo.Patient, outcome: Outcome) -> None:
+async def _add_safety_text(
+    rt: Runtime, conn: aiosqlite.Connection, patient: repo.Patient, outcome: Outcome
+) -> None:
+    """The patient's safety text: in the chat (queued by the diary's reply), and by SMS for a
+    web-diary patient (the chat shows it for Telegram ones)."""
     messages = outcome.extra.setdefault("messages", [])
     assert isinstance(messages, list)
     messages.append(safety_text(t(patient.lang), rt.study))
+    row = await channel_store.patient_row(conn, patient.id)
+    await notify_patient(
+        conn, rt.now(), rt.study, row, "safety", telegram_text=None, priority=Priority.URGENT
+    )
 
 
 async def on_answer(
@@ -924,7 +937,7 @@ async def on_answer(
         rt, conn, patient, occ, kept, levels=("urgent",), state="draft", now=rt.now()
     )
     if any(r.rules for r in done) and not told:  # once while answering; again at Submit
-        _add_safety_text(rt, patient, outcome)
+        await _add_safety_text(rt, conn, patient, outcome)
 
 
 async def on_submit(
@@ -941,7 +954,7 @@ async def on_submit(
         rt, conn, patient, occ, answers, levels=EVALUATED_LEVELS, state="submitted", now=rt.now()
     )
     if any(f.level == "urgent" for f in findings):
-        _add_safety_text(rt, patient, outcome)
+        await _add_safety_text(rt, conn, patient, outcome)
 
 
 async def rules_on_closed(rt: Runtime, now: datetime) -> int:
