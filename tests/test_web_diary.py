@@ -45,6 +45,11 @@ async def test_web_patient_fills_and_submits_with_plain_posts(wh: WebHarness) ->
         page = await b.post(link + "/year", {"year": "1956"})
         assert page.status == 200 and "第1题" in page.plain, page.plain
         page = await fill(wh, b, link, URGENT)
+        # The urgent answer (dripping blood) is answered at once, as in the chat: the safety
+        # text with its call buttons above the next question, before Submit.
+        safety = [p for p in b.history if p.url.endswith("?m=safety")]
+        assert len(safety) == 1 and "第2题" in safety[0].plain
+        assert "研究团队已收到您的回答" in safety[0].plain and 'href="tel:120"' in safety[0].text
         assert page.url.endswith("/done"), page.url
         assert "谢谢" in page.plain
         assert 'href="tel:+862131166666"' in page.text and 'href="tel:120"' in page.text

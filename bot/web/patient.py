@@ -284,7 +284,21 @@ async def home(request: web.Request) -> web.StreamResponse:
             error_text = ds.error_text(
                 _, rt.study, Outcome("invalid", outcome.occ, item=outcome.item, error=error)
             )
-        return page(request, v, "diary.html", s=screen, note=note, error=error_text)
+        safety: list[str] = []
+        if notice == "safety":
+            from bot.escalation.views import safety_text
+
+            safety = safety_text(_, rt.study).split("\n")
+        return page(
+            request,
+            v,
+            "diary.html",
+            s=screen,
+            note=note,
+            error=error_text,
+            safety=safety,
+            phones=phones(rt, _) if safety else [],
+        )
     text = ds.status_text(_, v.patient, outcome)
     return page(
         request,
@@ -324,9 +338,15 @@ async def act(request: web.Request) -> web.StreamResponse:
                 "item": outcome.item.code if outcome.item else None,
             },
         )
-        if outcome.status == "submitted" and outcome.occ is not None:
-            urgent = bool(outcome.extra.get("messages"))  # the safety text (escalation)
+        if outcome.occ is None:
+            return
+        urgent = bool(outcome.extra.get("messages"))  # the safety text (escalation)
+        if outcome.status == "submitted":
+            before = await store.notice(conn, patient.id)  # an urgent answer before Submit
+            urgent = urgent or before == (outcome.occ.id, True)
             await store.set_notice(conn, patient.id, outcome.occ.id, urgent, v.rt.now())
+        elif urgent:
+            await store.set_notice(conn, patient.id, outcome.occ.id, True, v.rt.now())
 
     text = form.get("text")
     if isinstance(text, str):
@@ -348,6 +368,8 @@ async def act(request: web.Request) -> web.StreamResponse:
 def _after(v: Visit, o: Outcome) -> str:
     if o.status == "submitted":
         return f"{v.base}/done"
+    if o.status in ("question", "updated", "review") and o.extra.get("messages"):
+        return f"{v.base}?m=safety"  # an urgent answer: the safety text above the next screen
     if o.status == "invalid":
         return f"{v.base}?e={o.error or 'use_buttons'}"
     codes = {"closed": "closed", "already_done": "done", "stale": "stale", "not_yours": "not_yours"}
