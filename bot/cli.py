@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +25,7 @@ from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
 from storage import audit, repo
 from storage.db import Database, IntegrityError
+from storage.keys import AuditKeyError
 
 ROLES = ("coordinator", "investigator", "admin")
 
@@ -262,7 +264,7 @@ async def _main(args: argparse.Namespace) -> int:
     if args.command == "run":
         try:
             return await cmd_run(args, settings, study)
-        except IntegrityError as exc:  # PRAGMA quick_check at start-up: say it, don't trace
+        except (IntegrityError, AuditKeyError) as exc:  # say it, don't trace
             print(f"diarybot: {exc}", file=sys.stderr)
             return 1
     if args.command == "sandbox":
@@ -273,7 +275,7 @@ async def _main(args: argparse.Namespace) -> int:
     existed = settings.db_path.exists()
     try:
         rt = await open_runtime(settings, study)
-    except IntegrityError as exc:
+    except (IntegrityError, AuditKeyError) as exc:
         print(f"diarybot: {exc}", file=sys.stderr)
         return 1
     refused = False
@@ -295,6 +297,8 @@ def _remove_database(path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Health data: every file and folder this process creates is its user's only (0600/0700).
+    os.umask(0o077)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from storage import audit
+from storage import audit, keys
 
 
 class BackupError(RuntimeError):
@@ -32,6 +32,7 @@ class BackupResult:
     size: int
     sha256: str
     chain: audit.VerifyResult
+    head: str | None  # "<id> <hash>": the audit trail's head in the copy
 
 
 def _source_uri(path: str) -> str:
@@ -88,11 +89,11 @@ def _finish(tmp: Path, out: Path) -> tuple[int, str]:
     return out.stat().st_size, _sha256(out)
 
 
-async def _chain(path: Path) -> audit.VerifyResult:
+async def _chain(path: Path, key: bytes) -> tuple[audit.VerifyResult, str | None]:
     conn = await aiosqlite.connect(str(path))
     try:
         conn.row_factory = aiosqlite.Row
-        return await audit.verify(conn)
+        return await audit.verify(conn, key=key), await audit.head(conn)
     finally:
         await conn.close()
 
@@ -101,7 +102,7 @@ async def backup(db_path: str, out: Path) -> BackupResult:
     tmp = await asyncio.to_thread(_prepare, out)
     try:
         await asyncio.to_thread(_copy, db_path, tmp)
-        chain = await _chain(tmp)
+        chain, head = await _chain(tmp, await asyncio.to_thread(keys.load, db_path))
         size, digest = await asyncio.to_thread(_finish, tmp, out)
     except sqlite3.Error as exc:
         await asyncio.to_thread(tmp.unlink, True)
@@ -109,4 +110,4 @@ async def backup(db_path: str, out: Path) -> BackupResult:
     except BaseException:
         await asyncio.to_thread(tmp.unlink, True)
         raise
-    return BackupResult(out, size, digest, chain)
+    return BackupResult(out, size, digest, chain, head)

@@ -57,7 +57,14 @@ async def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
         f"{args.format} export: {export.subjects} subjects, {export.diaries} diaries"
         f" -> {', '.join(str(p) for p in written)}"
     )
+    _print_head("audit trail head in the export", export.audit_head)
     return 0
+
+
+def _print_head(label: str, head: str | None) -> None:
+    if head:
+        number, _, digest = head.partition(" ")
+        print(f"{label}: {number}:{digest}  (diarybot audit verify --expect-head {number}:{digest})")
 
 
 async def cmd_backup(args: argparse.Namespace, rt: Runtime) -> int:
@@ -74,9 +81,10 @@ async def cmd_backup(args: argparse.Namespace, rt: Runtime) -> int:
             ACTOR,
             "backup",
             entity=f"backup:{result.path.name}",
-            new={"bytes": result.size, "sha256": result.sha256},
+            new={"bytes": result.size, "sha256": result.sha256, "audit_head": result.head},
         )
     print(f"backup written: {result.path} ({result.size} bytes, sha256 {result.sha256})")
+    _print_head("audit trail head in the backup", result.head)
     if result.chain.ok:
         print(f"audit trail in the backup: {result.chain.checked} entries, chain intact")
     else:

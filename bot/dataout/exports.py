@@ -33,6 +33,7 @@ class Export:
     files: dict[str, bytes]  # file name → content
     subjects: int
     diaries: int
+    audit_head: str | None = None  # "<id> <hash>" of the audit trail in the exported snapshot
 
     def digests(self) -> dict[str, str]:
         return {name: hashlib.sha256(data).hexdigest() for name, data in self.files.items()}
@@ -69,12 +70,14 @@ async def run(
         # ODM carries every audit record; FHIR needs it to mark corrected diaries "amended".
         history = fmt in ("odm", "fhir")
         ds = await load(conn, study, now, subject=subject, since=since, with_history=history)
+        head = await audit.head(conn)
     files = await asyncio.to_thread(_build, fmt, ds, study)
     return Export(
         fmt=fmt,
         files=files,
         subjects=len(ds.subjects),
         diaries=sum(len(s.diaries) for s in ds.subjects),
+        audit_head=head,
     )
 
 
@@ -104,6 +107,7 @@ async def record(
             "diaries": export.diaries,
             "to": destination,
             "sha256": export.digests(),
+            "audit_head": export.audit_head,
         },
     )
 
