@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite

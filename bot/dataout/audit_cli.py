@@ -40,8 +40,8 @@ async def cmd_verify(args: argparse.Namespace, rt: Runtime) -> int:
     if result.ok:
         head = await audit.head(rt.db.conn)
         print(f"audit trail OK: {result.checked} entries, chain intact, signatures valid")
-        for number, digest in expects:
-            print(f"contains the expected head: entry {number} {digest}")
+        for expect_id, expect_hash in expects:
+            print(f"contains the expected head: entry {expect_id} {expect_hash}")
         if head:
             number, _, digest = head.partition(" ")
             print(f"head: entry {number} {digest}")

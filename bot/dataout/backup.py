@@ -5,7 +5,8 @@ copy is consistent even while the bot keeps writing (WAL mode lets both run). Th
 under a temporary name, switched to a single self-contained file (journal_mode=DELETE, no -wal
 beside it), checked with `PRAGMA integrity_check` and the audit chain, flushed to disk, and
 only then renamed to the requested name: a backup file that exists is a complete one.
-An existing file is never overwritten (it may be the only good copy).
+An existing file is not overwritten (it may be the only good copy) unless `--force`; the
+database itself, its WAL and its key file never are. The copy is 0600.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from bot.dataout.exports import OutputError, check_target, protected
 from storage import audit, keys
 
 
@@ -66,20 +68,23 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _prepare(out: Path) -> Path:
-    if out.exists():
-        raise BackupError(f"{out} already exists: choose a new file name")
+def _prepare(out: Path, db_path: str, force: bool) -> Path:
+    try:
+        check_target(out, force=force, never=protected(db_path))
+    except OutputError as exc:
+        raise BackupError(str(exc)) from None
     if not out.parent.is_dir():
         raise BackupError(f"folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.part")
     tmp.unlink(missing_ok=True)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private from birth
     return tmp
 
 
-def _finish(tmp: Path, out: Path) -> tuple[int, str]:
-    if out.exists():  # appeared while we were copying
+def _finish(tmp: Path, out: Path, force: bool) -> tuple[int, str]:
+    if out.exists() and not force:  # appeared while we were copying
         tmp.unlink(missing_ok=True)
-        raise BackupError(f"{out} already exists: choose a new file name")
+        raise BackupError(f"{out} already exists (use --force to replace it)")
     tmp.replace(out)
     fd = os.open(out.parent, os.O_RDONLY)
     try:
@@ -98,12 +103,14 @@ async def _chain(path: Path, key: bytes) -> tuple[audit.VerifyResult, str | None
         await conn.close()
 
 
-async def backup(db_path: str, out: Path) -> BackupResult:
-    tmp = await asyncio.to_thread(_prepare, out)
+async def backup(db_path: str, out: Path, *, force: bool = False) -> BackupResult:
+    """Copy the database to `out` (0600). Refuses a file that exists unless `force`, and the
+    database's own files always."""
+    tmp = await asyncio.to_thread(_prepare, out, db_path, force)
     try:
         await asyncio.to_thread(_copy, db_path, tmp)
         chain, head = await _chain(tmp, await asyncio.to_thread(keys.load, db_path))
-        size, digest = await asyncio.to_thread(_finish, tmp, out)
+        size, digest = await asyncio.to_thread(_finish, tmp, out, force)
     except sqlite3.Error as exc:
         await asyncio.to_thread(tmp.unlink, True)
         raise BackupError(f"backup failed: {exc}") from None

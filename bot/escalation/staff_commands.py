@@ -12,6 +12,7 @@ from datetime import date
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot import messenger
 from bot.escalation import overview, permissions, service, staff_views
 from bot.i18n import parse_lang, t
 from bot.services.enrolment import SUBJECT_RE, EnrolError, enroll
@@ -129,7 +130,10 @@ async def on_enroll(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     ]
     if result.link:
         lines.append(_("Link: {link}", link=result.link))
-    await say(rt, chat_id, "\n".join(lines))
+    # The code must not stay on the server: the outbox forgets the text once it is sent.
+    async with rt.db.transaction() as conn:
+        await messenger.enqueue(conn, rt.now(), chat_id, "\n".join(lines), secret=True)
+    rt.wake_sender()
 
 
 COMMANDS = {
