@@ -154,6 +154,17 @@ def check_target(path: Path, *, force: bool, never: list[Path]) -> None:
         raise OutputError(f"{path} already exists (use --force to replace it)")
 
 
+def make_private_dirs(folder: Path) -> None:
+    """`mkdir -p` where every folder made is 0700 (the ones that exist are left alone)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask; this is not
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.unlink(missing_ok=True)
@@ -186,7 +197,7 @@ def write(
     paths = targets(export, out)
     for path in paths:
         check_target(path, force=force, never=never or [])
-    paths[0].parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(paths[0].parent)
     if out.suffix.lower() == ".zip":
         _write_atomic(out, zip_bytes(export.files))
         return [out]
