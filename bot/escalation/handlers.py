@@ -262,6 +262,15 @@ async def on_patient_text(
     chat_id = patient.chat_id or 0
     if result.status == "empty":
         await say(rt, chat_id, _("Please type a few words."))
+    elif result.status == "control_chars":
+        await say(
+            rt,
+            chat_id,
+            _(
+                "Your message contains invisible control characters that cannot be saved."
+                " Please type it again as plain text."
+            ),
+        )
     elif result.status == "too_long":
         await say(
             rt,
