@@ -4,7 +4,8 @@ Where it comes from, first found wins:
 1. `DIARYBOT_AUDIT_KEY` in the environment (or `.env`): at least 32 characters;
 2. the key file beside the database, `<database>.key` (mode 0600);
 3. neither: a new random key is written to that file (0600, never overwritten) and printed
-   once on stderr, with instructions to keep a copy off the server. It is never logged.
+   once on stderr, with instructions to keep a copy off the server. It is never logged: when
+   stderr is not a terminal (a journal, a cron mail) the notice names the file instead.
 
 Someone who can change the database file but cannot read this key cannot recompute an audit
 entry's HMAC (storage/audit.py) nor test guessed enrolment codes against their stored HMACs
@@ -36,6 +37,18 @@ diarybot: a new audit key was generated for {db} and saved in {path} (readable b
   Without it nobody can prove that the audit trail was not rewritten. To use it from the
   environment instead of the file, set DIARYBOT_AUDIT_KEY to this value (see docs/deploy.md).
 """
+# Not at a terminal (a service manager's journal, a cron mail): the key itself stays out of it.
+NOTICE_NO_TERMINAL = """\
+diarybot: a new audit key was generated for {db} and saved in {path} (readable by this user only).
+  Copy that file's one line OFF this server now (the sponsor's password manager, or a sealed
+  envelope in the trial master file). It is not shown here, because this output is not a
+  terminal and may be logged. Without it nobody can prove that the audit trail was not
+  rewritten (see docs/deploy.md).
+"""
+
+
+def _terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 class AuditKeyError(RuntimeError):
@@ -73,7 +86,8 @@ def _create(db_path: str | Path, path: Path) -> bytes:
         fp.write(key + "\n")
         fp.flush()
         os.fsync(fp.fileno())
-    print(NOTICE.format(db=db_path, path=path, key=key), file=sys.stderr, flush=True)
+    notice = NOTICE if _terminal() else NOTICE_NO_TERMINAL
+    print(notice.format(db=db_path, path=path, key=key), file=sys.stderr, flush=True)
     return key.encode("utf-8")
 
 

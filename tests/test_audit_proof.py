@@ -199,6 +199,7 @@ def test_key_file_is_made_once_private_printed_once_and_not_in_the_database(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv(keys.ENV)
+    monkeypatch.setattr(keys, "_terminal", lambda: True)  # someone at the console
     path = tmp_path / "d.sqlite3"
 
     async def write() -> None:
@@ -220,6 +221,18 @@ def test_key_file_is_made_once_private_printed_once_and_not_in_the_database(
     monkeypatch.setenv(keys.ENV, "short")
     with pytest.raises(keys.AuditKeyError):
         verify(path)
+
+
+def test_a_new_key_is_not_printed_where_output_may_be_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv(keys.ENV)
+    monkeypatch.setattr(keys, "_terminal", lambda: False)  # e.g. the first start under systemd
+    path = tmp_path / "d.sqlite3"
+    assert verify(path).ok
+    key = keys.key_path(path).read_text().strip()
+    err = capsys.readouterr().err
+    assert key not in err and str(keys.key_path(path)) in err and "OFF this server" in err
 
 
 def test_a_chain_from_before_signatures_is_sealed_once(
