@@ -112,6 +112,7 @@ class VerifyResult:
     checked: int
     first_bad_id: int | None = None
     problem: str | None = None
+    unsigned: int = 0  # entries written before signatures existed (sealed by the next one)
 
 
 async def verify(
@@ -131,13 +132,18 @@ async def verify(
     or diaries exist. `key` defaults to the one registered for the connection.
     """
     secret = key if key is not None else keys.for_conn(conn)
+    # A database from before signatures (schema < 0010, e.g. the backup taken before that
+    # migration) is checked as a plain hash chain; from 0010 on every chain must be signed.
+    signing = await _signed_schema(conn)
     prev = GENESIS
     checked = 0
     last_id = 0
     last_at = ""
     signed = False
+    unsigned = 0
+    mac_column = "mac" if signing else "NULL AS mac"
     async with conn.execute(
-        f"SELECT id, {', '.join(FIELDS)}, prev_hash, hash, mac FROM audit ORDER BY id"
+        f"SELECT id, {', '.join(FIELDS)}, prev_hash, hash, {mac_column} FROM audit ORDER BY id"
     ) as cur:
         async for row in cur:
             content = {f: row[f] for f in FIELDS}
@@ -159,6 +165,7 @@ async def verify(
             if mac is None:
                 if signed:  # unsigned entries may only precede the first signed one (0010)
                     return VerifyResult(False, checked, entry_id, UNSIGNED)
+                unsigned += 1
             elif not hmac.compare_digest(str(mac), entry_mac(secret, entry_id, row["hash"])):
                 return VerifyResult(False, checked, entry_id, FORGED)
             else:
@@ -178,7 +185,7 @@ async def verify(
             last_id = entry_id
             last_at = str(row["at"])
             checked += 1
-    if checked and not signed:
+    if checked and signing and not signed:
         return VerifyResult(False, checked, last_id, UNSIGNED)
     if expect is not None and expect[0] > last_id:
         return VerifyResult(
@@ -212,13 +219,30 @@ async def verify(
         )
     if head_hash != prev:
         return VerifyResult(False, checked, last_id, "last entry does not match the recorded head")
-    return VerifyResult(True, checked)
+    return VerifyResult(True, checked, unsigned=unsigned if signing else 0)
 
 
 UNSIGNED = "not signed with the audit key (added or rewritten outside the bot)"
 FORGED = (
     "signature does not match (written or re-hashed without the audit key, or the key is wrong)"
 )
+
+
+SIGNED_FROM_SCHEMA = 10  # storage/migrations/0010_privacy.sql adds audit.mac
+
+
+async def _signed_schema(conn: aiosqlite.Connection) -> bool:
+    async with conn.execute("PRAGMA user_version") as cur:
+        row = await cur.fetchone()
+    version = int(row[0]) if row else 0
+    if version >= SIGNED_FROM_SCHEMA:
+        return True
+    # An older version number with the signature column is a database made to look old.
+    async with conn.execute(
+        "SELECT COUNT(*) FROM pragma_table_info('audit') WHERE name = 'mac'"
+    ) as cur:
+        row = await cur.fetchone()
+    return bool(row and row[0])
 
 
 async def _has_study_data(conn: aiosqlite.Connection) -> bool:

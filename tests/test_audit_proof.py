@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 from bot.cli import main
@@ -245,5 +246,28 @@ def test_a_chain_from_before_signatures_is_sealed_once(
     sealed = tamper.execute("SELECT id, action, mac FROM audit WHERE id > ?", (entry_id,))
     ((seal_id, action, mac),) = sealed.fetchall()
     assert (seal_id, action) == (entry_id + 1, "audit_key") and mac
-    assert verify(db_file).ok  # and only once
+    again = verify(db_file)  # and only once
+    assert again.ok and again.unsigned == entry_id
     assert last(tamper)[0] == entry_id + 1
+
+
+def test_a_database_made_to_look_older_than_signatures_is_still_checked(
+    db_file: Path, tamper: sqlite3.Connection
+) -> None:
+    """user_version set back below 0010 (so that unsigned entries would pass): the signature
+    column gives it away, and the re-hashed entry is still caught."""
+    tamper.execute("UPDATE audit SET new_value = '10' WHERE id = 45")
+    rehash_from(tamper, 45)
+    tamper.execute("PRAGMA user_version = 9")
+    tamper.commit()
+
+    async def run() -> audit.VerifyResult:
+        conn = await aiosqlite.connect(str(db_file))
+        conn.row_factory = aiosqlite.Row
+        try:
+            return await audit.verify(conn, key=os.environ[keys.ENV].encode())
+        finally:
+            await conn.close()
+
+    result = asyncio.run(run())
+    assert (result.ok, result.first_bad_id, result.problem) == (False, 45, audit.FORGED)

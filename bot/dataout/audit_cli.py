@@ -40,6 +40,11 @@ async def cmd_verify(args: argparse.Namespace, rt: Runtime) -> int:
     if result.ok:
         head = await audit.head(rt.db.conn)
         print(f"audit trail OK: {result.checked} entries, chain intact, signatures valid")
+        if result.unsigned:
+            print(
+                f"entries 1 to {result.unsigned} predate signatures; entry {result.unsigned + 1}"
+                " (audit_key) vouches for them: check they predate the upgrade to signatures"
+            )
         for expect_id, expect_hash in expects:
             print(f"contains the expected head: entry {expect_id} {expect_hash}")
         if head:

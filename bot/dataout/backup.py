@@ -77,7 +77,8 @@ def _prepare(out: Path, db_path: str, force: bool) -> Path:
         raise BackupError(f"folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.part")
     tmp.unlink(missing_ok=True)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # private from birth
+    # Private from the first byte (SQLite gives its journal the same mode): patients' answers.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     return tmp
 
 
