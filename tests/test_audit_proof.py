@@ -11,7 +11,9 @@ recomputed (caught by the HMAC), time going backwards; and the key itself: made 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -271,3 +273,25 @@ def test_a_database_made_to_look_older_than_signatures_is_still_checked(
 
     result = asyncio.run(run())
     assert (result.ok, result.first_bad_id, result.problem) == (False, 45, audit.FORGED)
+
+
+@pytest.mark.parametrize(
+    ("command", "label"),
+    [
+        (["backup", "--out", "copy.sqlite3"], "audit trail head in the backup"),
+        (["export", "--format", "fhir", "--out", "study.json"], "audit trail head in the export"),
+    ],
+)
+def test_backups_and_exports_record_the_head(
+    db_file: Path, capsys: pytest.CaptureFixture[str], command: list[str], label: str
+) -> None:
+    assert main(command) == 0
+    found = re.search(rf"{label}: (\d+):([0-9a-f]{{64}})", capsys.readouterr().out)
+    assert found is not None
+    number, digest = found.groups()
+    with sqlite3.connect(db_file) as conn:
+        (recorded,) = conn.execute(
+            "SELECT new_value FROM audit WHERE action = ? ORDER BY id DESC LIMIT 1", (command[0],)
+        ).fetchone()
+    assert json.loads(recorded)["audit_head"] == f"{number} {digest}"
+    assert main(["audit", "verify", "--expect-head", f"{number}:{digest}"]) == 0
