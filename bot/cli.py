@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +25,7 @@ from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
 from storage import audit, repo
 from storage.db import Database, DatabaseTooNew, IntegrityError, MigrationNeeded
+from storage.keys import AuditKeyError
 
 ROLES = ("coordinator", "investigator", "admin")
 
@@ -95,6 +97,12 @@ def build_parser() -> Parser:
     enroll.add_argument("--timezone", default="Asia/Shanghai")
     enroll.add_argument("--prompt-time", type=hhmm, default=None)
     enroll.add_argument("--from-csv", metavar="FILE", help="enrol every row of a CSV file")
+    enroll.add_argument(
+        "--reissue",
+        metavar="SUBJECT",
+        help="a new one-time code for an enrolled subject not linked to Telegram (old codes"
+        " stop working)",
+    )
     enroll.add_argument("--json", action="store_true", help="print JSON")
 
     for extra in EXTRA_COMMANDS:
@@ -186,8 +194,15 @@ async def cmd_staff(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.services.enrolment import EnrolError, enroll
+    from bot.services.enrolment import EnrolError, enroll, reissue
 
+    if args.reissue:
+        try:
+            result = await reissue(rt, args.reissue)
+        except EnrolError as exc:
+            raise UsageError(str(exc)) from None
+        _print_code(args, rt, result.subject, result.code, result.link)
+        return 0
     if args.from_csv:
         from bot.services.bulk import enroll_csv
 
@@ -208,16 +223,22 @@ async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
         )
     except EnrolError as exc:
         raise UsageError(str(exc)) from None
-    if args.json:
-        print(json.dumps({"subject": result.subject, "code": result.code, "link": result.link}))
-    else:
-        print(f"subject: {result.subject}")
-        print(f"code:    {result.code}   (one use, valid {rt.study.code_valid_hours // 24} days)")
-        if result.link:
-            print(f"link:    {result.link}")
-        else:
-            print("link:    not known yet: the bot learns its username on the first `diarybot run`")
+    _print_code(args, rt, result.subject, result.code, result.link)
     return 0
+
+
+def _print_code(
+    args: argparse.Namespace, rt: Runtime, subject: str, code: str, link: str | None
+) -> None:
+    if args.json:
+        print(json.dumps({"subject": subject, "code": code, "link": link}))
+        return
+    print(f"subject: {subject}")
+    print(f"code:    {code}   (one use, valid {rt.study.code_valid_hours // 24} days)")
+    if link:
+        print(f"link:    {link}")
+    else:
+        print("link:    not known yet: the bot learns its username on the first `diarybot run`")
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) -> int:
@@ -293,7 +314,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         try:
             return await cmd_run(args, settings, study)
-        except IntegrityError as exc:  # PRAGMA quick_check at start-up: say it, don't trace
+        except (IntegrityError, AuditKeyError) as exc:  # say it, don't trace
             print(f"diarybot: {exc}", file=sys.stderr)
             return 1
     if args.command == "sandbox":
@@ -307,7 +328,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     existed = settings.db_path.exists()
     try:
         rt = await open_runtime(settings, study)
-    except IntegrityError as exc:
+    except (IntegrityError, AuditKeyError) as exc:
         print(f"diarybot: {exc}", file=sys.stderr)
         return 1
     refused = False
@@ -329,6 +350,8 @@ def _remove_database(path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Health data: every file and folder this process creates is its user's only (0600/0700).
+    os.umask(0o077)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
