@@ -27,6 +27,9 @@ class Settings:
 
 
 def load_settings(env_file: str | None = ".env") -> Settings:
+    # DIARYBOT_ENV_FILE: the service's settings file, for commands run by hand on a server
+    # (deploy/diarybot-cli reads /etc/diarybot/diarybot.env as systemd does).
+    env_file = os.environ.get("DIARYBOT_ENV_FILE") or env_file
     if env_file and Path(env_file).exists():
         load_dotenv(env_file, override=False)
     base_url = os.environ.get("TELEGRAM_BASE_URL") or None

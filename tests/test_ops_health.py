@@ -103,14 +103,15 @@ async def test_health_and_metrics_read_while_a_fan_out_runs(harness: Harness) ->
     users = []
     for n in range(40):
         result = await enroll(
-            h.rt, f"FO-{n:03d}", date(2026, 12, 1), "en", "Asia/Shanghai", dtime(20, 0)
+            h.rt, f"FO-{n:03d}", date(2026, 12, 1), "en", "Asia/Shanghai", dtime(19, 1)
         )
         assert (await link_chat(h.rt, 7000 + n, 7000 + n, result.code)).status == "ok"
         users.append(7000 + n)
     h.api.faults = Faults(rate_limit_per_second=20)  # Telegram's flood limit, made tighter
     async with ops_for(h) as ops, aiohttp.ClientSession() as session:
         assert ops.server is not None
-        await h.clock.advance(hours=1)  # 20:00 in Shanghai: the tick queues 40 prompts
+        await h.api.wait_until(lambda: ops.monitor.last_poll_ok is not None)
+        await h.clock.advance(minutes=1)  # 19:01 in Shanghai: the tick queues 40 prompts
         reads: list[tuple[int, dict[str, float]]] = []
         while True:
             health, metrics = await asyncio.gather(
