@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot import messenger
+from bot.cli import main
 from bot.localapi import Faults
 from bot.messenger import Priority
 from bot.ops.health_http import parse_address
@@ -174,3 +176,15 @@ def test_parse_address(text: str, expected: tuple[str, int]) -> None:
 def test_parse_address_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="bad address"):
         parse_address(text)
+
+
+def test_run_with_a_bad_health_address_exits_2_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN")
+    monkeypatch.setenv("DIARYBOT_DB", str(tmp_path / "bot.sqlite3"))
+    assert main(["run", "--health", "localhost"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--health / DIARYBOT_HEALTH: bad address" in err
+    assert list(tmp_path.iterdir()) == []

@@ -85,7 +85,7 @@ def setup(
     """The root logger writes to `stream` (stderr) in `fmt` ("text" or "json"), redacted.
 
     Like `logging.basicConfig`, it adds no handler when the root logger already has one that
-    is not ours (pytest's capture, an embedding program): those get the redacting filter.
+    is not ours (pytest's capture, an embedding program), unless `stream` is given.
     """
     root = logging.getLogger()
     # httpx logs every request URL, and the URL contains the bot token: keep it quiet anyway.
@@ -96,9 +96,6 @@ def setup(
         if getattr(old, "_diarybot", False):
             root.removeHandler(old)
     if root.handlers and stream is None:
-        for other in root.handlers:
-            if not any(isinstance(f, RedactingFilter) for f in other.filters):
-                other.addFilter(RedactingFilter())
         return None
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RedactingFilter())
