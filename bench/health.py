@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,40 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 import aiohttp
 
-from bench.delivery import FIRST_USER, T0, enrol, running_bot
+from bot.app import DiaryBot
 from bot.clock import FakeClock
+from bot.domain.study import load_study
 from bot.localapi import Faults, LocalBotApi
 from bot.ops.service import start_ops
+from bot.services.enrolment import enroll, link_chat
+
+# As in bench/delivery.py: 2026-11-30 19:00 in Shanghai, injection the next day.
+T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
+INJECTION = date(2026, 12, 1)
+FIRST_USER = 100_000
+
+
+@contextlib.asynccontextmanager
+async def running_bot(api: LocalBotApi, tmp: Path) -> AsyncIterator[DiaryBot]:
+    bot = await DiaryBot.create(
+        db_path=tmp / "bench.sqlite3",
+        study=load_study(),
+        clock=FakeClock(T0),
+        token="123456:BENCH",
+        base_url=api.base_url,
+        base_file_url=api.base_file_url,
+    )
+    await bot.start(poll_timeout=1)
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
+async def enrol(bot: DiaryBot, count: int, prompt: dtime, first: int, tag: str) -> None:
+    for n in range(count):
+        result = await enroll(bot.rt, f"{tag}-{n:04d}", INJECTION, "en", "Asia/Shanghai", prompt)
+        assert (await link_chat(bot.rt, first + n, first + n, result.code)).status == "ok"
 
 
 def _pct(values: list[float], q: float) -> float:
