@@ -20,11 +20,12 @@ from bot.domain.study import Study
 from bot.i18n import t
 from bot.scheduler import DiaryScheduler
 from bot.sender import Pacing, Sender
+from bot.services import study_versions
 from bot.services.diary import DiaryService
 from bot.services.runtime import Runtime
 from conversations import router
 from storage import audit, repo
-from storage.db import Database, UpdateMark, handling_update
+from storage.db import BeforeMigrate, Database, UpdateMark, handling_update
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,18 @@ class DiaryBot:
         pacing: Pacing | None = None,
         read_timeout: float = 15,
         proxy: str | None = None,
+        migrate: bool = False,
+        before_migrate: BeforeMigrate | None = None,
     ) -> DiaryBot:
-        db = await Database.open(db_path)
+        """`migrate`: upgrade an old database (`diarybot run`), after `before_migrate` (a
+        verified backup); without it an old database raises storage.db.MigrationNeeded."""
+        db = await Database.open(db_path, migrate=migrate, before_migrate=before_migrate)
+        try:
+            # the study file as a version; a change removing used option codes stops here
+            await study_versions.register(db, study, clock.now())
+        except BaseException:
+            await db.close()
+            raise
         rt = Runtime(db=db, study=study, clock=clock)
         rt.bot_username = await repo.meta_get(db.conn, "bot_username")
         builder = (

@@ -1,76 +1,51 @@
-"""Shared pieces of the ops tests: the health server on a running harness, a loopback HTTP
-server that records requests, Prometheus text parsing."""
+"""An old database for the upgrade tests: only the first migrations, a subject with a diary."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 
-import aiohttp
-from aiohttp import web
-from prometheus_client.parser import text_string_to_metric_families
+import aiosqlite
 
-from bot.ops.service import Ops, start_ops
-from tests.harness import Harness
+from bot.clock import iso
+from storage import audit
+from storage.db import Database
+
+OLD = 6  # the schema of the first release with data out
+AT = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
-@contextlib.asynccontextmanager
-async def ops_for(h: Harness, heartbeat: str | None = None) -> AsyncIterator[Ops]:
-    ops = await start_ops(h.bot, health="127.0.0.1:0", heartbeat=heartbeat)
+async def build_old(path: Path, upto: int = OLD) -> None:
+    """A database made by an older diarybot: migrations 1..upto, a subject with one diary."""
+    conn = await aiosqlite.connect(str(path), isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    db = Database(conn, str(path))
     try:
-        yield ops
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await db.migrate(upto=upto)
+        async with db.transaction() as c:
+            await c.execute(
+                "INSERT INTO patients (id, subject, injection_date, enrolled_on, lang, timezone,"
+                " prompt_time, status, created_at) VALUES (1, 'RP-001', '2026-12-01',"
+                " '2026-11-28', 'en', 'Asia/Shanghai', '20:00', 'active', ?)",
+                (iso(AT),),
+            )
+            await c.execute(
+                "INSERT INTO occurrences (id, patient_id, key, phase, form, study_day,"
+                " local_date, opens_at, remind_at, closes_at, status, submitted_at)"
+                " VALUES (1, 1, 'daily:3', 'daily', 'daily', 3, '2026-12-04', ?, ?, ?,"
+                " 'completed', ?)",
+                (iso(AT), iso(AT), iso(AT), iso(AT)),
+            )
+            for item, value in (("BLEED", "1"), ("URGENCY", "1"), ("PAIN", "3")):
+                await c.execute(
+                    "INSERT INTO answers (occurrence_id, item, value, answered_at, submitted_at)"
+                    " VALUES (1, ?, ?, ?, ?)",
+                    (item, value, iso(AT), iso(AT)),
+                )
+                await audit.record(
+                    c, AT, "patient:RP-001", "answer", subject="RP-001",
+                    entity=f"daily:3/{item}", new=value,
+                )  # fmt: skip
     finally:
-        await ops.stop()
-
-
-async def get(session: aiohttp.ClientSession, url: str) -> tuple[int, str]:
-    async with session.get(url) as response:
-        return response.status, await response.text()
-
-
-def samples(text: str) -> dict[str, float]:
-    """`name{label="v"}` → value, for every sample of a Prometheus text exposition."""
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return out
-
-
-@dataclass
-class Recorder:
-    """A loopback HTTP server answering 200 to everything and recording each request path."""
-
-    paths: list[str] = field(default_factory=list)
-    url: str = ""
-    _runner: web.AppRunner | None = None
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.paths.append(request.path_qs)
-        return web.Response(text="OK")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def recorder() -> AsyncIterator[Recorder]:
-    r = Recorder()
-    await r.start()
-    try:
-        yield r
-    finally:
-        await r.stop()
+        await conn.close()

@@ -17,7 +17,7 @@ from bot.ops.health_http import parse_address
 from bot.services.enrolment import enroll, link_chat
 from tests.conftest import T0
 from tests.harness import Harness
-from tests.ops_support import get, ops_for, recorder, samples
+from tests.ops_http_support import get, ops_for, recorder, samples
 
 
 async def stop_polling(h: Harness) -> None:

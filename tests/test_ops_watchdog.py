@@ -29,7 +29,7 @@ from bot.ops.mail import MailConfigError, SmtpConfig, parse_smtp_url, send_mail
 from bot.ops.monitor import LAST_POLL_KEY
 from storage import repo
 from tests.harness import Harness
-from tests.ops_support import ops_for
+from tests.ops_http_support import ops_for
 
 USER, PASSWORD = "study@h.example", "s3cr3t pass"
 

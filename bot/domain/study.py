@@ -133,6 +133,7 @@ class Study:
     sae_report_within_hours: float = 24
     message_text_keep_days: int = 30
     source: str = field(default="", compare=False)
+    content: str = field(default="", compare=False, repr=False)  # the file's text, as read
 
     def item(self, code: str) -> Item:
         for it in self.items:
@@ -161,17 +162,19 @@ def load_study(path: str | Path | None = None) -> Study:
     """Read and validate a study definition (the packaged NCT06438809 one by default)."""
     p = Path(path) if path else default_study_path()
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError as exc:
         raise StudyError(f"study definition not found: {p}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{p}: not valid TOML: {exc}") from exc
     study = parse_study(raw)
-    return _with_source(study, str(p))
+    return _with_source(study, str(p), text)
 
 
-def _with_source(study: Study, source: str) -> Study:
+def _with_source(study: Study, source: str, content: str = "") -> Study:
     object.__setattr__(study, "source", source)
+    object.__setattr__(study, "content", content)
     return study
 
 

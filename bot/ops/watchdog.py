@@ -109,7 +109,7 @@ def compose(findings: list[Finding], db_path: str) -> tuple[str, str]:
             "",
             "Until this is fixed, check on patients by phone as the protocol says.",
             "On the server:  systemctl status diarybot   and   journalctl -u diarybot -n 200",
-            "(with Docker:   docker compose ps   and   docker compose logs --tail 200 bot).",
+            "(with Docker:   docker compose ps   and   docker compose logs --tail 200 diarybot).",
             "What to do: docs/deploy.md, 'When the watchdog e-mails'.",
             "",
             "This incident is e-mailed once; the next mail comes when a new problem starts.",
