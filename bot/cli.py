@@ -240,7 +240,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     from bot.ops.cli import backup_folder
     from bot.ops.upgrade import backup_first
 
-    health = args.health or service.health_address()
+    health = getattr(args, "health", None) or service.health_address()  # `up` has no --health
     if health:
         from bot.ops.health_http import parse_address
 
