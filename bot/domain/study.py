@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.domain.sms_templates import SmsConfigError, SmsTemplates, parse_sms
+
 ITEM_KINDS = ("single", "multi", "scale", "count", "number", "text")
 LEVELS = ("urgent", "review", "compliance")
 FORMS = ("daily", "weekly")
@@ -132,6 +134,7 @@ class Study:
     sae_reminder_every_minutes: float = 60
     sae_report_within_hours: float = 24
     message_text_keep_days: int = 30
+    sms: SmsTemplates | None = None  # [sms]: provider-approved templates (bot/domain/sms_templates)
     source: str = field(default="", compare=False)
     content: str = field(default="", compare=False, repr=False)  # the file's text, as read
 
@@ -452,9 +455,17 @@ def parse_study(raw: dict[str, Any]) -> Study:
         sae_reminder_every_minutes=esc.get("sae_reminder_every_minutes", float, 60.0),
         sae_report_within_hours=esc.get("sae_report_within_hours", float, 24.0),
         message_text_keep_days=keep_days,
+        sms=_sms(top.get("sms", dict, None), languages),
     )
     top.reject_unknown()  # after every read above, including the ones in Study(...)
     return study
+
+
+def _sms(raw: dict[str, Any] | None, languages: tuple[str, ...]) -> SmsTemplates | None:
+    try:
+        return parse_sms(raw, languages)
+    except SmsConfigError as exc:
+        raise StudyError(str(exc)) from exc
 
 
 def _check_codes(cond: Condition, item: Item, where: str) -> None:

@@ -28,15 +28,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from bot.channels.email import parse_smtp_url, send_email
 from bot.clock import from_iso, iso
 from bot.messenger import Priority
-from bot.ops.mail import (
-    MailConfigError,
-    default_sender,
-    parse_recipients,
-    parse_smtp_url,
-    send_mail,
-)
 from bot.ops.monitor import LAST_POLL_KEY
 from bot.services.runtime import Runtime
 from storage import audit, repo
@@ -147,18 +141,33 @@ async def check(rt: Runtime, limit: timedelta, mailer: Mailer | None) -> Outcome
     return out
 
 
+class MailConfigError(ValueError):
+    """A malformed DIARYBOT_SMTP_URL or DIARYBOT_ALERT_EMAIL (one line for the operator)."""
+
+
+def parse_recipients(text: str) -> list[str]:
+    found = [a.strip() for a in text.replace(";", ",").split(",") if a.strip()]
+    if not found or any("@" not in a or " " in a for a in found):
+        raise MailConfigError("DIARYBOT_ALERT_EMAIL: one or more addresses separated by commas")
+    return found
+
+
 def mailer_from_env() -> Mailer | None:
-    """A mailer from DIARYBOT_SMTP_URL and DIARYBOT_ALERT_EMAIL; None when either is unset."""
+    """A mailer from DIARYBOT_SMTP_URL and DIARYBOT_ALERT_EMAIL (the settings the e-mail alert
+    route uses too, bot/channels/email.py); None when either is unset."""
     url = os.environ.get("DIARYBOT_SMTP_URL") or ""
     to = os.environ.get("DIARYBOT_ALERT_EMAIL") or ""
     if not url or not to:
         return None
-    cfg = parse_smtp_url(url, os.environ.get("DIARYBOT_SMTP_CAFILE"))
+    try:
+        cfg = parse_smtp_url(url)
+    except ValueError as exc:
+        raise MailConfigError(str(exc)) from None
     recipients = parse_recipients(to)
-    sender = os.environ.get("DIARYBOT_ALERT_FROM") or default_sender()
 
     async def mail(subject: str, body: str) -> None:
-        await send_mail(cfg, sender, recipients, subject, body)
+        for address in recipients:
+            await send_email(cfg, address, subject, body)
 
     return mail
 
