@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import signal
 import sys
@@ -21,6 +20,7 @@ from bot.clock import SystemClock, iso
 from bot.config import Settings, load_settings
 from bot.domain.study import Study, StudyError, load_study, parse_hhmm
 from bot.i18n import parse_lang
+from bot.ops import logs
 from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
 from storage import audit, repo
@@ -74,7 +74,14 @@ def build_parser() -> Parser:
     p = Parser(prog="diarybot", description="Telegram diary bot for study NCT06438809.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    sub.add_parser("run", help="run the bot (long polling)")
+    run = sub.add_parser("run", help="run the bot (long polling)")
+    run.add_argument(
+        "--health",
+        metavar="ADDR",
+        default=None,
+        help="serve GET /healthz and /metrics on HOST:PORT, e.g. 127.0.0.1:9102"
+        " (default: DIARYBOT_HEALTH, else off)",
+    )
     sandbox_cli.add_parsers(sub)  # `sandbox` and `up`
 
     staff = sub.add_parser("staff", help="manage study staff")
@@ -116,8 +123,9 @@ def _feature_commands() -> list[Callable[[Any], None]]:
     from bot.escalation import cli as escalation
     from bot.followup import cli as followup
     from bot.ops import cli as ops
+    from bot.ops import watchdog
 
-    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add]
+    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add, watchdog.add]
 
 
 # Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
@@ -247,11 +255,19 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         return 2
     from bot.app import DiaryBot
     from bot.dataout.backup import BackupError
-    from bot.ops import lock
+    from bot.ops import lock, service
     from bot.ops.backups import BackupSchedule, PolicyError, policy_from_env
     from bot.ops.cli import backup_folder
     from bot.ops.upgrade import backup_first
 
+    health = getattr(args, "health", None) or service.health_address()  # `up` has no --health
+    if health:
+        from bot.ops.health_http import parse_address
+
+        try:
+            parse_address(health)
+        except ValueError as exc:
+            raise UsageError(f"--health / DIARYBOT_HEALTH: {exc}") from None
     try:
         policy = policy_from_env(settings.db_path)
         held = lock.acquire(settings.db_path)
@@ -267,6 +283,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
                 token=settings.token,
                 base_url=settings.base_url,
                 base_file_url=settings.base_file_url,
+                proxy=settings.proxy,
                 migrate=True,
                 before_migrate=backup_first(backup_folder(settings), clock),
             )
@@ -278,6 +295,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         schedule = bot.extras["backups"]
         assert isinstance(schedule, BackupSchedule)
         schedule.configure(policy)
+        try:
+            ops = await service.start_ops(bot, health=health, heartbeat=service.heartbeat_url())
+        except BaseException:
+            await bot.rt.db.close()
+            raise
         print(
             f"diarybot: running the real bot (database {settings.db_path}); Ctrl-C stops it.",
             flush=True,
@@ -286,11 +308,12 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await bot.start()
         try:
+            await bot.start()
             await stop.wait()
         finally:
             await bot.stop()
+            await ops.stop()
     return 0
 
 
@@ -307,6 +330,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 async def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
+    logs.setup(os.environ.get("DIARYBOT_LOG_FORMAT"))  # again: .env may have set the format
     try:
         study = load_study(settings.study_path)
     except StudyError as exc:
@@ -352,12 +376,8 @@ def _remove_database(path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     # Health data: every file and folder this process creates is its user's only (0600/0700).
     os.umask(0o077)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every request URL, and the URL contains the bot token: keep it quiet.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # One line per event, DIARYBOT_LOG_FORMAT=json for JSON; tokens and codes redacted.
+    logs.setup(os.environ.get("DIARYBOT_LOG_FORMAT"))
     args = build_parser().parse_args(argv)
     try:
         return asyncio.run(_main(args))
