@@ -135,3 +135,8 @@ async def visit(
         revoked=r["revoked_at"] is not None,
     )
     return link, Patient.from_row(r), bool(r["device_ok"])
+
+
+async def activate(conn: aiosqlite.Connection, patient_id: int) -> None:
+    """A web patient is active from enrolment: there is no code to redeem."""
+    await conn.execute("UPDATE patients SET status = 'active' WHERE id = ?", (patient_id,))

@@ -13,12 +13,10 @@ import io
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 
 import aiosqlite
 import segno
 
-from bot.clock import iso
 from bot.i18n import N_
 from bot.services.enrolment import EnrolError, materialize
 from bot.services.runtime import Runtime
@@ -119,7 +117,7 @@ async def enrol_web(
     """Inside the enrolment transaction: a web patient is active at once (no code to redeem);
     their diaries are planned from today. Returns the personal link."""
     await store.set_channel(conn, patient_id, "web", phone, birth_year)
-    await conn.execute("UPDATE patients SET status = 'active' WHERE id = ?", (patient_id,))
+    await store.activate(conn, patient_id)
     patient = await repo.patient_by_id(conn, patient_id)
     assert patient is not None
     await materialize(rt, conn, patient, rt.now())
@@ -163,8 +161,7 @@ async def change_channel(
     """Staff move a patient to the other channel. To the web: phone (and the year of birth,
     unless already known) are required and a link is issued. To Telegram: links are revoked,
     the phone is forgotten and, if no chat is linked yet, a one-time code is issued."""
-    from bot.services import codes
-    from bot.services.enrolment import deep_link
+    from bot.services.enrolment import _new_code, deep_link
 
     if channel not in CHANNELS:
         raise EnrolError(f"unknown channel {channel!r}: telegram or web")
@@ -186,16 +183,15 @@ async def change_channel(
                 birth_year if birth_year is not None else await store.birth_year(conn, patient.id)
             )
             year = check_birth_year(year, rt.local_today(patient.timezone).year)
-            await store.set_channel(conn, patient.id, "web", number, year)
             # One channel at a time: the Telegram chat is unlinked (a move back issues a code).
-            await conn.execute(
-                "UPDATE patients SET chat_id = NULL, user_id = NULL WHERE id = ?", (patient.id,)
-            )
-            if patient.status == "invited":
-                await conn.execute(
-                    "UPDATE patients SET status = 'active' WHERE id = ?", (patient.id,)
-                )
-                await materialize(rt, conn, patient, now)
+            if patient.chat_id is not None:
+                await repo.unlink_patient(conn, patient.id)
+            await store.set_channel(conn, patient.id, "web", number, year)
+            current = await repo.patient_by_id(conn, patient.id)
+            assert current is not None
+            if current.status == "invited":
+                await store.activate(conn, patient.id)
+                await materialize(rt, conn, current, now)
             url = await new_link(rt, conn, patient.id, subject, actor)
             updated = await repo.patient_by_id(conn, patient.id)
             assert updated is not None
@@ -208,13 +204,7 @@ async def change_channel(
             await store.set_channel(conn, patient.id, "telegram", None, None)
             await store.revoke_links(conn, patient.id, now)
             if patient.chat_id is None:
-                code = codes.new_code()
-                expires = now + timedelta(hours=rt.study.code_valid_hours)
-                await conn.execute(
-                    "INSERT INTO enrolment_codes (code_hash, patient_id, expires_at, created_at)"
-                    " VALUES (?,?,?,?)",
-                    (codes.code_hash(code), patient.id, iso(expires), iso(now)),
-                )
+                code = await _new_code(rt, conn, patient.id, now)
                 result = ChannelChange(
                     subject, channel, code=code, deep_link=deep_link(rt.bot_username, code)
                 )
