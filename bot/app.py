@@ -14,12 +14,14 @@ from typing import Any
 from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.ext import Application, ApplicationBuilder
 
+from bot import features
 from bot.channels.config import routes_from_env
 from bot.channels.dispatcher import ChannelDispatcher
 from bot.clock import Clock, FakeClock
 from bot.delivery.poller import DurablePoller
 from bot.domain.study import Study
 from bot.i18n import t
+from bot.registry import Hooks, app_hooks, attach
 from bot.scheduler import DiaryScheduler
 from bot.sender import Pacing, Sender
 from bot.services import study_versions
@@ -61,7 +63,7 @@ class DiaryApplication(Application):
                 if rt is not None and not mark.recorded:  # the handler wrote nothing
                     async with rt.db.transaction() as conn:
                         await repo.meta_set(conn, "last_update_id", str(update.update_id))
-                for waiter in list(self.bot_data.get("update_waiters", [])):
+                for waiter in list(app_hooks(self).update_waiters):
                     waiter(update.update_id)
             return
         await super().process_update(update)
@@ -74,7 +76,7 @@ class DiaryBot:
     sender: Sender
     scheduler: DiaryScheduler
     diary: DiaryService
-    extras: dict[str, object] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=Hooks)  # what the features plugged in (bot/registry.py)
     poller: DurablePoller | None = None
     channels: ChannelDispatcher | None = None  # SMS, WeCom, e-mail (bot/channels)
     _polling: bool = False
@@ -137,10 +139,7 @@ class DiaryBot:
         app.bot_data["rt"] = rt
         app.bot_data["diary"] = diary
         app.bot_data["scheduler"] = scheduler
-        app.bot_data.setdefault("extra_commands", {})
-        app.bot_data.setdefault("staff_buttons", {})
-        from bot import features
-
+        attach(app, bot.hooks)
         features.install(bot)
         router.register(app)
         if isinstance(clock, FakeClock):
@@ -239,6 +238,5 @@ class DiaryBot:
                     subject=row["subject"] if row else None,
                     new="blocked",
                 )
-                hooks: Any = self.extras.get("on_unreachable", [])
-                for hook in hooks:
+                for hook in self.hooks.on_unreachable:
                     await hook(conn, chat_id, now)

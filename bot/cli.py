@@ -313,7 +313,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         except BackupError as exc:
             print(f"diarybot: migration not run: the backup failed: {exc}", file=sys.stderr)
             return 1
-        schedule = bot.extras["backups"]
+        schedule = bot.hooks.backups
         assert isinstance(schedule, BackupSchedule)
         schedule.configure(policy)
         bot.rt.public_url = settings.public_url

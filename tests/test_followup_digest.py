@@ -93,8 +93,9 @@ async def test_quiet_day_is_one_line_sent_once_in_each_language(
     async with offline_bot(path, study, now + timedelta(minutes=30)) as bot:
         await bot.scheduler.tick()
         assert len(await digests(bot, 9001)) == 2
-        followup = bot.extras["followup"]
-        assert await followup.next_wake(bot.rt.now()) == digest_time(2)  # type: ignore[attr-defined]
+        followup = bot.hooks.followup
+        assert followup is not None  # installed by bot/followup/feature.py
+        assert await followup.next_wake(bot.rt.now()) == digest_time(2)
 
 
 async def test_busy_day_lists_misses_open_diaries_visits_and_new_enrolments(

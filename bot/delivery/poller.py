@@ -22,6 +22,8 @@ from typing import Any
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError, TimedOut
 
+from bot.registry import app_hooks
+
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
@@ -41,7 +43,7 @@ class DurablePoller:
     async def start(self) -> None:
         # getUpdates is refused while a webhook is set; keep pending updates (never drop them).
         await self.app.bot.delete_webhook(drop_pending_updates=False)
-        self.app.bot_data.setdefault("update_waiters", []).append(self._on_processed)
+        app_hooks(self.app).update_waiters.append(self._on_processed)
         self._task = asyncio.create_task(self._run(), name="durable-poller")
 
     async def stop(self) -> None:
@@ -54,7 +56,7 @@ class DurablePoller:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
-        waiters = self.app.bot_data.get("update_waiters", [])
+        waiters = app_hooks(self.app).update_waiters
         if self._on_processed in waiters:
             waiters.remove(self._on_processed)
         # Confirm what was processed, so a restart does not fetch it again (harmless if it
@@ -73,7 +75,7 @@ class DurablePoller:
                     allowed_updates=Update.ALL_TYPES,
                 )
                 backoff = 0.0
-                for listener in self.app.bot_data.get("poll_ok", ()):
+                for listener in app_hooks(self.app).poll_ok:
                     listener()  # bot/ops/monitor.py: when polling last succeeded
             except asyncio.CancelledError:
                 raise

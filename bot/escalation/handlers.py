@@ -151,7 +151,7 @@ async def _show(
 
 
 def staff_text(previous: StaffText | None) -> StaffText:
-    """The `bot_data["staff_text"]` handler: a note for an alert, typed as a reply to the
+    """The `Hooks.staff_text` handler: a note for an alert, typed as a reply to the
     alert or after the bot asked for one. Anything else goes to `previous` (another feature)."""
 
     async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -264,7 +264,7 @@ async def on_change_button(
 async def on_patient_text(
     update: Update, context: ContextTypes.DEFAULT_TYPE, patient: repo.Patient, text: str
 ) -> bool:
-    """A `bot_data["patient_text"]` hook: the description of a mistake, if one is awaited."""
+    """A `Hooks.patient_text` hook: the description of a mistake, if one is awaited."""
     rt = runtime(context)
     result = await corrections.describe(rt, patient, text)
     if result.status == "none":
