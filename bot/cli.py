@@ -12,17 +12,22 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from bot.cliargs import Parser, UsageError, hhmm, iso_date, lang
 from bot.clock import SystemClock, iso
 from bot.config import Settings, load_settings
-from bot.domain.study import Study, StudyError, load_study, parse_hhmm
-from bot.i18n import parse_lang
-from bot.ops import logs
+from bot.dataout import cli as dataout_cli
+from bot.delivery import cli as delivery_cli
+from bot.domain.study import Study, StudyError, load_study
+from bot.escalation import cli as escalation_cli
+from bot.followup import cli as followup_cli
+from bot.ops import cli as ops_cli
+from bot.ops import logs, watchdog
 from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
+from bot.web import cli as web_cli
 from storage import audit, repo
 from storage.db import Database, DatabaseTooNew, IntegrityError, MigrationNeeded
 from storage.keys import AuditKeyError
@@ -36,38 +41,6 @@ diarybot: no Telegram bot token configured.
          TELEGRAM_BOT_TOKEN=123456789:AA...
      (or export TELEGRAM_BOT_TOKEN in the environment). Never commit this file.
 """
-
-
-class UsageError(Exception):
-    """A bad argument: one line, exit status 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-# ------------------------------------------------------------------ argument types
-def iso_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad date {text!r}, expected YYYY-MM-DD") from None
-
-
-def hhmm(text: str) -> Any:
-    try:
-        return parse_hhmm(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad time {text!r}, expected HH:MM (24 h)") from None
-
-
-def lang(text: str) -> str:
-    value = parse_lang(text)
-    if value is None:
-        raise argparse.ArgumentTypeError(f"unknown language {text!r}, expected zh or en")
-    return value
 
 
 def build_parser() -> Parser:
@@ -122,20 +95,16 @@ def build_parser() -> Parser:
     return p
 
 
-def _feature_commands() -> list[Callable[[Any], None]]:
-    from bot.dataout import cli as dataout
-    from bot.delivery import cli as delivery
-    from bot.escalation import cli as escalation
-    from bot.followup import cli as followup
-    from bot.ops import cli as ops
-    from bot.ops import watchdog
-    from bot.web import cli as web
-
-    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add, watchdog.add, web.add]
-
-
 # Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
-EXTRA_COMMANDS: list[Callable[[Any], None]] = _feature_commands()
+EXTRA_COMMANDS: list[Callable[[Any], None]] = [
+    escalation_cli.add,
+    followup_cli.add,
+    delivery_cli.add,
+    dataout_cli.add,
+    ops_cli.add,
+    watchdog.add,
+    web_cli.add,
+]
 
 
 # ------------------------------------------------------------------ commands
@@ -376,7 +345,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         return await sandbox_cli.cmd_sandbox(args, settings, study)
     if args.command == "up":
-        return await sandbox_cli.cmd_up(args, settings, study)
+        return await sandbox_cli.cmd_up(args, settings, study, run_bot=cmd_run)
     standalone = getattr(args, "standalone", None)  # manages the database file itself
     if standalone is not None:
         return int(await standalone(args, settings, study))

@@ -223,7 +223,7 @@ async def test_visit_reminders_follow_a_new_time_zone(tmp_path: Path, study: Stu
 def test_digest_text_caps_long_lists_and_shows_open_review_alerts() -> None:
     from bot.followup.digest import DigestData
     from bot.i18n import t
-    from conversations.staff_schedule import digest_text
+    from conversations.digest_view import digest_text
 
     data = DigestData(
         local_date=date(2027, 3, 5),
@@ -248,7 +248,7 @@ def test_digest_text_caps_long_lists_and_shows_open_review_alerts() -> None:
 def test_digest_names_the_studys_own_missed_in_a_row_threshold() -> None:
     from bot.followup.digest import DigestData
     from bot.i18n import t
-    from conversations.staff_schedule import digest_text
+    from conversations.digest_view import digest_text
 
     data = DigestData(
         local_date=date(2027, 3, 5),
@@ -267,7 +267,7 @@ def test_digest_names_the_studys_own_missed_in_a_row_threshold() -> None:
 def test_digest_lists_each_unacknowledged_review_alert() -> None:
     from bot.followup.digest import DigestData
     from bot.i18n import t
-    from conversations.staff_schedule import digest_text
+    from conversations.digest_view import digest_text
 
     data = DigestData(
         local_date=date(2027, 3, 5),

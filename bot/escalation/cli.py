@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bot.cliargs import UsageError
 from bot.escalation.corrections import CorrectionError, correct_entry
 from bot.services.runtime import Runtime
 
@@ -32,8 +33,6 @@ def add(sub: Any) -> None:
 
 
 async def cmd_correct(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.cli import UsageError
-
     actor = f"cli:{args.by}" if args.by else "cli"
     try:
         done = await correct_entry(

@@ -12,7 +12,6 @@ bot that was down at 09:00 sends it when it comes back (same day only).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -21,9 +20,11 @@ import aiosqlite
 from bot import messenger
 from bot.clock import from_iso, iso
 from bot.domain.schedule import local_to_utc, visit_schedule
+from bot.followup.digest_data import DigestData, VisitSoon
 from bot.i18n import t
 from bot.messenger import Priority
 from bot.services.runtime import Runtime
+from conversations import digest_view  # the staff-side text
 from storage import audit, repo
 
 VISIT_HORIZON_DAYS = 7
@@ -31,44 +32,6 @@ VISIT_HORIZON_DAYS = 7
 # Optional source of open review alerts (escalation): returns how many, or None if unknown.
 # (subject, reason msgid) of the unacknowledged review alerts; None: no escalation feature.
 AlertCounter = Callable[[aiosqlite.Connection, datetime], Awaitable[list[tuple[str, str]] | None]]
-
-
-@dataclass(frozen=True)
-class VisitSoon:
-    subject: str
-    visit: str  # msgid of the visit name
-    target: date
-    start: date
-    end: date
-
-
-@dataclass(frozen=True)
-class DigestData:
-    local_date: date
-    completed: int
-    due: int
-    not_completed: list[tuple[str, str]]  # (subject, missed | open)
-    missed_runs: list[tuple[str, int]]
-    visits: list[VisitSoon]
-    new_patients: list[str]
-    # (subject, reason msgid) of the unacknowledged review alerts; None: no escalation feature
-    review_alerts: list[tuple[str, str]] | None = None
-    extra: dict[str, object] = field(default_factory=dict)
-    missed_threshold: int = 3  # the study's `missed_in_a_row_alert`
-
-    @property
-    def open_alerts(self) -> int:
-        return len(self.review_alerts or [])
-
-    @property
-    def quiet(self) -> bool:
-        return (
-            not self.not_completed
-            and not self.missed_runs
-            and not self.visits
-            and not self.new_patients
-            and not self.open_alerts
-        )
 
 
 def study_today(rt: Runtime, now: datetime) -> date:
@@ -171,7 +134,6 @@ async def collect(
 
 async def maybe_send(rt: Runtime, now: datetime, alerts: AlertCounter | None = None) -> bool:
     """Send today's digest if its time has come and it has not gone out yet."""
-    from conversations import staff_schedule  # the staff-side view
     from conversations.dataout_view import audit_head_line
 
     today = study_today(rt, now)
@@ -189,7 +151,7 @@ async def maybe_send(rt: Runtime, now: datetime, alerts: AlertCounter | None = N
         head = await audit.head(conn)
         for member in staff:
             _ = t(member.lang)
-            text = staff_schedule.digest_text(_, data)
+            text = digest_view.digest_text(_, data)
             if head:
                 text += "\n\n" + audit_head_line(_, head)
             await messenger.enqueue(
