@@ -212,30 +212,22 @@ class DiaryBot:
         """
         now = self.rt.now()
         async with self.rt.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE patients SET unreachable = 1 WHERE chat_id = ? AND unreachable = 0",
-                (chat_id,),
-            )
-            staff = await repo._one(
-                conn, "SELECT role FROM staff WHERE telegram_id = ? AND active = 1", (chat_id,)
-            )
+            blocked = await repo.mark_unreachable(conn, chat_id)
+            staff = await repo.staff_by_id(conn, chat_id)
             if staff is not None or str(chat_id) == await repo.meta_get(conn, "staff_group"):
-                who = f"the {staff['role']} {chat_id}" if staff else "the study-team group"
+                who = f"the {staff.role} {chat_id}" if staff else "the study-team group"
                 log.error(
                     "Telegram refused a message to %s (403: the bot was blocked or removed): "
                     "alerts for that chat are not delivered. Fix the chat or `diarybot staff`.",
                     who,
                 )
-            if cur.rowcount:
-                row = await repo._one(
-                    conn, "SELECT subject FROM patients WHERE chat_id = ?", (chat_id,)
-                )
+            if blocked:
                 await audit.record(
                     conn,
                     now,
                     "system",
                     "unreachable",
-                    subject=row["subject"] if row else None,
+                    subject=await repo.subject_by_chat(conn, chat_id),
                     new="blocked",
                 )
                 for hook in self.hooks.on_unreachable:

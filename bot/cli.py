@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.cliargs import Parser, UsageError, hhmm, iso_date, lang
-from bot.clock import SystemClock, iso
+from bot.clock import SystemClock
 from bot.config import Settings, load_settings
 from bot.dataout import cli as dataout_cli
 from bot.delivery import cli as delivery_cli
@@ -119,45 +119,30 @@ async def cmd_staff(args: argparse.Namespace, rt: Runtime) -> int:
     now = rt.now()
     if args.staff_command == "add":
         async with rt.db.transaction() as conn:
-            old = await repo._one(
-                conn,
-                "SELECT role, name, lang, active FROM staff WHERE telegram_id = ?",
-                (args.telegram_id,),
-            )
-            await conn.execute(
-                "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
-                " VALUES (?,?,?,?,1,?) ON CONFLICT (telegram_id) DO UPDATE SET"
-                " role = excluded.role,"
-                " name = excluded.name, lang = excluded.lang, active = 1",
-                (args.telegram_id, args.role, args.name, args.lang, iso(now)),
-            )
+            before = await repo.staff_record(conn, args.telegram_id)
+            await repo.save_staff(conn, args.telegram_id, args.role, args.name, args.lang, now)
             await audit.record(
                 conn,
                 now,
                 "cli",
                 "staff_add",
                 entity=f"staff:{args.telegram_id}",
-                old=dict(old) if old else None,
+                old=before,
                 new={"role": args.role, "name": args.name, "lang": args.lang},
             )
         print(f"staff {args.telegram_id} ({args.role}, {args.lang}) saved")
         return 0
     if args.staff_command == "list":
-        rows = await rt.db.fetchall("SELECT * FROM staff ORDER BY active DESC, telegram_id")
-        for r in rows:
-            state = "active" if r["active"] else "removed"
-            print(f"{r['telegram_id']}\t{r['role']}\t{r['lang']}\t{state}\t{r['name']}")
+        for s in await repo.all_staff(rt.db.conn):
+            state = "active" if s.active else "removed"
+            print(f"{s.telegram_id}\t{s.role}\t{s.lang}\t{state}\t{s.name}")
         group = await repo.meta_get(rt.db.conn, "staff_group")
         if group:
             print(f"group chat: {group}")
         return 0
     if args.staff_command == "remove":
         async with rt.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE staff SET active = 0 WHERE telegram_id = ? AND active = 1",
-                (args.telegram_id,),
-            )
-            if not cur.rowcount:
+            if not await repo.deactivate_staff(conn, args.telegram_id):
                 raise UsageError(f"no active staff member {args.telegram_id}")
             await audit.record(
                 conn, now, "cli", "staff_remove", entity=f"staff:{args.telegram_id}", new="removed"
