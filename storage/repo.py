@@ -186,6 +186,52 @@ async def subject_by_chat(conn: aiosqlite.Connection, chat_id: int) -> str | Non
     return str(r["subject"]) if r else None
 
 
+async def staff_including_removed(conn: aiosqlite.Connection, telegram_id: int) -> Staff | None:
+    """The staff member with this Telegram id, active or removed."""
+    r = await _one(conn, "SELECT * FROM staff WHERE telegram_id = ?", (telegram_id,))
+    return Staff.from_row(r) if r else None
+
+
+async def set_staff_lang(conn: aiosqlite.Connection, telegram_id: int, lang: str) -> None:
+    """A staff member's language."""
+    await conn.execute("UPDATE staff SET lang = ? WHERE telegram_id = ?", (lang, telegram_id))
+
+
+async def all_patients(conn: aiosqlite.Connection) -> list[Patient]:
+    """Every patient, by subject."""
+    rows = await _all(conn, "SELECT * FROM patients ORDER BY subject")
+    return [Patient.from_row(r) for r in rows]
+
+
+async def patients_in(conn: aiosqlite.Connection, statuses: tuple[str, ...]) -> list[Patient]:
+    """The patients in one of `statuses` (active, paused, …), by subject."""
+    marks = ",".join("?" * len(statuses))
+    rows = await _all(
+        conn, f"SELECT * FROM patients WHERE status IN ({marks}) ORDER BY subject", statuses
+    )
+    return [Patient.from_row(r) for r in rows]
+
+
+async def patients_by_subject_nocase(conn: aiosqlite.Connection, subject: str) -> list[Patient]:
+    """The patients whose subject is `subject` ignoring case (`rp-001` finds RP-001)."""
+    rows = await _all(conn, "SELECT * FROM patients WHERE subject = ? COLLATE NOCASE", (subject,))
+    return [Patient.from_row(r) for r in rows]
+
+
+async def patient_id_by_chat(conn: aiosqlite.Connection, chat_id: int) -> int | None:
+    """The id of the patient with this Telegram chat, if any."""
+    r = await _one(conn, "SELECT id FROM patients WHERE chat_id = ?", (chat_id,))
+    return int(r["id"]) if r is not None else None
+
+
+async def code_attempt(conn: aiosqlite.Connection, chat_id: int) -> aiosqlite.Row | None:
+    """The wrong-code count of a chat (`code_attempts`): failures, locked_until."""
+    r: aiosqlite.Row | None = await _one(
+        conn, "SELECT failures, locked_until FROM code_attempts WHERE chat_id = ?", (chat_id,)
+    )
+    return r
+
+
 async def occurrence(conn: aiosqlite.Connection, occ_id: int) -> OccRow | None:
     r = await _one(conn, "SELECT * FROM occurrences WHERE id = ?", (occ_id,))
     return OccRow.from_row(r) if r else None
@@ -359,6 +405,129 @@ async def mark_notified(
     await conn.execute(
         f"UPDATE occurrences SET status = ?, {stamp_col} = ? WHERE id = ?",
         (new_status, iso(now), occ_id),
+    )
+
+
+async def next_planned(conn: aiosqlite.Connection, patient_id: int, now: datetime) -> OccRow | None:
+    """The patient's next diary to open after `now` (scheduled, or paused), if any."""
+    r = await _one(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND status IN ('scheduled', 'paused')"
+        " AND opens_at > ? ORDER BY opens_at LIMIT 1",
+        (patient_id, iso(now)),
+    )
+    return OccRow.from_row(r) if r else None
+
+
+async def missed_since_completed(
+    conn: aiosqlite.Connection, patient_id: int
+) -> list[tuple[str, int]]:
+    """(key, study day) of the patient's diaries missed since their last completed one, oldest
+    first: the current run of misses."""
+    rows = await _all(
+        conn,
+        "SELECT key, study_day FROM occurrences WHERE patient_id = ? AND status = 'missed'"
+        " AND opens_at > COALESCE((SELECT MAX(opens_at) FROM occurrences WHERE patient_id = ?"
+        " AND status = 'completed'), '') ORDER BY opens_at",
+        (patient_id, patient_id),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def diary_states(conn: aiosqlite.Connection, patient_id: int) -> list[tuple[str, str, str]]:
+    """(local date, phase, status) of every diary of the patient (compliance)."""
+    rows = await _all(
+        conn,
+        "SELECT local_date, phase, status FROM occurrences WHERE patient_id = ?",
+        (patient_id,),
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def diary_states_in(
+    conn: aiosqlite.Connection, statuses: tuple[str, ...]
+) -> list[tuple[int, str, str, str]]:
+    """(patient id, local date, phase, status) of every diary of the patients in `statuses`."""
+    marks = ",".join("?" * len(statuses))
+    rows = await _all(
+        conn,
+        "SELECT o.patient_id, o.local_date, o.phase, o.status FROM occurrences o"
+        f" JOIN patients p ON p.id = o.patient_id WHERE p.status IN ({marks})",
+        statuses,
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def data_answers(conn: aiosqlite.Connection, patient_id: int) -> list[aiosqlite.Row]:
+    """The answers of the patient's diaries that are data (submitted, or closed incomplete),
+    by study day: id, key, study_day, phase (of the diary), item, value."""
+    return await _all(
+        conn,
+        "SELECT o.id, o.key, o.study_day, o.phase, a.item, a.value FROM occurrences o"
+        " JOIN answers a ON a.occurrence_id = o.id"
+        " WHERE o.patient_id = ? AND (o.status = 'completed' OR o.incomplete_at IS NOT NULL)"
+        " ORDER BY o.study_day, o.id",
+        (patient_id,),
+    )
+
+
+async def alert_ids_of(conn: aiosqlite.Connection, patient_id: int) -> list[int]:
+    """The ids of every alert raised for the patient, oldest first."""
+    rows = await _all(conn, "SELECT id FROM alerts WHERE patient_id = ? ORDER BY id", (patient_id,))
+    return [int(r["id"]) for r in rows]
+
+
+async def diary_session_updated_at(conn: aiosqlite.Connection, patient_id: int) -> datetime | None:
+    """When the patient last moved in the diary they are filling in, if they are."""
+    r = await _one(
+        conn, "SELECT updated_at FROM diary_sessions WHERE patient_id = ?", (patient_id,)
+    )
+    return from_iso(r["updated_at"]) if r is not None else None
+
+
+async def submitted_on_day(
+    conn: aiosqlite.Connection, patient_id: int, study_day: int
+) -> OccRow | None:
+    """The patient's submitted (completed) diary of this study day, if any."""
+    r = await _one(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day = ? AND status = 'completed'",
+        (patient_id, study_day),
+    )
+    return OccRow.from_row(r) if r else None
+
+
+async def data_diaries_after(
+    conn: aiosqlite.Connection, patient_id: int, study_day: int, skip_phase: str, limit: int
+) -> list[OccRow]:
+    """The patient's next `limit` diaries that are data (submitted, or closed incomplete) after
+    `study_day`, not in phase `skip_phase` (the baseline), by study day."""
+    rows = await _all(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day > ? AND phase != ?"
+        " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
+        " ORDER BY study_day LIMIT ?",
+        (patient_id, study_day, skip_phase, limit),
+    )
+    return [OccRow.from_row(r) for r in rows]
+
+
+async def unused_confirmation(
+    conn: aiosqlite.Connection, confirmation_id: int, staff_id: int
+) -> aiosqlite.Row | None:
+    """A follow-up command waiting for this staff member's Confirm tap, not used yet."""
+    r: aiosqlite.Row | None = await _one(
+        conn,
+        "SELECT * FROM followup_confirmations WHERE id = ? AND staff_id = ? AND used_at IS NULL",
+        (confirmation_id, staff_id),
+    )
+    return r
+
+
+async def use_confirmation(conn: aiosqlite.Connection, confirmation_id: int, now: datetime) -> None:
+    """The Confirm tap was taken (it cannot be used again)."""
+    await conn.execute(
+        "UPDATE followup_confirmations SET used_at = ? WHERE id = ?", (iso(now), confirmation_id)
     )
 
 

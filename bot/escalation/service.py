@@ -578,14 +578,7 @@ class Raised:
 
 async def diaries(conn: aiosqlite.Connection, patient_id: int) -> list[Diary]:
     """The patient's diaries that are data (submitted, or closed incomplete), oldest first."""
-    rows = await repo._all(
-        conn,
-        "SELECT o.id, o.key, o.study_day, o.phase, a.item, a.value FROM occurrences o"
-        " JOIN answers a ON a.occurrence_id = o.id"
-        " WHERE o.patient_id = ? AND (o.status = 'completed' OR o.incomplete_at IS NOT NULL)"
-        " ORDER BY o.study_day, o.id",
-        (patient_id,),
-    )
+    rows = await repo.data_answers(conn, patient_id)
     found: dict[int, tuple[str, int, str, dict[str, str]]] = {}
     for r in rows:
         entry = found.setdefault(r["id"], (r["key"], r["study_day"], r["phase"], {}))
