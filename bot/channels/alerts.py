@@ -31,12 +31,12 @@ import aiosqlite
 
 from bot.channels import links
 from bot.channels.outbox import EMAIL, enqueue_email, enqueue_sms, enqueue_wecom, valid_phone
-from bot.escalation.store import Alert
 from bot.escalation.views import LEVELS, alert_card
 from bot.i18n import N_, T, t
 from bot.messenger import Priority
 from bot.services.runtime import Runtime
 from storage import repo
+from storage.alerts import Alert
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from datetime import datetime
 import aiosqlite
 
 from bot.clock import iso
-from bot.escalation import service, store
+from bot.escalation import service
 from bot.escalation.views import BLOCKED
 from bot.i18n import N_
 from bot.services.runtime import Runtime
+from storage import alerts as store
 from storage import audit, repo
 
 MISSED_REASON = N_("Diaries missed in a row")

@@ -18,13 +18,14 @@ from bot.domain import questionnaire as q
 from bot.domain.rules import BASELINE_PHASE, EVALUATED_LEVELS, Finding
 from bot.domain.study import Item
 from bot.domain.textsafety import has_xml_forbidden
-from bot.escalation import service, store
+from bot.escalation import service
 from bot.escalation.views import DATA_CHANGE
 from bot.i18n import N_, t
 from bot.messenger import Buttons
 from bot.services.diary import Outcome
 from bot.services.runtime import Runtime
 from conversations.callbacks import make
+from storage import alerts as store
 from storage import audit, repo
 
 AREA = "dc"  # callback area of the patient's data-change buttons

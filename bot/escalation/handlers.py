@@ -10,7 +10,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.domain.textsafety import has_xml_forbidden
-from bot.escalation import corrections, permissions, service, store
+from bot.escalation import corrections, permissions, service
 from bot.escalation.views import AREA, CONTACTED, TRIAGE_CHOICES, when
 from bot.i18n import T, t
 from conversations.callbacks import Callback, make
@@ -25,6 +25,7 @@ from conversations.common import (
     tr,
 )
 from conversations.staff import authorize
+from storage import alerts as store
 from storage import repo
 
 NOTE_PENDING_FOR = timedelta(hours=1)

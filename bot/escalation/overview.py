@@ -10,8 +10,9 @@ import aiosqlite
 from bot.domain.compliance import Compliance, compliance
 from bot.domain.rules import baseline_means
 from bot.domain.study import Phase, Study
-from bot.escalation import service, store
+from bot.escalation import service
 from bot.services.runtime import Runtime
+from storage import alerts as store
 from storage import repo
 
 

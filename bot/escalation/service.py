@@ -35,8 +35,6 @@ from bot.domain.rules import (
     evaluate,
     missing_baseline_rules,
 )
-from bot.escalation import store
-from bot.escalation.store import Alert
 from bot.escalation.views import (
     NON_CLINICAL,
     TRIAGE_CHOICES,
@@ -47,8 +45,10 @@ from bot.i18n import t
 from bot.messenger import Priority
 from bot.services.diary import Outcome
 from bot.services.runtime import Runtime
+from storage import alerts as store
 from storage import audit, repo
 from storage import channels as channel_store
+from storage.alerts import Alert
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from bot.domain.schedule import diary_occurrences, phase_for_day, visit_schedule
 from bot.domain.study import Condition, Rule, Study
 from bot.escalation import staff_views
 from bot.escalation.overview import DayRow, PatientDetail, PatientSummary
-from bot.escalation.store import Alert
 from bot.escalation.views import BLOCKED, MISSED, alert_card
 from bot.followup.compliance_report import summarise
 from bot.followup.digest_data import DigestData, VisitSoon
@@ -32,6 +31,7 @@ from bot.followup.lifecycle import Change
 from bot.followup.overview import Overview
 from bot.sandbox.screens import SAMPLE_TEXT, Samples, Screen, bound, occ_row
 from conversations import digest_view, schedule_view, staff_schedule
+from storage.alerts import Alert
 
 PATIENT_GROUP = "Follow-up"
 STAFF_GROUP = "Follow-up: study team"
