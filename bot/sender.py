@@ -130,6 +130,11 @@ class Sender:
         }
 
     # ------------------------------------------------------------------ lifecycle
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The sender's loop (the bot exits if it ever ends while not stopping)."""
+        return self._runner
+
     def start(self) -> None:
         self._stopping = False
         if self._runner is None:
