@@ -272,7 +272,7 @@ class DiaryBot:
         if exc is None:
             self._fail(f"the {name} task ended unexpectedly")
         else:
-            self._fail(f"the {name} task died: {_describe(exc)}")
+            self._fail(f"the {name} task died: {describe_error(exc)}")
 
     async def _watch(self) -> None:
         """Every few seconds: the database file is still ours, the scheduler still runs."""
@@ -377,11 +377,13 @@ async def _retrying(what: str, call: Callable[[], Awaitable[T_]]) -> T_:
         except NetworkError as exc:  # timeouts, refused connections, 5xx
             pause = delay * (0.5 + random.random())
             delay = min(START_BACKOFF_MAX, delay * 2)
-            log.warning("start-up: %s failed (%s); retrying in %.1f s", what, _describe(exc), pause)
+            log.warning(
+                "start-up: %s failed (%s); retrying in %.1f s", what, describe_error(exc), pause
+            )
         await asyncio.sleep(pause)
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     """The error's type and text, with anything shaped like a bot token taken out."""
     if isinstance(exc, InvalidToken):
         return "InvalidToken"  # PTB puts the token itself into this one's text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -72,7 +73,12 @@ def build_parser() -> Parser:
     p = Parser(prog="diarybot", description="Telegram diary bot for study NCT06438809.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    sub.add_parser("run", help="run the bot (long polling)")
+    run = sub.add_parser("run", help="run the bot (long polling)")
+    run.add_argument(
+        "--init",
+        action="store_true",
+        help="create the database if it does not exist (otherwise a missing file is an error)",
+    )
     sandbox_cli.add_parsers(sub)  # `sandbox` and `up`
 
     staff = sub.add_parser("staff", help="manage study staff")
@@ -223,16 +229,31 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     if not settings.token:
         print(TOKEN_HELP, file=sys.stderr, end="")
         return 2
-    from bot.app import DiaryBot
+    from telegram.error import InvalidToken
 
-    bot = await DiaryBot.create(
-        db_path=settings.db_path,
-        study=study,
-        clock=SystemClock(),
-        token=settings.token,
-        base_url=settings.base_url,
-        base_file_url=settings.base_file_url,
-    )
+    from bot.app import DiaryBot, describe_error
+    from storage.lock import AlreadyRunning
+
+    if not settings.db_path.exists() and not getattr(args, "init", False):
+        # Never a silent new empty database (a wrong path, a deleted file): say so.
+        print(
+            f"diarybot: error: no database at {settings.db_path}; check DIARYBOT_DB, or start"
+            " with `diarybot run --init` to create a new one",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        bot = await DiaryBot.create(
+            db_path=settings.db_path,
+            study=study,
+            clock=SystemClock(),
+            token=settings.token,
+            base_url=settings.base_url,
+            base_file_url=settings.base_file_url,
+        )
+    except AlreadyRunning as exc:
+        print(f"diarybot: error: {exc}", file=sys.stderr)
+        return 1
     print(
         f"diarybot: running the real bot (database {settings.db_path}); Ctrl-C stops it.",
         flush=True,
@@ -241,12 +262,35 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await bot.start()
+    stopped = asyncio.create_task(stop.wait())
+    # Start-up retries while Telegram is unreachable; a signal meanwhile stops it cleanly.
+    starting = asyncio.create_task(bot.start())
     try:
-        await stop.wait()
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting  # start() stops the bot (database closed) when cancelled
+            return 0
+        try:
+            starting.result()
+        except InvalidToken:
+            print("diarybot: error: Telegram rejected the bot token (check .env)", file=sys.stderr)
+            return 2
+        except Exception as exc:  # start() has stopped the bot and closed the database
+            print(f"diarybot: error: start-up failed: {describe_error(exc)}", file=sys.stderr)
+            return 1
+        failure = asyncio.create_task(bot.failed())
+        await asyncio.wait({failure, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        failure.cancel()
+        if failure.done() and not failure.cancelled():
+            print(f"diarybot: error: {failure.result()}", file=sys.stderr)
+            return 1
+        return 0
     finally:
-        await bot.stop()
-    return 0
+        stopped.cancel()
+        if starting.done() and not starting.cancelled() and starting.exception() is None:
+            await bot.stop()
 
 
 Handler = Callable[[argparse.Namespace, Runtime], Awaitable[int]]

@@ -20,9 +20,7 @@ class AlreadyRunning(RuntimeError):
     def __init__(self, db_path: Path, pid: str) -> None:
         self.pid = pid
         who = f"pid {pid}" if pid else "another process"
-        super().__init__(
-            f"another bot ({who}) is already running on {db_path}; stop it first"
-        )
+        super().__init__(f"another bot ({who}) is already running on {db_path}; stop it first")
 
 
 class BotLock:

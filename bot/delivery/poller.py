@@ -39,6 +39,23 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
 
 
+class _NoUpdateDump(logging.Filter):
+    """python-telegram-bot logs a batch it cannot parse at CRITICAL with the whole raw batch
+    (patients' answers, names): keep the line, drop the data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Error while parsing updates"):
+            record.msg = "Error while parsing updates (raw data not logged)"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+for _name in ("telegram.Bot", "telegram.ext.ExtBot"):
+    logging.getLogger(_name).addFilter(_NoUpdateDump())
+
+
 class DatabaseGone(RuntimeError):
     """The database file was deleted or replaced while the bot ran."""
 
@@ -78,8 +95,12 @@ class DurablePoller:
         # into a NetworkError, which the loop would otherwise retry.
         self._stopping = True
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await self._task
+        except asyncio.CancelledError:
+            pass
+        except Exception:  # it died earlier; the bot reported why (DiaryBot.failed)
+            log.debug("poller had stopped", exc_info=True)
         self._task = None
         # Confirm what was processed, so a restart does not fetch it again (harmless if it
         # did: processed updates are skipped). Unprocessed ones stay with Telegram.

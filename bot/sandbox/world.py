@@ -27,6 +27,7 @@ from bot.sender import Pacing
 from bot.services import patient_settings as ps
 from bot.services.enrolment import enroll
 from storage import audit, repo
+from storage.lock import BotLock
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,15 @@ class Sandbox:
         return self._bot
 
     async def start(self, host: str = "127.0.0.1") -> None:
-        await asyncio.to_thread(prepare_database, self.db_path)
-        await self.api.start(host=host)
+        # One bot per database, checked before the old sandbox file is cleared away (raises
+        # storage.lock.AlreadyRunning while another sandbox uses it).
+        lock = BotLock.acquire(self.db_path)
+        try:
+            await asyncio.to_thread(prepare_database, self.db_path)
+            await self.api.start(host=host)
+        except BaseException:
+            lock.release()
+            raise
         self._bot = await DiaryBot.create(
             db_path=self.db_path,
             study=self.study,
@@ -131,6 +139,7 @@ class Sandbox:
             base_url=self.api.base_url,
             base_file_url=self.api.base_file_url,
             pacing=self.pacing,
+            lock=lock,
         )
         async with self.bot.rt.db.transaction() as conn:
             await repo.meta_set(conn, MARKER_KEY, "1")
