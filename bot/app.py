@@ -24,6 +24,7 @@ from telegram.error import InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.clock import Clock, FakeClock
+from bot.delivery.inbound import InboundLimits
 from bot.delivery.poller import DurablePoller, UpdateNotProcessed
 from bot.domain.study import Study
 from bot.i18n import t
@@ -161,6 +162,7 @@ class DiaryBot:
         pacing: Pacing | None = None,
         read_timeout: float = 15,
         lock: BotLock | None = None,
+        inbound: InboundLimits | None = None,
     ) -> DiaryBot:
         # One bot per database (storage/lock.py): raises AlreadyRunning, naming the other pid.
         lock = lock or BotLock.acquire(db_path)
@@ -192,6 +194,7 @@ class DiaryBot:
         diary = DiaryService(rt)
         scheduler = DiaryScheduler(rt)
         bot = cls(rt=rt, app=app, sender=None, scheduler=scheduler, diary=diary, lock=lock)  # type: ignore[arg-type]
+        bot.extras["inbound_limits"] = inbound  # per-user flood limits (bot/delivery/inbound.py)
         bot.sender = Sender(db, app.bot, clock, pacing=pacing, on_forbidden=bot._on_forbidden)
         rt.wake_sender = bot.sender.wake
         rt.wake_scheduler = scheduler.tick

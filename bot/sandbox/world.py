@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bot.app import DiaryBot
 from bot.clock import FakeClock, iso
+from bot.delivery.inbound import NO_LIMITS
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi
 from bot.localapi.state import BotApiState
@@ -140,6 +141,9 @@ class Sandbox:
             base_file_url=self.api.base_file_url,
             pacing=self.pacing,
             lock=lock,
+            # The sandbox's clock stands still between clicks: per-second limits would
+            # count a whole session as one instant.
+            inbound=NO_LIMITS,
         )
         async with self.bot.rt.db.transaction() as conn:
             await repo.meta_set(conn, MARKER_KEY, "1")
