@@ -1,0 +1,224 @@
+"""A flood from one stranger while a 24-patient evening runs (issue 11 §1).
+
+    python -m bench.flood                 # the quiet evening, then the same with the flood
+    python -m bench.flood --json          # one JSON object
+
+Both runs: 24 patients get their 20:00 prompt and tap through their diary like people (one
+tap a second); one of them reports dripping blood and taps Submit, which raises an urgent
+alert to the coordinator. The server enforces Telegram's limits (30/s, 1/s per private chat,
+20/min per group), the bot runs with its real pacing and its real inbound limits.
+
+The flood run adds a stranger who sends `/alerts` 1,000 times at once when the prompts go out,
+and again every `--every` seconds until the evening is over. Measured for each run: the
+patients' tap → next question (p50/p95/max), Submit → the urgent alert in the coordinator's
+chat; for the flood: updates sent, dropped by the flood guard, messages the stranger got, and
+what the flood added to the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from datetime import time as dtime
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.delivery import (
+    COORDINATOR,
+    FIRST_USER,
+    QUIET,
+    T0,
+    enrol,
+    running_bot,
+    settle,
+    team,
+)
+from bot.clock import FakeClock
+from bot.delivery.inbound import FloodGuard
+from bot.localapi import Faults, LocalBotApi, SentMessage
+
+PATIENTS = 24
+STRANGER = 6_660_000
+ALERTING = {**QUIET, "BLEED": "3", "BLEED_FAINT": "N"}
+
+
+async def _patient(
+    api: LocalBotApi,
+    user: int,
+    answers: dict[str, str],
+    think: float,
+    taps: list[float],
+    alert: list[float],
+) -> None:
+    """Start, answer every question (`think` s apart), submit; time each answer's next
+    question, and for an alerting diary Submit → the coordinator's alert."""
+    prompt = await api.wait_for_message(
+        user, lambda m: bool(m.flat_buttons), after=0, timeout=60
+    )
+    occ = str(prompt.flat_buttons[0][1]).split(":")[2]
+    n0 = len(api.messages(user))
+    api.press(user, prompt.message_id, f"d:s:{occ}", language_code="en")
+    diary = await api.wait_for_message(user, after=n0, timeout=60)
+    for _ in range(40):
+        await asyncio.sleep(think)
+        current = api.state.bot_messages[(user, diary.message_id)]
+        data = [str(d) for _, d in current.flat_buttons if d]
+        edits = current.edits
+
+        def edited(m: SentMessage, e: int = edits) -> bool:
+            return m.edits > e
+
+        single = [d for d in data if d.startswith("d:a:")]
+        toggles = [d for d in data if d.startswith("d:t:")]
+        submit = [d for d in data if d.startswith("d:x:")]
+        if single:
+            item = single[0].split(":")[3]
+            t = time.perf_counter()
+            data_ = f"d:a:{occ}:{item}:{answers[item]}"
+            api.press(user, diary.message_id, data_, language_code="en")
+            await api.wait_for_edit(user, diary.message_id, edited, timeout=60)
+            taps.append(time.perf_counter() - t)
+        elif toggles:
+            item = toggles[0].split(":")[3]
+            data_ = f"d:t:{occ}:{item}:{answers[item]}"
+            api.press(user, diary.message_id, data_, language_code="en")
+            await api.wait_for_edit(user, diary.message_id, edited, timeout=60)
+            await asyncio.sleep(think)
+            edits = api.state.bot_messages[(user, diary.message_id)].edits
+            t = time.perf_counter()
+            api.press(user, diary.message_id, f"d:n:{occ}:{item}", language_code="en")
+            await api.wait_for_edit(user, diary.message_id, edited, timeout=60)
+            taps.append(time.perf_counter() - t)
+        elif submit:
+            before = len(api.messages(COORDINATOR))
+            t = time.perf_counter()
+            api.press(user, diary.message_id, submit[0], language_code="en")
+            if answers is ALERTING:
+                await api.wait_for_message(COORDINATOR, after=before, timeout=60)
+                alert.append(time.perf_counter() - t)
+            return
+        else:
+            return
+    raise AssertionError(f"patient {user}: the diary did not end")
+
+
+async def evening(flood: bool, think: float = 1.0, every: float = 5.0) -> dict[str, Any]:
+    api = LocalBotApi(seed=3)
+    await api.start()
+    taps: list[float] = []
+    alert: list[float] = []
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            async with running_bot(api, Path(tmp)) as bot:
+                await team(bot)
+                users = await enrol(bot, PATIENTS, dtime(20, 0), FIRST_USER, "EV")
+                clock = bot.rt.clock
+                assert isinstance(clock, FakeClock)
+                api.faults = Faults(
+                    rate_limit_per_second=30, per_chat_per_second=1, group_per_minute=20
+                )
+                audit0 = await bot.rt.db.scalar("SELECT COUNT(*) FROM audit")
+                outbox0 = await bot.rt.db.scalar("SELECT COUNT(*) FROM outbox")
+                sent = 0
+                done = asyncio.Event()
+
+                async def flooder() -> None:
+                    nonlocal sent
+                    while not done.is_set():
+                        for _ in range(1000):
+                            api.send_text(STRANGER, "/alerts", language_code="en")
+                        sent += 1000
+                        try:
+                            await asyncio.wait_for(done.wait(), every)
+                        except TimeoutError:
+                            pass
+
+                await clock.set(T0 + timedelta(hours=1))  # 20:00 in Shanghai: the prompts
+                task = asyncio.create_task(flooder()) if flood else None
+                t0 = time.perf_counter()
+                await asyncio.gather(
+                    *(
+                        _patient(api, u, ALERTING if i == 0 else QUIET, think, taps, alert)
+                        for i, u in enumerate(users)
+                    )
+                )
+                evening_s = time.perf_counter() - t0
+                done.set()
+                if task is not None:
+                    await task
+                guard = bot.extras["flood_guard"]
+                assert isinstance(guard, FloodGuard)
+                await settle(bot, api, timeout=120)
+                audit1 = await bot.rt.db.scalar("SELECT COUNT(*) FROM audit")
+                outbox1 = await bot.rt.db.scalar("SELECT COUNT(*) FROM outbox")
+                out = {
+                    "evening_s": round(evening_s, 1),
+                    "alert_submit_to_coordinator_s": round(alert[0], 3),
+                    "server_429": api.stats["429"],
+                }
+                if flood:
+                    counted = await bot.rt.db.scalar(
+                        "SELECT COALESCE(SUM(count), 0) FROM stranger_activity"
+                    )
+                    out.update(
+                        flood_updates=sent,
+                        flood_dropped=guard.stats["dropped"],
+                        flood_handled_counted=counted,
+                        flood_messages_to_stranger=len(api.messages(STRANGER)),
+                        flood_slow_down=guard.stats["slow_down"],
+                        audit_rows_added=audit1 - audit0,
+                        outbox_rows_added=outbox1 - outbox0,
+                    )
+                else:
+                    out.update(
+                        audit_rows_added=audit1 - audit0, outbox_rows_added=outbox1 - outbox0
+                    )
+        finally:
+            await api.stop()
+    taps.sort()
+    out.update(
+        tap_samples=len(taps),
+        tap_p50_ms=round(1000 * statistics.median(taps), 1),
+        tap_p95_ms=round(1000 * taps[int(0.95 * (len(taps) - 1))], 1),
+        tap_max_ms=round(1000 * taps[-1], 1),
+    )
+    return out
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bot").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    p = argparse.ArgumentParser(description="A stranger's flood during a 24-patient evening.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--every", type=float, default=5.0, help="seconds between flood bursts")
+    args = p.parse_args()
+    quiet = asyncio.run(evening(False))
+    print("[quiet done]", file=sys.stderr, flush=True)
+    flooded = asyncio.run(evening(True, every=args.every))
+    print("[flood done]", file=sys.stderr, flush=True)
+    results: dict[str, Any] = {f"quiet_{k}": v for k, v in quiet.items()}
+    results.update({f"flood_run_{k}": v for k, v in flooded.items()})
+    results["tap_p95_ratio"] = round(flooded["tap_p95_ms"] / quiet["tap_p95_ms"], 2)
+    results["alert_ratio"] = round(
+        flooded["alert_submit_to_coordinator_s"] / quiet["alert_submit_to_coordinator_s"], 2
+    )
+    if args.json:
+        print(json.dumps(results))
+    else:
+        width = max(len(k) for k in results)
+        for key, value in results.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
