@@ -81,7 +81,7 @@ class DiaryApplication(Application):
                 )
             if mark.recorded:
                 self.saved_update_id = max(self.saved_update_id, update.update_id)
-            elif not mark.quiet:  # the handler wrote nothing: record it now
+            else:  # the handler wrote nothing: record it now
                 try:
                     await self._save_mark(update.update_id)
                 except sqlite3.OperationalError as exc:
@@ -118,6 +118,10 @@ class DiaryApplication(Application):
         finally:
             handling_update.reset(token)
         self.saved_update_id = max(self.saved_update_id, update_id)
+        self.last_update_id = max(self.last_update_id, update_id)
+
+    def skip_quietly(self, update_id: int) -> None:
+        """Dropped on purpose (flood limit): processed, nothing written for it now."""
         self.last_update_id = max(self.last_update_id, update_id)
 
     async def save_update_mark(self) -> None:

@@ -36,17 +36,15 @@ class UpdateMark:
     """The update being handled, and whether a commit has recorded it yet.
 
     `failed`: a write of its handler failed (disk full, database locked, read-only): if nothing
-    of it was committed it is handled again later. `quiet`: dropped on purpose (flood limit),
-    so nothing is written for it; the processed id is saved with the next write.
+    of it was committed it is handled again later.
     """
 
-    __slots__ = ("failed", "quiet", "recorded", "update_id")
+    __slots__ = ("failed", "recorded", "update_id")
 
     def __init__(self, update_id: int) -> None:
         self.update_id = update_id
         self.recorded = False
         self.failed: BaseException | None = None
-        self.quiet = False
 
 
 class IntegrityError(RuntimeError):

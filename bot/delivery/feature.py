@@ -30,6 +30,7 @@ def install(bot: DiaryBot) -> None:
     limits = bot.extras.get("inbound_limits")
     guard = FloodGuard(bot.rt, limits if isinstance(limits, InboundLimits) else None)
     bot.extras["flood_guard"] = guard
+    bot.app.bot_data["admit_update"] = guard.admit  # the poller asks before parsing
     bot.app.add_handler(TypeHandler(Update, guard.on_update, block=True), group=FLOOD_GROUP)
     bot.scheduler.hooks.append(guard.on_tick)
     bot.scheduler.wake_hooks.append(guard.next_wake)

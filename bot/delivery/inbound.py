@@ -1,15 +1,15 @@
 """Inbound flood limits: one noisy user cannot take the bot from everyone else (issue 11 §1).
 
-Before any other handler (group -3) every update passes `FloodGuard.on_update`:
-
-- **Per user, two token buckets** (real, monotonic time: how fast people type is not study
+- **Per user, two token buckets**, checked by the poller on each update's raw JSON before it
+  is parsed (`FloodGuard.admit`) (real, monotonic time: how fast people type is not study
   time; tests replace `FloodGuard.monotonic`): `burst` updates at once,
   refilled at `per_second`; and `per_minute` a minute. A patient tapping through a diary
   (about one tap a second) never meets them. Over the limit an update is counted and dropped:
-  no handler runs, nothing is written for it (the processed update id is saved once per
-  batch by the poller), no reply — except one "please slow down" at most every
+  not parsed, no handler runs, nothing is written for it (the processed update id is saved
+  once per batch by the poller), no reply — except one "please slow down" at most every
   `slow_down_every` seconds.
-- **Strangers** (neither linked patients nor active staff) get at most one message every
+- **Strangers** (neither linked patients nor active staff; `FloodGuard.on_update`, before any
+  other handler, group -3) get at most one message every
   `stranger_reply_every` seconds of the study clock (`bot.messenger.ReplyGate`; a
   successful enrolment code lifts it, they are a patient then), and what they try is counted
   per hour instead of audited one entry per attempt (`storage/strangers.py`,
@@ -31,14 +31,13 @@ from typing import Any
 
 import aiosqlite
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext import ContextTypes
 
 from bot import messenger
 from bot.i18n import locale_for, t
 from bot.messenger import ReplyGate, reply_gate
 from bot.services.runtime import Runtime
 from storage import audit, repo, strangers
-from storage.db import handling_update
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +109,28 @@ class FloodGuard:
         self.dropped: Counter[tuple[int, datetime]] = Counter()  # (user, hour) → count
         self.stats = {"dropped": 0, "slow_down": 0}
 
+    # ------------------------------------------------------------------ before parsing
+    async def admit(self, raw: Any) -> bool:
+        """The poller asks this for every update *before* parsing it (`raw`: Telegram's JSON).
+
+        Over the limit: counted, dropped (False) — no parsing, no handler, nothing written —
+        with one "please slow down" a minute. Checking the raw JSON keeps a flood cheap: a
+        patient's tap queued behind 1,000 dropped updates waits for 1,000 dictionary lookups,
+        not for 1,000 updates going through python-telegram-bot.
+        """
+        sender, chat = _raw_sender_and_chat(raw)
+        if sender is None or not isinstance(sender.get("id"), int):
+            return True
+        user_id = int(sender["id"])
+        if self._take(user_id, self.monotonic()):
+            return True
+        await self._drop(user_id, sender, chat)
+        return False
+
     # ------------------------------------------------------------------ the handler
     async def on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Before every handler: is the sender a stranger? (then: one reply a minute, and
+        their attempts counted, not audited one by one)."""
         current_stranger.set(None)
         reply_gate.set(None)
         if not isinstance(update, Update):
@@ -119,17 +138,16 @@ class FloodGuard:
         user = update.effective_user
         if user is None:
             return
-        now = self.rt.now()
-        if not self._take(user.id, self.monotonic()):
-            await self._drop(update, user.id, now)
-            raise ApplicationHandlerStop
         if await strangers.is_stranger(self.rt.db.conn, user.id):
             current_stranger.set(user.id)
             chat = update.effective_chat
             if chat is not None:
                 reply_gate.set(
                     ReplyGate(
-                        chat.id, self._stranger_replies, now, self.limits.stranger_reply_every
+                        chat.id,
+                        self._stranger_replies,
+                        self.rt.now(),
+                        self.limits.stranger_reply_every,
                     )
                 )
 
@@ -157,40 +175,38 @@ class FloodGuard:
             if at - b.at >= max(limits.burst / limits.per_second, 60.0):
                 del self._buckets[user_id]
 
-    async def _drop(self, update: Update, user_id: int, now: datetime) -> None:
+    async def _drop(
+        self, user_id: int, sender: dict[str, Any], chat: dict[str, Any] | None
+    ) -> None:
         """Counted, not handled, nothing written — but one "please slow down" a minute."""
+        now = self.rt.now()
         self.stats["dropped"] += 1
         self.dropped[(user_id, strangers.hour_of(now))] += 1
-        mark = handling_update.get()
-        if mark is not None:
-            mark.quiet = True
         if self.stats["dropped"] in (1, 100) or self.stats["dropped"] % 1000 == 0:
             log.warning("inbound flood limit: %d updates dropped so far", self.stats["dropped"])
-        chat = update.effective_chat
+        if chat is None or chat.get("type") != "private" or not isinstance(chat.get("id"), int):
+            return
+        chat_id = int(chat["id"])
         last = self._warned.get(user_id)
         at = self.monotonic()
-        if chat is None or chat.type != "private":
-            return
         if last is not None and at - last < self.limits.slow_down_every:
             return
         self._warned[user_id] = at
         if await strangers.is_stranger(self.rt.db.conn, user_id):
-            gate = ReplyGate(
-                chat.id, self._stranger_replies, now, self.limits.stranger_reply_every
-            )
-            if not gate.allows(chat.id):
+            gate = ReplyGate(chat_id, self._stranger_replies, now, self.limits.stranger_reply_every)
+            if not gate.allows(chat_id):
                 return  # a stranger's one message a minute is already used up
         self.stats["slow_down"] += 1
         patient = await repo.patient_by_user(self.rt.db.conn, user_id)
         lang = patient.lang if patient is not None and patient.lang else None
-        user = update.effective_user
-        _ = t(lang or locale_for(user.language_code if user else None))
+        code = sender.get("language_code")
+        _ = t(lang or locale_for(code if isinstance(code, str) else None))
         text = _(
             "You are sending messages too quickly, so I did not read some of them. "
             "Please wait a minute, then go on."
         )
         async with self.rt.db.transaction() as conn:
-            await messenger.enqueue(conn, now, chat.id, text)
+            await messenger.enqueue(conn, now, chat_id, text)
         self.rt.wake_sender()
 
     # ------------------------------------------------------------------ the hourly summary
@@ -217,3 +233,21 @@ class FloodGuard:
         if pending or self.dropped:
             return strangers.next_flush(now)
         return None
+
+
+def _raw_sender_and_chat(raw: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Who sent this update and in which chat, from Telegram's JSON (any update type)."""
+    if not isinstance(raw, dict):
+        return None, None
+    for key, value in raw.items():
+        if key == "update_id" or not isinstance(value, dict):
+            continue
+        sender = value.get("from") or value.get("user")
+        chat = value.get("chat")
+        if chat is None and isinstance(value.get("message"), dict):
+            chat = value["message"].get("chat")  # a button tap
+        return (
+            sender if isinstance(sender, dict) else None,
+            chat if isinstance(chat, dict) else None,
+        )
+    return None, None

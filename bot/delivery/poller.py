@@ -159,6 +159,10 @@ class DurablePoller:
             return
         if update_id <= self.app.last_update_id:
             return
+        admit = self.app.bot_data.get("admit_update")  # the flood guard (bot/delivery/inbound)
+        if admit is not None and not await admit(item):
+            self.app.skip_quietly(update_id)  # saved once for the batch (_save_mark)
+            return
         try:
             update = Update.de_json(item, self.app.bot)
         except Exception as exc:  # python-telegram-bot cannot read it: keep it, skip it
