@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from typing import Any
 
 from telegram import Update
@@ -37,6 +38,7 @@ from storage import updates as stored_updates
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+BATCH = 100  # updates per getUpdates (Telegram's maximum and default)
 
 
 class _NoUpdateDump(logging.Filter):
@@ -79,6 +81,7 @@ class DurablePoller:
         self.batches = 0
         self.retries = 0
         self.unparsable = 0
+        self._saved_at = 0.0
 
     @property
     def task(self) -> asyncio.Task[None] | None:
@@ -136,7 +139,7 @@ class DurablePoller:
                 self._check_database()
                 for item in raw:
                     await self._one(item)
-                await self._save_mark()
+                await self._save_mark(backlog=len(raw) >= BATCH)
             if self.interval:
                 await asyncio.sleep(self.interval)
 
@@ -212,8 +215,14 @@ class DurablePoller:
                 log.warning("could not store update %d (%s)", update_id, _reason(err))
                 await asyncio.sleep(backoff)
 
-    async def _save_mark(self) -> None:
-        """Updates dropped on purpose write nothing each: the batch's last id is saved once."""
+    async def _save_mark(self, *, backlog: bool) -> None:
+        """Updates dropped on purpose (flood limit) write nothing each: the last processed id
+        is saved once the backlog is through, and at most once a second while a flood lasts
+        (a commit waits for the disk; after a crash, dropped updates are only fetched again)."""
+        now = time.monotonic()
+        if backlog and now - self._saved_at < 1.0:
+            return
+        self._saved_at = now
         with contextlib.suppress(sqlite3.OperationalError):  # saved with the next write
             await self.app.save_update_mark()
 
