@@ -23,19 +23,22 @@ from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder
 
+from bot.channels.config import routes_from_env
+from bot.channels.dispatcher import ChannelDispatcher
 from bot.clock import Clock, FakeClock
 from bot.delivery.inbound import InboundLimits
 from bot.delivery.poller import DurablePoller, UpdateNotProcessed
 from bot.domain.study import Study
 from bot.i18n import t
+from bot.ops.lock import DatabaseLock
 from bot.scheduler import DiaryScheduler
 from bot.sender import Pacing, Sender
+from bot.services import study_versions
 from bot.services.diary import DiaryService
 from bot.services.runtime import Runtime
 from conversations import router
 from storage import audit, repo
-from storage.db import Database, UpdateMark, handling_update
-from storage.lock import BotLock
+from storage.db import BeforeMigrate, Database, UpdateMark, handling_update
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +150,9 @@ class DiaryBot:
     diary: DiaryService
     extras: dict[str, object] = field(default_factory=dict)
     poller: DurablePoller | None = None
+    channels: ChannelDispatcher | None = None  # SMS, WeCom, e-mail (bot/channels)
     _polling: bool = False
-    lock: BotLock | None = None
+    lock: DatabaseLock | None = None
     _stopping: bool = False
     _failure: asyncio.Future[str] | None = None
     _watchdog: asyncio.Task[None] | None = None
@@ -165,15 +169,21 @@ class DiaryBot:
         base_file_url: str | None = None,
         pacing: Pacing | None = None,
         read_timeout: float = 15,
-        lock: BotLock | None = None,
+        migrate: bool = False,
+        before_migrate: BeforeMigrate | None = None,
+        lock: DatabaseLock | None = None,
         inbound: InboundLimits | None = None,
     ) -> DiaryBot:
-        # One bot per database (storage/lock.py): raises AlreadyRunning, naming the other pid.
-        lock = lock or BotLock.acquire(db_path)
+        """`migrate`: upgrade an old database (`diarybot run`), after `before_migrate` (a
+        verified backup); without it an old database raises storage.db.MigrationNeeded.
+        `lock`: the database's bot lock (bot/ops/lock.py) the caller took; released by stop().
+        `inbound`: per-user flood limits (bot/delivery/inbound.py; tests: NO_LIMITS)."""
+        db = await Database.open(db_path, migrate=migrate, before_migrate=before_migrate)
         try:
-            db = await Database.open(db_path)
+            # the study file as a version; a change removing used option codes stops here
+            await study_versions.register(db, study, clock.now())
         except BaseException:
-            lock.release()
+            await db.close()
             raise
         rt = Runtime(db=db, study=study, clock=clock)
         rt.bot_username = await repo.meta_get(db.conn, "bot_username")
@@ -200,7 +210,9 @@ class DiaryBot:
         bot = cls(rt=rt, app=app, sender=None, scheduler=scheduler, diary=diary, lock=lock)  # type: ignore[arg-type]
         bot.extras["inbound_limits"] = inbound  # per-user flood limits (bot/delivery/inbound.py)
         bot.sender = Sender(db, app.bot, clock, pacing=pacing, on_forbidden=bot._on_forbidden)
-        rt.wake_sender = bot.sender.wake
+        routes = routes_from_env(study, development=clock.is_fake)
+        bot.channels = ChannelDispatcher(db, clock, routes)
+        rt.wake_sender = bot._wake_senders
         rt.wake_scheduler = scheduler.tick
         app.bot_data["rt"] = rt
         app.bot_data["diary"] = diary
@@ -240,6 +252,8 @@ class DiaryBot:
         )
         await self.app.start()
         self.sender.start()
+        if self.channels is not None:
+            self.channels.start()
         self.scheduler.start()
         # Not PTB's Updater: it confirms updates to Telegram before they are processed, so a
         # crash would lose them. DurablePoller confirms only what was processed (delivery).
@@ -304,6 +318,8 @@ class DiaryBot:
                 self._polling = False
             self.scheduler.shutdown()
             await self.sender.stop()
+            if self.channels is not None:
+                await self.channels.stop()
             if self.app.running:
                 await self.app.stop()
             with contextlib.suppress(Exception):  # e.g. a half-initialized HTTP client
@@ -312,6 +328,11 @@ class DiaryBot:
             await self.rt.db.close()
             if self.lock is not None:
                 self.lock.release()
+
+    def _wake_senders(self) -> None:
+        self.sender.wake()
+        if self.channels is not None:
+            self.channels.wake()
 
     async def _set_commands(self) -> None:
         for locale, lang_code in (("en", None), ("zh_Hans", "zh")):

@@ -23,7 +23,8 @@ from bot.app import DiaryBot
 from bot.clock import FakeClock
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi
-from storage.lock import AlreadyRunning
+from bot.ops import lock
+from bot.sandbox.world import Sandbox
 from tests.conftest import MACHINE_SPEED, T0
 from tests.harness import Harness, Player
 
@@ -187,31 +188,34 @@ async def test_a_rejected_token_fails_start_up_and_closes_the_database(
     api.faults.reject_token = True
     path = tmp_path / "db.sqlite3"
     bot = await DiaryBot.create(
-        db_path=path, study=study, clock=FakeClock(T0), token=TOKEN, base_url=api.base_url
+        db_path=path,
+        study=study,
+        clock=FakeClock(T0),
+        token=TOKEN,
+        base_url=api.base_url,
+        lock=lock.acquire(path),
     )
     try:
         with pytest.raises(InvalidToken):
             await bot.start(poll_timeout=1)
-        # closed: the lock is free again, a new bot can open the database
-        again = await DiaryBot.create(
-            db_path=path, study=study, clock=FakeClock(T0), token=TOKEN, base_url=api.base_url
-        )
-        await again.stop()
+        assert not lock.is_locked(path)  # stopped: the lock is released…
+        with pytest.raises(ValueError, match="Connection closed"):
+            await bot.rt.db.fetchone("SELECT 1")  # …and the database closed
     finally:
         await api.stop()
 
 
-async def test_a_second_bot_on_the_same_database_is_refused(harness: Harness) -> None:
-    with pytest.raises(AlreadyRunning, match=f"pid {os.getpid()}"):
-        await DiaryBot.create(
-            db_path=harness.db_path,
-            study=harness.study,
-            clock=FakeClock(T0),
-            token=TOKEN,
-            base_url=harness.api.base_url,
-        )
-    await harness.player(777, "en").send("/help")  # the first one goes on
-    assert HELP in harness.player(777).last_text
+async def test_a_second_bot_or_sandbox_on_the_same_database_is_refused(
+    tmp_path: Path, study: Study
+) -> None:
+    path = tmp_path / "sandbox.sqlite3"
+    with lock.acquire(path):  # a running bot (`diarybot run` holds it while it runs)
+        with pytest.raises(lock.Locked, match=f"pid {os.getpid()}"):
+            lock.acquire(path)
+        sandbox = Sandbox(path, study, T0)
+        with pytest.raises(lock.Locked, match=f"pid {os.getpid()}"):
+            await sandbox.start()  # refused before it clears its database file
+    assert not lock.is_locked(path)
 
 
 async def test_a_database_file_that_disappears_stops_the_bot(harness: Harness) -> None:

@@ -92,9 +92,9 @@ async def cmd_sandbox(args: argparse.Namespace, settings: Settings, study: Study
 
 
 async def _serve(db_path: Path, port: int, study: Study, stop: asyncio.Event) -> int:
+    from bot.ops.lock import Locked
     from bot.sandbox import demo, web
     from bot.sandbox.world import Sandbox, SandboxError
-    from storage.lock import AlreadyRunning
 
     today = demo.default_today(study)
     sb = Sandbox(db_path, study, demo.seed_start(study, today))
@@ -108,7 +108,7 @@ async def _serve(db_path: Path, port: int, study: Study, stop: asyncio.Event) ->
         except SandboxError as exc:
             print(f"diarybot: error: {exc}", file=sys.stderr)
             return 2
-        except AlreadyRunning as exc:
+        except Locked as exc:
             print(f"diarybot: error: {exc}", file=sys.stderr)
             return 1
         try:

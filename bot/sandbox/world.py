@@ -23,12 +23,12 @@ from bot.delivery.inbound import NO_LIMITS
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi
 from bot.localapi.state import BotApiState
+from bot.ops import lock
 from bot.sandbox import queries
 from bot.sender import Pacing
 from bot.services import patient_settings as ps
 from bot.services.enrolment import enroll
 from storage import audit, repo
-from storage.lock import BotLock
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,13 @@ class Sandbox:
 
     async def start(self, host: str = "127.0.0.1") -> None:
         # One bot per database, checked before the old sandbox file is cleared away (raises
-        # storage.lock.AlreadyRunning while another sandbox uses it).
-        lock = BotLock.acquire(self.db_path)
+        # bot.ops.lock.Locked while another bot or sandbox uses it).
+        held = lock.acquire(self.db_path)
         try:
             await asyncio.to_thread(prepare_database, self.db_path)
             await self.api.start(host=host)
         except BaseException:
-            lock.release()
+            held.release()
             raise
         self._bot = await DiaryBot.create(
             db_path=self.db_path,
@@ -140,7 +140,7 @@ class Sandbox:
             base_url=self.api.base_url,
             base_file_url=self.api.base_file_url,
             pacing=self.pacing,
-            lock=lock,
+            lock=held,
             # The sandbox's clock stands still between clicks: per-second limits would
             # count a whole session as one instant.
             inbound=NO_LIMITS,
