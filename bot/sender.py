@@ -460,7 +460,7 @@ class Sender:
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            queued = await outbox.telegram_due_count(self.db.conn, self.clock.now())
+            queued = await outbox.due_count(self.db.conn, self.clock.now())
             if not queued and not self._in_flight:
                 return
             await asyncio.sleep(0.01)

@@ -1,9 +1,8 @@
 """The Telegram sender's view of the outbox: which queued rows it may look at.
 
 Every query that *selects* rows for the Telegram sender (`bot/sender.py`) is here, and each
-one uses `TELEGRAM_ROWS` to say which rows are the sender's. When the outbox gains other
-channels (SMS, WeCom, e-mail, each with its own dispatcher), the Telegram filter
-(`channel = 'telegram'`) is added to `TELEGRAM_ROWS` and nowhere else.
+one uses `TELEGRAM_ROWS` to say which rows are the sender's: the outbox also holds SMS, WeCom
+and e-mail rows (migration 0014), drained by `bot/channels/dispatcher.py`.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import aiosqlite
 from bot.clock import iso
 
 #: The rows the Telegram sender owns (table alias `o`). Add the channel filter here.
-TELEGRAM_ROWS = "o.status = 'queued'"
+TELEGRAM_ROWS = "o.status = 'queued' AND o.channel = 'telegram'"
 
 
 async def telegram_due_heads(
@@ -68,11 +67,12 @@ async def telegram_next_parked(conn: aiosqlite.Connection, now: datetime) -> str
     return rows[0][0] if rows else None
 
 
-async def telegram_due_count(conn: aiosqlite.Connection, now: datetime) -> int:
-    """Queued rows that are due now (parked ones are not)."""
+async def due_count(conn: aiosqlite.Connection, now: datetime) -> int:
+    """Queued rows of *every* channel that are due now (parked ones are not): what
+    `Sender.wait_idle` (tests, the sandbox) waits for, the other channels' dispatch included."""
     rows = list(
         await conn.execute_fetchall(
-            f"SELECT COUNT(*) FROM outbox o WHERE {TELEGRAM_ROWS} AND o.not_before <= ?",
+            "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND not_before <= ?",
             (iso(now),),
         )
     )
