@@ -118,6 +118,8 @@ class DurablePoller:
             try:
                 raw = await self._fetch(self.app.last_update_id + 1, self.timeout)
                 backoff = 0.0
+                for listener in self.app.bot_data.get("poll_ok", ()):
+                    listener()  # bot/ops/monitor.py: when polling last succeeded
             except asyncio.CancelledError:
                 raise
             except InvalidToken:

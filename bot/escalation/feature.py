@@ -2,7 +2,9 @@
 buttons, the patient's "I made a mistake", and the compliance alerts.
 
 What goes where:
+- on each stored diary answer: the urgent rules → alerts (+ the safety text) before Submit;
 - on diary submit: rules → alerts (+ the safety text for the patient); the mistake button;
+- every tick: diaries closed unsubmitted (incomplete) get their rules run once;
 - every tick: re-send unacknowledged urgent alerts; remind of unreported possible SAEs;
 - sender: a patient who blocked the bot → compliance alert; delivery: they wrote again → the
   unacknowledged alert is closed;
@@ -15,7 +17,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.escalation import compliance, corrections, handlers, service, staff_commands
+from bot.escalation import (
+    compliance,
+    corrections,
+    handlers,
+    service,
+    staff_commands,
+    staff_views,
+)
 from bot.escalation.views import AREA
 
 if TYPE_CHECKING:
@@ -25,9 +34,11 @@ if TYPE_CHECKING:
 def install(bot: DiaryBot) -> None:
     rt = bot.rt
     bot.diary.on_submit.append(service.on_submit)
+    bot.diary.on_answer.append(service.on_answer)
     bot.diary.on_submit.append(corrections.on_submit)
 
     async def on_tick(now: datetime) -> None:
+        await service.rules_on_closed(rt, now)
         await service.resend_due(rt, now)
         await service.sae_reminders_due(rt, now)
 
@@ -54,6 +65,7 @@ def install(bot: DiaryBot) -> None:
     data["extra_commands"].update(staff_commands.COMMANDS)
     data["staff_buttons"][AREA] = handlers.on_alert_button
     data["staff_buttons"][corrections.AREA] = handlers.on_change_button
+    data["staff_buttons"][staff_views.PAGE_AREA] = staff_commands.on_page_button
     data.setdefault("group_buttons", set()).add(AREA)  # alert buttons work in the staff group
     data["staff_text"] = handlers.staff_text(data.get("staff_text"))
     data.setdefault("patient_text", []).append(handlers.on_patient_text)
