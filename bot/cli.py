@@ -266,14 +266,6 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     from bot.ops.cli import backup_folder
     from bot.ops.upgrade import backup_first
 
-    if not settings.db_path.exists() and not getattr(args, "init", False):
-        # Never a silent new empty database (a wrong path, a deleted file): say so.
-        print(
-            f"diarybot: error: no database at {settings.db_path}; check DIARYBOT_DB, or start"
-            " with `diarybot run --init` to create a new one",
-            file=sys.stderr,
-        )
-        return 1
     health = getattr(args, "health", None) or service.health_address()  # `up` has no --health
     if health:
         from bot.ops.health_http import parse_address
@@ -282,6 +274,14 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             parse_address(health)
         except ValueError as exc:
             raise UsageError(f"--health / DIARYBOT_HEALTH: {exc}") from None
+    if not settings.db_path.exists() and not getattr(args, "init", False):
+        # Never a silent new empty database (a wrong path, a deleted file): say so.
+        print(
+            f"diarybot: error: no database at {settings.db_path}; check DIARYBOT_DB, or start"
+            " with `diarybot run --init` to create a new one",
+            file=sys.stderr,
+        )
+        return 1
     try:
         policy = policy_from_env(settings.db_path)
     except PolicyError as exc:
