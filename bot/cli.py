@@ -109,6 +109,11 @@ def build_parser() -> Parser:
     enroll.add_argument("--lang", type=lang, default=None)
     enroll.add_argument("--timezone", default="Asia/Shanghai")
     enroll.add_argument("--prompt-time", type=hhmm, default=None)
+    enroll.add_argument(
+        "--channel", choices=("telegram", "web"), default="telegram", help="how the patient answers"
+    )
+    enroll.add_argument("--phone", help="web patients: mobile number, E.164 (+8613812345678)")
+    enroll.add_argument("--birth-year", type=int, help="web patients: asked on a new device")
     enroll.add_argument("--from-csv", metavar="FILE", help="enrol every row of a CSV file")
     enroll.add_argument(
         "--reissue",
@@ -130,8 +135,9 @@ def _feature_commands() -> list[Callable[[Any], None]]:
     from bot.followup import cli as followup
     from bot.ops import cli as ops
     from bot.ops import watchdog
+    from bot.web import cli as web
 
-    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add, watchdog.add]
+    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add, watchdog.add, web.add]
 
 
 # Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
@@ -141,7 +147,7 @@ EXTRA_COMMANDS: list[Callable[[Any], None]] = _feature_commands()
 # ------------------------------------------------------------------ commands
 async def open_runtime(settings: Settings, study: Study) -> Runtime:
     db = await Database.open(settings.db_path)
-    rt = Runtime(db=db, study=study, clock=SystemClock())
+    rt = Runtime(db=db, study=study, clock=SystemClock(), public_url=settings.public_url)
     rt.bot_username = await repo.meta_get(db.conn, "bot_username") or None
     return rt
 
@@ -234,9 +240,17 @@ async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
             args.lang,
             args.timezone,
             args.prompt_time or rt.study.default_prompt_time,
+            channel=args.channel,
+            phone=args.phone,
+            birth_year=args.birth_year,
         )
     except EnrolError as exc:
         raise UsageError(str(exc)) from None
+    if result.channel == "web":
+        from bot.web.cli import print_link
+
+        print_link(result.subject, result.link or "", as_json=args.json)
+        return 0
     _print_code(args, rt, result.subject, result.code, result.link)
     return 0
 
@@ -259,6 +273,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     if not settings.token:
         print(TOKEN_HELP, file=sys.stderr, end="")
         return 2
+    if settings.web:
+        from bot.web.server import parse_bind
+
+        try:
+            parse_bind(settings.web)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     from bot.app import DiaryBot
     from bot.dataout.backup import BackupError
     from bot.ops import lock, service
@@ -313,6 +334,12 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         schedule = bot.extras["backups"]
         assert isinstance(schedule, BackupSchedule)
         schedule.configure(policy)
+        bot.rt.public_url = settings.public_url
+        web = None
+        if settings.web:
+            from bot.web.server import WebDiary
+
+            web = WebDiary(bot.rt, bot.diary, settings.web)
         try:
             ops = await service.start_ops(bot, health=health, heartbeat=service.heartbeat_url())
         except BaseException:
@@ -323,14 +350,15 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             flush=True,
         )
         try:
-            return await _serve(bot)
+            return await _serve(bot, web, settings.public_url)
         finally:
             await ops.stop()
 
 
-async def _serve(bot: Any) -> int:
+async def _serve(bot: Any, web: Any, public_url: str | None) -> int:
     """Start (retrying while Telegram is unreachable), then run until a signal (0) or until a
-    task the bot depends on dies (1: the service manager restarts it). A rejected token: 2."""
+    task the bot depends on dies (1: the service manager restarts it). A rejected token: 2.
+    `web`: the web diary (bot/web), started once the bot runs, stopped before it."""
     from telegram.error import InvalidToken
 
     from bot.app import describe_error
@@ -341,6 +369,7 @@ async def _serve(bot: Any) -> int:
         loop.add_signal_handler(sig, stop.set)
     stopped = asyncio.create_task(stop.wait())
     starting = asyncio.create_task(bot.start())
+    web_started = False
     try:
         await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if not starting.done():
@@ -356,6 +385,10 @@ async def _serve(bot: Any) -> int:
         except Exception as exc:  # start() has stopped the bot and closed the database
             print(f"diarybot: error: start-up failed: {describe_error(exc)}", file=sys.stderr)
             return 1
+        if web is not None:
+            await web.start()
+            web_started = True
+            print(f"diarybot: web diary on http://{web.bound} (public {public_url})")
         failure = asyncio.create_task(bot.failed())
         await asyncio.wait({failure, stopped}, return_when=asyncio.FIRST_COMPLETED)
         failure.cancel()
@@ -365,6 +398,8 @@ async def _serve(bot: Any) -> int:
         return 0
     finally:
         stopped.cancel()
+        if web_started:
+            await web.stop()
         if starting.done() and not starting.cancelled() and starting.exception() is None:
             await bot.stop()
 
