@@ -25,6 +25,7 @@ from telegram import Update
 from telegram.ext import Application, ContextTypes
 
 from bot.delivery.health import HealthLog
+from bot.delivery.inbound import FloodGuard, InboundLimits
 from bot.delivery.retention import OutboxRetention
 from bot.followup.duties import FollowUp
 from bot.ops.backups import BackupSchedule
@@ -46,8 +47,9 @@ PatientTextHook = Callable[[Update, ContextTypes.DEFAULT_TYPE, Patient, str], Aw
 # A patient's chat became unreachable (403) or reachable again: `(conn, chat_id, now)`, called
 # inside the transaction that changed the flag.
 ChatHook = Callable[[aiosqlite.Connection, int, datetime], Awaitable[None]]
-# Told each processed update_id (bot.delivery.poller waits on it).
-UpdateWaiter = Callable[[int], None]
+# Asked by the poller for each update's raw JSON before parsing it: False drops it (the flood
+# guard, bot/delivery/inbound.py).
+AdmitUpdate = Callable[[dict[str, Any]], Awaitable[bool]]
 # Told each successful getUpdates (bot/ops/monitor.py).
 PollListener = Callable[[], None]
 
@@ -66,9 +68,12 @@ class Hooks:
     patient_text: list[PatientTextHook] = field(default_factory=list)
     on_unreachable: list[ChatHook] = field(default_factory=list)  # run by DiaryBot._on_forbidden
     on_reachable: list[ChatHook] = field(default_factory=list)  # bot/delivery/reachability.py
-    update_waiters: list[UpdateWaiter] = field(default_factory=list)
     poll_ok: list[PollListener] = field(default_factory=list)
+    admit_update: AdmitUpdate | None = None
+    # Per-user flood limits for the flood guard (DiaryBot.create's `inbound`; None: defaults).
+    inbound_limits: InboundLimits | None = None
     # The feature objects other code reads (None until their feature is installed).
+    flood_guard: FloodGuard | None = None
     health: HealthLog | None = None
     retention: OutboxRetention | None = None
     followup: FollowUp | None = None

@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.ext import TypeHandler
 
 from bot.delivery.health import HealthLog
+from bot.delivery.inbound import FLOOD_GROUP, FloodGuard
 from bot.delivery.reachability import UnreachableChats
 from bot.delivery.retention import OutboxRetention
 from bot.registry import FeatureHost
@@ -22,6 +23,12 @@ REACHABILITY_GROUP = -2
 
 
 def install(bot: FeatureHost) -> None:
+    guard = FloodGuard(bot.rt, bot.hooks.inbound_limits)
+    bot.hooks.flood_guard = guard
+    bot.hooks.admit_update = guard.admit  # the poller asks before parsing
+    bot.app.add_handler(TypeHandler(Update, guard.on_update, block=True), group=FLOOD_GROUP)
+    bot.scheduler.hooks.append(guard.on_tick)
+    bot.scheduler.wake_hooks.append(guard.next_wake)
     unreachable = UnreachableChats(bot.rt)
     bot.hooks.on_unreachable.append(unreachable.on_unreachable)
     bot.app.add_handler(

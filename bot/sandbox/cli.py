@@ -64,6 +64,7 @@ async def cmd_up(
 ) -> int:
     if settings.token:
         print("diarybot: TELEGRAM_BOT_TOKEN is set: starting the real bot.", flush=True)
+        args.init = True  # `make run`: the first run creates the database
         return await run_bot(args, settings, study)
     print(
         "diarybot: no TELEGRAM_BOT_TOKEN configured: starting the local sandbox "
@@ -95,6 +96,7 @@ async def cmd_sandbox(args: argparse.Namespace, settings: Settings, study: Study
 
 
 async def _serve(db_path: Path, port: int, study: Study, stop: asyncio.Event) -> int:
+    from bot.ops.lock import Locked
     from bot.sandbox import demo, web
     from bot.sandbox.world import Sandbox, SandboxError
 
@@ -110,6 +112,9 @@ async def _serve(db_path: Path, port: int, study: Study, stop: asyncio.Event) ->
         except SandboxError as exc:
             print(f"diarybot: error: {exc}", file=sys.stderr)
             return 2
+        except Locked as exc:
+            print(f"diarybot: error: {exc}", file=sys.stderr)
+            return 1
         try:
             runner = await web.serve(sb, port)
         except OSError as exc:
