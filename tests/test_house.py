@@ -9,6 +9,8 @@ inside functions (a function-local import only hides a circle).
 from __future__ import annotations
 
 import ast
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +31,15 @@ def _modules() -> dict[str, Path]:
     return found
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
+    # In a fresh thread: CPython 3.11's ast.parse can fail with "AST constructor recursion depth
+    # mismatch" on a thread whose recursion bookkeeping an earlier test disturbed.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_build_graph).result()
+
+
+def _build_graph() -> dict[str, set[str]]:
     modules = _modules()
 
     def resolve(name: str) -> str | None:
