@@ -18,7 +18,13 @@ from typing import Any, NoReturn
 
 from bot.clock import SystemClock, iso
 from bot.config import Settings, load_settings
-from bot.domain.study import Study, StudyError, load_study, parse_hhmm
+from bot.domain.study import (
+    SHIPPED_PLACEHOLDER_PHONE,
+    Study,
+    StudyError,
+    load_study,
+    parse_hhmm,
+)
 from bot.i18n import parse_lang
 from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
@@ -222,6 +228,13 @@ async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
 async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) -> int:
     if not settings.token:
         print(TOKEN_HELP, file=sys.stderr, end="")
+        return 2
+    if study.contact_phone == SHIPPED_PLACEHOLDER_PHONE:
+        print(
+            f"diarybot: error: study.contact_phone in {study.source} is still the shipped "
+            "placeholder; set the site's staffed study phone before running the real bot.",
+            file=sys.stderr,
+        )
         return 2
     from bot.app import DiaryBot
 

@@ -18,6 +18,10 @@ TICK = "✓ "
 ERRORS = {
     "not_a_number": N_("Please type a number, for example {example}."),
     "whole_number": N_("Please type a whole number from {min} to {max}."),
+    "one_decimal": N_(
+        "Please type the number with at most one digit after the decimal point, "
+        "for example {example}."
+    ),
     "out_of_range": N_("Please give a number from {min} to {max}."),
     "too_long": N_("That is too long: please keep it under {max} characters."),
     "empty": N_("Please type a few words."),
@@ -88,7 +92,9 @@ def question(_: T, study: Study, o: Outcome) -> tuple[str, Buttons]:
         if current is not None:
             lines += ["", _("Your answer so far: {value}", value=value_text(_, item, current))]
         if item.kind == "number":
-            lines += ["", _("Type a number from {min} to {max}.", min=item.min, max=item.max)]
+            assert item.min is not None and item.max is not None
+            lo, hi = _fmt(item.min, True), _fmt(item.max, True)
+            lines += ["", _("Type a number from {min} to {max}.", min=lo, max=hi)]
         else:
             lines += ["", _("Type your answer (up to {max} characters).", max=study.max_free_text)]
     return "\n".join(lines), buttons
@@ -162,21 +168,24 @@ def status_text(_: T, patient: Patient, o: Outcome) -> str:
 def error_text(_: T, study: Study, o: Outcome) -> str:
     item = o.item
     msgid = ERRORS.get(o.error or "", ERRORS["use_buttons"])
-    lo = _fmt(item.min) if item and item.min is not None else ""
-    hi = _fmt(item.max) if item and item.max is not None else ""
+    number = bool(item and item.kind == "number")
+    lo = _fmt(item.min, number) if item and item.min is not None else ""
+    hi = _fmt(item.max, number) if item and item.max is not None else ""
     example = "38.5" if item and item.kind == "number" else "3"
     return _(
         msgid, min=lo, max=hi if o.error != "too_long" else study.max_free_text, example=example
     )
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, one_decimal: bool = False) -> str:
+    if one_decimal:  # a typed temperature: the same "35.0 to 43.0" as the question's hint
+        return f"{v:.1f}"
     return str(int(v)) if float(v).is_integer() else str(v)
 
 
 def prompt(_: T, occ: OccRow, *, reminder: bool = False) -> tuple[str, Buttons]:
     if reminder:
-        text = _("A gentle reminder: today's diary is still open. It takes about a minute.")
+        text = _("A gentle reminder: your diary is still open. It takes about a minute.")
     elif occ.form == "weekly":
         text = _("Time for your weekly diary. It takes about a minute.")
     else:

@@ -307,15 +307,13 @@ def list_line(_: T, study: Study, alert: Alert, now: datetime) -> str:
 
 
 def safety_text(_: T, study: Study) -> str:
-    """The study's approved patient safety message for an urgent alert: no diagnosis, no grade."""
+    """The study's approved patient safety message for an urgent alert: no diagnosis, no grade.
+
+    The text itself is the ethics-approved one from the study file (``[safety]``, per language,
+    versioned), not a catalog entry; only the phone line is ours."""
     return "\n".join(
         [
-            _(
-                "Your study team has been told about your answers and will contact you. If the "
-                "bleeding is heavy, you feel faint, or your fever is high, go to the nearest "
-                "emergency department or call {emergency} now.",
-                emergency=study.emergency_number,
-            ),
+            study.safety.text(_.locale),
             _("Study team phone: {phone}", phone=study.contact_phone),
         ]
     )
