@@ -60,6 +60,8 @@ QUIET = {
     "BM": "2",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
@@ -163,10 +165,10 @@ async def fill_until_review(
         msg = api.messages(user)[-1]
         if item is None:
             return occ
-        if item == "EVENTS":
-            api.press(user, msg.message_id, f"d:t:{occ}:EVENTS:NONE", language_code="en")
+        if item in ("COMPL", "EVENTS"):
+            api.press(user, msg.message_id, f"d:t:{occ}:{item}:NONE", language_code="en")
             await settle(bot, api)
-            api.press(user, msg.message_id, f"d:n:{occ}:EVENTS", language_code="en")
+            api.press(user, msg.message_id, f"d:n:{occ}:{item}", language_code="en")
         else:
             api.press(user, msg.message_id, f"d:a:{occ}:{item}:{answers[item]}", language_code="en")
     raise AssertionError("diary did not reach the review screen")

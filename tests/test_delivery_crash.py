@@ -98,10 +98,10 @@ class World:
 
 
 def _state(w: World, user: int) -> tuple[object, ...]:
-    """(occurrence id, its status, session occurrence, item asked, EVENTS answer) from SQLite."""
+    """(occurrence id, its status, session occurrence, item asked, its answer) from SQLite."""
     rows = w.read(
         "SELECT o.id, o.status, s.occurrence_id, s.item,"
-        " (SELECT value FROM answers a WHERE a.occurrence_id = o.id AND a.item = 'EVENTS')"
+        " (SELECT value FROM answers a WHERE a.occurrence_id = o.id AND a.item = s.item)"
         " FROM patients p JOIN occurrences o ON o.patient_id = p.id AND o.study_day = 0"
         " LEFT JOIN diary_sessions s ON s.patient_id = p.id WHERE p.user_id = ?",
         (user,),
@@ -139,8 +139,8 @@ async def _play(w: World, user: int, index: int) -> None:
             data = f"d:s:{occ}"
         elif item is None:
             data = f"d:x:{occ}"
-        elif item == "EVENTS":
-            data = f"d:n:{occ}:EVENTS" if events == "NONE" else f"d:t:{occ}:EVENTS:NONE"
+        elif item in ("COMPL", "EVENTS"):
+            data = f"d:n:{occ}:{item}" if events == "NONE" else f"d:t:{occ}:{item}:NONE"
         else:
             data = f"d:a:{occ}:{item}:{QUIET[str(item)]}"
         w.api.press(user, message.message_id, data, language_code="en")

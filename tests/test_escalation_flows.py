@@ -271,7 +271,7 @@ async def test_staff_commands(h: Harness) -> None:
     detail = coord.last.text or ""  # after the chart (bot/dataout)
     assert coord.messages[-2].photo is not None
     assert "Last 14 days:" in detail and "PAIN 9" in detail and "EVENTS MED" in detail
-    assert "No baseline diaries" in detail
+    assert "No baseline (fewer than 3" in detail
     await coord.send("/patient")
     assert coord.last.text == "Usage: /patient RP-001"
     await coord.send("/patient RP-999")

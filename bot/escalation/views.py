@@ -88,7 +88,7 @@ def _answer_lines(_: T, study: Study, event: Mapping[str, Any]) -> list[str]:
             short = _(study.item(code).short)
         except KeyError:
             short = code
-        lines.append(_("Baseline (mean) {item}: {value}", item=short, value=number(_, mean)))
+        lines.append(_("Baseline (median) {item}: {value}", item=short, value=number(_, mean)))
     return lines
 
 
@@ -138,7 +138,11 @@ def _body(_: T, study: Study, alert: Alert, now: datetime) -> list[str]:
             )
     if alert.details.get("no_baseline"):
         lines.append(
-            _("No baseline diaries: worsening from baseline cannot be checked for this patient.")
+            _(
+                "No baseline (fewer than {n} diaries before Day 0): worsening from baseline "
+                "cannot be checked for this patient; the fallback rules apply.",
+                n=study.baseline_min_diaries,
+            )
         )
     if alert.answered_at is not None:
         lines.append(

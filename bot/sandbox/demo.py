@@ -86,6 +86,8 @@ ALERT_ANSWERS: Answers = {
     "PAIN": "4",
     "BM": "4",
     "TENESMUS": "1",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
@@ -105,6 +107,8 @@ def everyday_answers(rng: random.Random) -> Answers:
         "BM": str(rng.choice([2, 3, 3])),
         "TENESMUS": rng.choice(["0", "1"]),
         "FEVER": "N",
+        "MUCUS": "0",
+        "COMPL": "NONE",
         "EVENTS": "NONE",
         "OTHER": "N",
     }
