@@ -94,9 +94,7 @@ def test_units_are_only_stripped_from_temperatures() -> None:
         parse_typed(BM, "3度", 100)
 
 
-@pytest.mark.parametrize(
-    ("typed", "stored"), [("3", "3"), ("２０", "20"), ("0", "0")]
-)
+@pytest.mark.parametrize(("typed", "stored"), [("3", "3"), ("２０", "20"), ("0", "0")])
 def test_counts_accept_full_width_digits(typed: str, stored: str) -> None:
     assert parse_typed(BM, typed, 100) == stored
 
@@ -133,9 +131,7 @@ def test_fever_question_has_a_weekly_wording() -> None:
     assert "24 hours" in STUDY.item("FEVER").question("daily")
 
 
-@pytest.mark.parametrize(
-    ("bleed", "dizzy"), [("0", False), ("1", False), ("2", True), ("3", True)]
-)
+@pytest.mark.parametrize(("bleed", "dizzy"), [("0", False), ("1", False), ("2", True), ("3", True)])
 def test_dizziness_is_asked_after_any_visible_blood(bleed: str, dizzy: bool) -> None:
     assert ("BLEED_FAINT" in _asked(5, {"BLEED": bleed})) is dizzy
 

@@ -530,8 +530,12 @@ def test_fallbacks_never_judge_baseline_diaries() -> None:
 def test_fallback_rule_cannot_compare_with_baseline(tmp_path: Path) -> None:
     from bot.domain.study import StudyError, load_study
 
-    text = Path(STUDY.source).read_text(encoding="utf-8").replace(
-        'when = { item = "BM", gte = 10 }', 'when = { item = "BM", above_baseline_gte = 10 }'
+    text = (
+        Path(STUDY.source)
+        .read_text(encoding="utf-8")
+        .replace(
+            'when = { item = "BM", gte = 10 }', 'when = { item = "BM", above_baseline_gte = 10 }'
+        )
     )
     path = tmp_path / "study.toml"
     path.write_text(text, encoding="utf-8")

@@ -6,9 +6,15 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from bot.domain.study import SHIPPED_PLACEHOLDER_PHONE, load_study
 from bot.localapi import LocalBotApi
-from tests.sandbox_support import clean_env, free_port, launch, read_until, stop
+from tests.sandbox_support import (
+    clean_env,
+    free_port,
+    launch,
+    read_until,
+    site_study_file,
+    stop,
+)
 
 
 def test_up_without_a_token_starts_the_sandbox_and_says_so_first(tmp_path: Path) -> None:
@@ -36,13 +42,7 @@ async def test_up_with_a_token_runs_the_real_bot_and_says_so_first(tmp_path: Pat
     api = LocalBotApi()
     await api.start()
     # The real bot needs the site's own contact phone (the shipped one is a placeholder).
-    site_study = tmp_path / "site-study.toml"
-    site_study.write_text(
-        Path(load_study().source)
-        .read_text(encoding="utf-8")
-        .replace(SHIPPED_PLACEHOLDER_PHONE, "+86 21 5555 0100"),
-        encoding="utf-8",
-    )
+    site_study = site_study_file(tmp_path)
     env = clean_env(
         TELEGRAM_BOT_TOKEN="123456:TEST-TOKEN",
         TELEGRAM_BASE_URL=api.base_url,

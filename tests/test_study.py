@@ -39,7 +39,7 @@ def test_the_packaged_study_is_valid() -> None:
         ("days = [0, 730]", "dayz = [0, 730]", r"items\[\d+\]\.dayz: unknown key here"),
         ("days = [0, 14]", "dayz = [0, 14]", r"rules\[\d+\]\.when\.dayz: unknown key here"),
         # the safety text: every study language, only the {emergency} placeholder
-        ("\nen = \"Your study team", "\nfr = \"Your study team", r"safety\.text\.en: missing"),
+        ('\nen = "Your study team', '\nfr = "Your study team', r"safety\.text\.en: missing"),
         ('version = "2026-11-30 v2"\n', "", r"safety\.version: missing"),
         ("call {emergency} now", "call {phone} now", r"safety\.text\.en: the only placeholder"),
         ("baseline_min_diaries = 3", "baseline_min_diaries = 0", "must be 1 or more"),

@@ -233,11 +233,12 @@ def evaluate(
     """The urgent and review findings for a just-completed diary, in study rule order.
 
     ``history`` is the patient's earlier completed diaries, oldest first; baseline ones (before
-    Day 0) may be included and are ignored here. A rule with ``consecutive = N`` fires only when it also
-    held on each of the N-1 most recent earlier non-baseline diaries: missed diaries are not in
-    the history, so "in a row" means the preceding *completed* diaries (clinical.md's "2
+    Day 0) may be included and are ignored here. A rule with ``consecutive = N`` fires only when
+    it also held on each of the N-1 most recent earlier non-baseline diaries: missed diaries are
+    not in the history, so "in a row" means the preceding *completed* diaries (clinical.md's "2
     consecutive diaries"), and a single bad day followed by a better one breaks the run. If the
-    history is shorter than N-1, the rule cannot fire yet.
+    history is shorter than N-1, the rule cannot fire yet. A ``without_baseline`` rule (a
+    fallback) runs only while its items have no baseline, and never on a baseline diary.
 
     Only diaries of earlier study days count as predecessors, so passing the current diary in
     ``history`` too, or re-evaluating an old diary against a longer history, is safe.
