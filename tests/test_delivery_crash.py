@@ -35,6 +35,7 @@ from bot.services.runtime import Runtime
 from storage import audit
 from storage.db import Database
 from tests.diary_helpers import QUIET
+from tests.sandbox_support import site_study_file
 
 PATIENTS = 150
 PLAYERS = 12
@@ -158,6 +159,7 @@ async def _child(w: World, log: Path) -> asyncio.subprocess.Process:
         TELEGRAM_BASE_URL=w.api.base_url,
         TELEGRAM_BASE_FILE_URL=w.api.base_file_url,
         DIARYBOT_DB=str(w.db_path),
+        DIARYBOT_STUDY=str(site_study_file(w.db_path.parent)),  # `run` needs the site's phone
         PTB_TIMEDELTA="true",
     )
     with log.open("ab") as out:
