@@ -17,13 +17,15 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from bot import messenger
+from bot.channels.patients import notify_patient, route_for_patient
 from bot.clock import from_iso, iso
 from bot.i18n import t
 from bot.messenger import Priority
+from bot.services.diary import close_unsubmitted
 from bot.services.runtime import Runtime
 from conversations import diary_view
 from storage import audit, repo
+from storage import channels as channel_store
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +122,9 @@ class DiaryScheduler:
         async with self.rt.db.transaction() as conn:
             rows = await repo._all(
                 conn,
-                "SELECT o.id, o.key, o.status, p.subject, p.id AS pid FROM occurrences o"
-                " JOIN patients p ON p.id = o.patient_id"
+                "SELECT o.id, o.key, o.status, p.subject, p.id AS pid,"
+                " EXISTS (SELECT 1 FROM answers a WHERE a.occurrence_id = o.id) AS answered"
+                " FROM occurrences o JOIN patients p ON p.id = o.patient_id"
                 " WHERE o.status IN ('scheduled', 'prompted', 'reminded') AND o.closes_at <= ?",
                 (iso(now),),
             )
@@ -143,6 +146,8 @@ class DiaryScheduler:
                     old=r["status"],
                     new="missed",
                 )
+                if r["answered"]:  # answers given without Submit stay as data (incomplete)
+                    await close_unsubmitted(conn, self.rt.study, r["id"], r["subject"], now)
 
     async def _send_prompts(self, now: datetime) -> None:
         await self._notify(now, "scheduled", "opens_at", "prompted", "prompted_at", False)
@@ -168,20 +173,24 @@ class DiaryScheduler:
                 # A prompt that went out after the reminder time (late link, catch-up after
                 # downtime) is its own reminder: no second message in the same breath.
                 f" AND (o.prompted_at IS NULL OR o.prompted_at < o.remind_at)"
-                f" AND p.status = 'active' AND p.chat_id IS NOT NULL AND p.unreachable = 0"
+                f" AND p.status = 'active'"
                 f" ORDER BY o.{due_col}",
                 (status, n, n),
             )
             for r in rows:
                 occ = repo.OccRow.from_row(r)
                 patient = await repo.patient_by_id(conn, r["pid"])
-                assert patient is not None and patient.chat_id is not None
+                row = await channel_store.patient_row(conn, r["pid"])
+                if patient is None or route_for_patient(row) is None:
+                    continue  # no chat yet, blocked the bot, or a web patient without a phone
                 text, buttons = diary_view.prompt(t(patient.lang), occ, reminder=reminder)
-                await messenger.enqueue(
+                await notify_patient(  # the chat, or an SMS for a web-diary patient
                     conn,
                     now,
-                    patient.chat_id,
-                    text,
+                    self.rt.study,
+                    row,
+                    "reminder" if reminder else "prompt",
+                    telegram_text=text,
                     buttons=buttons,
                     priority=Priority.PROMPT,
                     ref=f"{new_status}:{occ.id}",

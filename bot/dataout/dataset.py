@@ -23,6 +23,8 @@ import aiosqlite
 
 from bot.clock import from_iso, iso
 from bot.domain.study import Study
+from bot.services.study_versions import study_of
+from storage import versions
 
 # Occurrence status → the status an export shows. An occurrence still waiting for its window to
 # close (scheduled, prompted, reminded) is "open": not missed yet, not data yet.
@@ -35,7 +37,10 @@ EXPORT_STATUS = {
     "prompted": "open",
     "reminded": "open",
 }
-STATUSES = ("completed", "missed", "paused", "withdrawn", "open")
+STATUSES = ("completed", "incomplete", "missed", "paused", "withdrawn", "open")
+# A diary that closed unsubmitted with answers (window over, patient paused or withdrawn) is
+# "incomplete" whatever its occurrence status: its answers so far are data (migration 0007).
+INCOMPLETE = "incomplete"
 
 
 class UnknownSubject(LookupError):
@@ -76,6 +81,7 @@ class Diary:
     submitted_at: datetime | None
     answers: tuple[Answer, ...]  # submitted answers only, in study item order
     status_audit: AuditRec | None = None  # the entry that completed or closed the diary
+    study_version: int | None = None  # submitted under (None: not submitted, or unversioned)
     # item code → its audit entries in order, including answers changed or dropped before
     # submission and corrections after it (study item order).
     history: dict[str, tuple[AuditRec, ...]] = field(default_factory=dict)
@@ -117,6 +123,10 @@ class Dataset:
     subjects: tuple[Subject, ...]
     users: tuple[User, ...] = field(default_factory=tuple)
     since: date | None = None
+    # (version, its definition) of every study file the bot ran with, and the running one;
+    # empty when the database predates versioning (then the given study is the only one)
+    versions: tuple[tuple[int, Study], ...] = ()
+    current_version: int | None = None
 
 
 def _read_only_uri(path: str | Path) -> str:
@@ -203,7 +213,7 @@ async def _history(
         entity = r["entity"]
         if "/" in entity:
             per_item.setdefault(entity, []).append(_audit(r, staff))
-        elif r["action"] in ("diary_submitted", "diary_missed"):
+        elif r["action"] in ("diary_submitted", "diary_missed", "diary_incomplete"):
             per_diary[entity] = _audit(r, staff)
     return per_item, per_diary
 
@@ -228,12 +238,16 @@ async def _subject(
     now: datetime,
     since: date | None,
     staff: dict[int, tuple[str, str]] | None,
+    versioned: bool = False,
+    incomplete: bool = True,
 ) -> Subject:
     """One subject's opened diaries, submitted answers and (with `staff`) their history."""
     occ_rows = await _all(
         conn,
-        "SELECT id, key, phase, form, study_day, local_date, status, submitted_at"
-        " FROM occurrences WHERE patient_id = ? AND (opens_at <= ? OR status = 'completed')"
+        "SELECT id, key, phase, form, study_day, local_date, status, submitted_at,"
+        f" {'study_version' if versioned else 'NULL'} AS study_version,"
+        f" {'incomplete_at' if incomplete else 'NULL'} AS incomplete_at FROM occurrences"
+        " WHERE patient_id = ? AND (opens_at <= ? OR status = 'completed')"
         " AND local_date >= ? ORDER BY study_day, opens_at",
         (p["id"], iso(now), since.isoformat() if since else ""),  # "" precedes every date
     )
@@ -241,7 +255,8 @@ async def _subject(
         conn,
         "SELECT a.occurrence_id, a.item, a.value, a.answered_at, a.submitted_at"
         " FROM answers a JOIN occurrences o ON o.id = a.occurrence_id"
-        " WHERE o.patient_id = ? AND a.submitted_at IS NOT NULL",
+        " WHERE o.patient_id = ? AND (a.submitted_at IS NOT NULL"
+        f"{' OR o.incomplete_at IS NOT NULL' if incomplete else ''})",
         (p["id"],),
     )
     item_order = {it.code: i for i, it in enumerate(study.items)}
@@ -262,18 +277,21 @@ async def _subject(
                 form=o["form"],
                 study_day=o["study_day"],
                 local_date=date.fromisoformat(o["local_date"]),
-                status=EXPORT_STATUS.get(o["status"], o["status"]),
+                status=INCOMPLETE
+                if o["incomplete_at"]
+                else EXPORT_STATUS.get(o["status"], o["status"]),
                 submitted_at=from_iso(o["submitted_at"]) if o["submitted_at"] else None,
                 answers=tuple(
                     Answer(
                         item=a["item"],
                         value=a["value"],
                         answered_at=from_iso(a["answered_at"]),
-                        submitted_at=from_iso(a["submitted_at"]),
+                        submitted_at=from_iso(a["submitted_at"]) if a["submitted_at"] else None,
                     )
                     for a in by_occ.get(o["id"], [])
                 ),
                 status_audit=status_audit.get(key),
+                study_version=o["study_version"],
                 history={
                     it.code: tuple(history[f"{key}/{it.code}"])
                     for it in study.items
@@ -304,8 +322,9 @@ async def load(
     """Every opened diary of every (or one) subject, with submitted answers and their history.
 
     Diaries count from the day the window opened (`opens_at <= now`); `since` keeps diaries whose
-    local date is on or after it. Answers of a diary that was never submitted are drafts, not
-    data: they stay in the audit trail and out of the export.
+    local date is on or after it. Answers of a diary still open are drafts, not data: they stay
+    in the audit trail and out of the export; a diary that closed unsubmitted keeps its answers
+    as data, with the status "incomplete".
     """
     params: tuple[object, ...] = ()
     where = ""
@@ -321,7 +340,24 @@ async def load(
         raise UnknownSubject(subject)
     staff = await staff_pseudonyms(conn)
     history_staff = staff if with_history else None
-    subjects = [await _subject(conn, study, p, now, since, history_staff) for p in prows]
+    versioned = await _table_exists(conn, "study_versions")
+    # incomplete diaries (migration 0007); a file from before it has none
+    incomplete = bool(
+        await _all(
+            conn, "SELECT 1 FROM pragma_table_info('occurrences') WHERE name = 'incomplete_at'"
+        )
+    )
+    subjects = [
+        await _subject(conn, study, p, now, since, history_staff, versioned, incomplete)
+        for p in prows
+    ]
+    known: tuple[tuple[int, Study], ...] = ()
+    current = None
+    if versioned:
+        known = tuple(
+            (v.version, study_of(v.content, study)) for v in await versions.all_versions(conn)
+        )
+        current = await versions.current(conn)
     users = [User("system", "system"), User("cli", "system")]
     users += [User(s["subject"], "subject") for s in prows]
     users += [User(name, "staff", role) for name, role in staff.values()]
@@ -332,4 +368,6 @@ async def load(
         subjects=tuple(subjects),
         users=tuple(users),
         since=since,
+        versions=known,
+        current_version=current,
     )

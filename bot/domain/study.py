@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.domain.sms_templates import SmsConfigError, SmsTemplates, parse_sms
+
 ITEM_KINDS = ("single", "multi", "scale", "count", "number", "text")
 LEVELS = ("urgent", "review", "compliance")
 FORMS = ("daily", "weekly")
@@ -111,6 +113,12 @@ class Rule:
     def needs_baseline(self) -> bool:
         return any(c.needs_baseline for c in self.conditions)
 
+    @property
+    def needs_history(self) -> bool:
+        """Judging it needs the patient's earlier diaries: a baseline (or knowing there is
+        none, for a fallback) or the diaries before this one."""
+        return self.needs_baseline or self.without_baseline or self.consecutive > 1
+
 
 @dataclass(frozen=True)
 class Safety:
@@ -155,7 +163,9 @@ class Study:
     sae_report_within_hours: float = 24
     message_text_keep_days: int = 30
     baseline_min_diaries: int = 3
+    sms: SmsTemplates | None = None  # [sms]: provider-approved templates (bot/domain/sms_templates)
     source: str = field(default="", compare=False)
+    content: str = field(default="", compare=False, repr=False)  # the file's text, as read
 
     def item(self, code: str) -> Item:
         for it in self.items:
@@ -184,17 +194,19 @@ def load_study(path: str | Path | None = None) -> Study:
     """Read and validate a study definition (the packaged NCT06438809 one by default)."""
     p = Path(path) if path else default_study_path()
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError as exc:
         raise StudyError(f"study definition not found: {p}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{p}: not valid TOML: {exc}") from exc
     study = parse_study(raw)
-    return _with_source(study, str(p))
+    return _with_source(study, str(p), text)
 
 
-def _with_source(study: Study, source: str) -> Study:
+def _with_source(study: Study, source: str, content: str = "") -> Study:
     object.__setattr__(study, "source", source)
+    object.__setattr__(study, "content", content)
     return study
 
 
@@ -484,6 +496,7 @@ def parse_study(raw: dict[str, Any]) -> Study:
         sae_report_within_hours=esc.get("sae_report_within_hours", float, 24.0),
         message_text_keep_days=keep_days,
         baseline_min_diaries=min_baseline,
+        sms=_sms(top.get("sms", dict, None), languages),
     )
     top.reject_unknown()  # after every read above, including the ones in Study(...)
     return study
@@ -501,6 +514,11 @@ def _safety(r: _Reader, languages: tuple[str, ...]) -> Safety:
         emergency_number=r.text("emergency_number"),
         texts=tuple(by_lang.items()),
     )
+def _sms(raw: dict[str, Any] | None, languages: tuple[str, ...]) -> SmsTemplates | None:
+    try:
+        return parse_sms(raw, languages)
+    except SmsConfigError as exc:
+        raise StudyError(str(exc)) from exc
 
 
 def _check_codes(cond: Condition, item: Item, where: str) -> None:
