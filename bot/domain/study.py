@@ -514,6 +514,8 @@ def _safety(r: _Reader, languages: tuple[str, ...]) -> Safety:
         emergency_number=r.text("emergency_number"),
         texts=tuple(by_lang.items()),
     )
+
+
 def _sms(raw: dict[str, Any] | None, languages: tuple[str, ...]) -> SmsTemplates | None:
     try:
         return parse_sms(raw, languages)
