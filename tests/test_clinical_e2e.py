@@ -205,3 +205,25 @@ def _occ(p: Player) -> str:
         if data and data.startswith("d:"):
             return data.split(":")[2]
     raise AssertionError("no diary buttons")
+
+
+async def test_median_baseline_decides_and_fallbacks_stand_down(harness: Harness) -> None:
+    """Three baseline diaries make a baseline (median 5 a day): 10 bowel movements on Day 0 are
+    +5 (review), not the no-baseline urgent fallback, even while the diary is being answered."""
+    h = harness
+    p = await h.patient(501, "RP-001", lang="en", injection=date(2026, 12, 3))
+    await h.advance(hours=1)  # 20:00 on Nov 30: Day -3
+    for bm in ("5", "4", "9"):  # median 5 (a mean would be 6)
+        await fill_diary(p, {**QUIET, "BM": bm})
+        await h.advance(days=1)  # the next evening; after the third: Day 0 (Dec 3), 20:00
+    await fill_diary(p, {**QUIET, "BM": "10"}, submit=False)
+    assert await alerts(h) == []  # nothing urgent while it is answered
+    await p.press_data(f"d:x:{_occ(p)}", p.last_with_buttons())
+    assert await alerts(h) == [("BM_REVIEW", "review", 0)]
+
+
+async def test_without_baseline_ten_bowel_movements_are_urgent_at_once(harness: Harness) -> None:
+    h = harness
+    p = await on_day(h, 5)  # enrolled after the injection: no baseline diaries
+    await fill_diary(p, {**QUIET, "BM": "10"}, submit=False)
+    assert await alerts(h) == [("BM_NOBASE_URGENT", "urgent", 5)]  # before Submit
