@@ -13,6 +13,7 @@ from bot.escalation.views import safety_text
 from bot.followup import lifecycle
 from bot.i18n import t
 from tests.diary_helpers import QUIET
+from tests.escalation_support import EN_COORD, alert_messages
 from tests.harness import Harness, Player, fill_diary
 
 EN = t("en")
@@ -137,12 +138,17 @@ async def test_weekly_diary_asks_fever_and_the_efficacy_items(harness: Harness) 
     assert safety_text(EN, h.study) in "\n".join(p.texts())
 
 
-async def test_complication_of_the_injection_is_urgent(harness: Harness) -> None:
-    h = harness
+async def test_complication_of_the_injection_is_urgent(escalation_team: Harness) -> None:
+    h = escalation_team
     p = await on_day(h, 2, lang="zh_Hans")
     await fill_diary(p, {**QUIET, "COMPL": "BELLY,PUS"})
-    found = await alerts(h)
-    assert ("COMPL_BELLY", "urgent", 2) in found and ("COMPL_PUS", "urgent", 2) in found
+    # One card for the diary's urgent findings, with both reasons on it.
+    assert await alerts(h) == [("COMPL_BELLY", "urgent", 2)]
+    cards = alert_messages(h, EN_COORD)
+    assert cards
+    card = cards[-1].text or ""
+    assert "New or severe belly pain, or a swollen belly" in card
+    assert "Pus or foul discharge from the back passage" in card
     assert await stored(h, "COMPL") == ["BELLY,PUS"]
     zh = safety_text(t("zh_Hans"), h.study)
     assert "急救电话120" in zh and zh in "\n".join(p.texts())
