@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from bot.domain.study import Condition, Item, Study
+from bot.domain.textsafety import has_xml_forbidden
 
 
 class InputError(ValueError):
@@ -144,6 +145,8 @@ def parse_typed(item: Item, text: str, max_text: int) -> str:
     needs a second decimal (``37.95``) is refused with ``one_decimal`` — never rounded, since
     rounding 37.95 to 38.0 would decide a fever rule on a number nobody reported.
     """
+    if item.kind == "text" and has_xml_forbidden(text):  # before strip(): it eats some of them
+        raise InputError("control_chars", item)
     text = text.strip()
     if item.kind == "text":
         if not text:
