@@ -259,13 +259,6 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     if not settings.token:
         print(TOKEN_HELP, file=sys.stderr, end="")
         return 2
-    if study.contact_phone == SHIPPED_PLACEHOLDER_PHONE:
-        print(
-            f"diarybot: error: study.contact_phone in {study.source} is still the shipped "
-            "placeholder; set the site's staffed study phone before running the real bot.",
-            file=sys.stderr,
-        )
-        return 2
     from bot.app import DiaryBot
     from bot.dataout.backup import BackupError
     from bot.ops import lock, service
@@ -281,6 +274,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             parse_address(health)
         except ValueError as exc:
             raise UsageError(f"--health / DIARYBOT_HEALTH: {exc}") from None
+    if study.contact_phone == SHIPPED_PLACEHOLDER_PHONE:  # patients must get a staffed number
+        raise UsageError(
+            f"study.contact_phone in {study.source} is still the shipped placeholder; "
+            "set the site's staffed study phone before running the real bot."
+        )
     try:
         policy = policy_from_env(settings.db_path)
         held = lock.acquire(settings.db_path)
