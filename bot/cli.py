@@ -21,7 +21,12 @@ from bot.clock import SystemClock
 from bot.config import Settings, load_settings
 from bot.dataout import cli as dataout_cli
 from bot.delivery import cli as delivery_cli
-from bot.domain.study import Study, StudyError, load_study
+from bot.domain.study import (
+    SHIPPED_PLACEHOLDER_PHONE,
+    Study,
+    StudyError,
+    load_study,
+)
 from bot.escalation import cli as escalation_cli
 from bot.followup import cli as followup_cli
 from bot.ops import cli as ops_cli
@@ -249,6 +254,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             parse_address(health)
         except ValueError as exc:
             raise UsageError(f"--health / DIARYBOT_HEALTH: {exc}") from None
+    if study.contact_phone == SHIPPED_PLACEHOLDER_PHONE:  # patients must get a staffed number
+        raise UsageError(
+            f"study.contact_phone in {study.source} is still the shipped placeholder; "
+            "set the site's staffed study phone before running the real bot."
+        )
     if not settings.db_path.exists() and not getattr(args, "init", False):
         # Never a silent new empty database (a wrong path, a deleted file): say so.
         print(

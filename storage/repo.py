@@ -279,6 +279,13 @@ async def occurrences_for(conn: aiosqlite.Connection, patient_id: int) -> list[O
     return [OccRow.from_row(r) for r in rows]
 
 
+async def set_study_days(conn: aiosqlite.Connection, changes: list[tuple[int, int]]) -> None:
+    """Relabel stored diaries with new study days, (occurrence id, day) each: after a re-anchor."""
+    await conn.executemany(
+        "UPDATE occurrences SET study_day = ? WHERE id = ?", [(day, i) for i, day in changes]
+    )
+
+
 async def insert_occurrences(
     conn: aiosqlite.Connection, patient_id: int, occs: list[Occurrence]
 ) -> None:
@@ -498,16 +505,16 @@ async def submitted_on_day(
 
 
 async def data_diaries_after(
-    conn: aiosqlite.Connection, patient_id: int, study_day: int, skip_phase: str, limit: int
+    conn: aiosqlite.Connection, patient_id: int, study_day: int, limit: int
 ) -> list[OccRow]:
     """The patient's next `limit` diaries that are data (submitted, or closed incomplete) after
-    `study_day`, not in phase `skip_phase` (the baseline), by study day."""
+    `study_day`, baseline diaries (before Day 0) left out, by study day."""
     rows = await _all(
         conn,
-        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day > ? AND phase != ?"
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day > ? AND study_day >= 0"
         " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
         " ORDER BY study_day LIMIT ?",
-        (patient_id, study_day, skip_phase, limit),
+        (patient_id, study_day, limit),
     )
     return [OccRow.from_row(r) for r in rows]
 

@@ -15,7 +15,7 @@ import aiosqlite
 
 from bot.clock import iso
 from bot.domain import questionnaire as q
-from bot.domain.rules import BASELINE_PHASE, EVALUATED_LEVELS, Finding
+from bot.domain.rules import EVALUATED_LEVELS, Finding
 from bot.domain.study import Item
 from bot.domain.textsafety import has_xml_forbidden
 from bot.escalation import service
@@ -280,9 +280,7 @@ async def _later_diaries(
     if reach <= 0:
         return []
     raised: list[service.Raised] = []
-    for later in await repo.data_diaries_after(
-        conn, patient.id, occ.study_day, BASELINE_PHASE, reach
-    ):
+    for later in await repo.data_diaries_after(conn, patient.id, occ.study_day, reach):
         answers = await repo.answers(conn, later.id)
         state = "submitted" if later.status == "completed" else "incomplete"
         _findings, done = await service.evaluate_and_apply(
