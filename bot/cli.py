@@ -239,7 +239,6 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             parse_bind(settings.web)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from bot.app import DiaryBot
     from bot.dataout.backup import BackupError
     from bot.ops import lock, service
     from bot.ops.backups import BackupSchedule, PolicyError, policy_from_env
@@ -277,6 +276,10 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         print(f"diarybot: error: {exc}", file=sys.stderr)
         return 1
     with held:
+        # Only now: bot.app imports every feature (the charts: matplotlib), and the checks above
+        # must answer quickly with one line (matplotlib's first import logs its font cache).
+        from bot.app import DiaryBot
+
         clock = SystemClock()
         try:
             bot = await DiaryBot.create(
