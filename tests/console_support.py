@@ -31,12 +31,25 @@ async def console_client(h: Harness) -> AsyncIterator[TestClient[Any, Any]]:
         yield client
 
 
-async def invite(h: Harness, email: str, role: str, *, telegram_id: int | None = None,
-                 name: str = "Zhou Min", lang: str = "en") -> str:
+async def invite(
+    h: Harness,
+    email: str,
+    role: str,
+    *,
+    telegram_id: int | None = None,
+    name: str = "Zhou Min",
+    lang: str = "en",
+) -> str:
     async with h.rt.db.transaction() as conn:
         inv = await accounts.create_account(
-            h.rt, conn, email=email, name=name, role=role, lang=lang,
-            telegram_id=telegram_id, by="cli",
+            h.rt,
+            conn,
+            email=email,
+            name=name,
+            role=role,
+            lang=lang,
+            telegram_id=telegram_id,
+            by="cli",
         )
     return inv.token
 
@@ -75,8 +88,9 @@ async def accept_invite(h: Harness, client: TestClient[Any, Any], token: str) ->
     return secret
 
 
-async def sign_in(h: Harness, client: TestClient[Any, Any], email: str, secret: str,
-                  password: str = PASSWORD) -> int:
+async def sign_in(
+    h: Harness, client: TestClient[Any, Any], email: str, secret: str, password: str = PASSWORD
+) -> int:
     csrf = await form_csrf(client, "/console/login")
     resp = await client.post(
         "/console/login",
@@ -86,8 +100,7 @@ async def sign_in(h: Harness, client: TestClient[Any, Any], email: str, secret: 
     return resp.status
 
 
-async def member(h: Harness, client: TestClient[Any, Any], email: str, role: str,
-                 **kw: Any) -> str:
+async def member(h: Harness, client: TestClient[Any, Any], email: str, role: str, **kw: Any) -> str:
     """Invited, set up and signed in; returns the TOTP secret."""
     secret = await accept_invite(h, client, await invite(h, email, role, **kw))
     assert await sign_in(h, client, email, secret) == 303

@@ -195,8 +195,12 @@ async def test_security_headers_on_every_page(harness: Harness) -> None:
 async def test_cli_invites_by_email(harness: Harness, capsys) -> None:  # type: ignore[no-untyped-def]
     h = harness
     args = argparse.Namespace(
-        staff_command="add", telegram_id=None, email="mon@example.org", role="monitor",
-        name="Monitor M", lang="en",
+        staff_command="add",
+        telegram_id=None,
+        email="mon@example.org",
+        role="monitor",
+        name="Monitor M",
+        lang="en",
     )
     assert await cmd_staff(args, h.rt) == 0
     out = capsys.readouterr().out

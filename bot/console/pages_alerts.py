@@ -54,7 +54,9 @@ async def alert_page(request: web.Request) -> web.Response:
     return await _show(request, member.account.lang, notice=None)
 
 
-async def _show(request: web.Request, lang: str, *, notice: str | None, status: int = 200) -> web.Response:
+async def _show(
+    request: web.Request, lang: str, *, notice: str | None, status: int = 200
+) -> web.Response:
     member = await require(request, permissions.VIEW)
     rt = console(request).rt
     alert_id = int(request.match_info["id"])
@@ -120,9 +122,13 @@ async def act(request: web.Request) -> web.StreamResponse:
     elif cb.verb == "note":
         note = str(form.get("note", "")).strip()
         if not note:
-            return await _show(request, member.account.lang, notice=message(_, "note_empty"), status=400)
+            return await _show(
+                request, member.account.lang, notice=message(_, "note_empty"), status=400
+            )
         if len(note) > NOTE_MAX:
-            return await _show(request, member.account.lang, notice=message(_, "note_long"), status=400)
+            return await _show(
+                request, member.account.lang, notice=message(_, "note_long"), status=400
+            )
         result = await service.add_note(rt, staff, alert_id, note)
     else:
         return await _show(request, member.account.lang, notice=message(_, "stale"), status=409)

@@ -220,7 +220,9 @@ def templates() -> jinja2.Environment:
     )
 
 
-def build(rt: Runtime, *, box: SecretBox | None = None, secure_cookies: bool = False) -> web.Application:
+def build(
+    rt: Runtime, *, box: SecretBox | None = None, secure_cookies: bool = False
+) -> web.Application:
     from bot.console import pages_alerts, pages_auth
 
     app = web.Application(middlewares=[security_headers, session, csrf], client_max_size=MAX_BODY)
