@@ -203,3 +203,62 @@ async def revoke_all(conn: aiosqlite.Connection, staff_id: int, now: datetime) -
         (iso(now), staff_id),
     )
     return cur.rowcount
+
+
+# --------------------------------------------------------------------------- audit trail views
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    subject: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    since: str | None = None  # ISO date (UTC), inclusive
+    until: str | None = None  # ISO date (UTC), inclusive
+
+
+async def audit_rows(
+    conn: aiosqlite.Connection, f: AuditFilter, *, limit: int = 500
+) -> list[aiosqlite.Row]:
+    """The newest `limit` audit entries matching the filter, newest first."""
+    where, params = [], []
+    if f.subject:
+        where.append("subject = ?")
+        params.append(f.subject)
+    if f.actor:
+        where.append("actor = ?")
+        params.append(f.actor)
+    if f.action:
+        where.append("action = ?")
+        params.append(f.action)
+    if f.since:
+        where.append("at >= ?")
+        params.append(f.since)
+    if f.until:
+        where.append("at < date(?, '+1 day')")
+        params.append(f.until)
+    sql = "SELECT * FROM audit"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    return await _all(conn, sql, (*params, limit))
+
+
+async def audit_actions(conn: aiosqlite.Connection) -> list[str]:
+    rows = await _all(conn, "SELECT DISTINCT action FROM audit ORDER BY action")
+    return [r["action"] for r in rows]
+
+
+async def subjects(conn: aiosqlite.Connection) -> list[str]:
+    rows = await _all(conn, "SELECT subject FROM patients ORDER BY subject")
+    return [r["subject"] for r in rows]
+
+
+async def completed_diaries(conn: aiosqlite.Connection, patient_id: int) -> list[aiosqlite.Row]:
+    """The diaries a site correction may change: submitted ones, by study day."""
+    return await _all(
+        conn,
+        "SELECT id, key, study_day, local_date, form FROM occurrences"
+        " WHERE patient_id = ? AND status = 'completed' ORDER BY study_day",
+        (patient_id,),
+    )

@@ -11,6 +11,7 @@ Every outcome is audited in the transaction that causes it. Nothing here reads t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -148,6 +149,7 @@ async def invited(rt: Runtime, token: str) -> store.Account | None:
 async def set_password(rt: Runtime, box: SecretBox, token: str, password: str) -> str:
     """First step of an invite: the password; returns the new TOTP secret to show."""
     now = rt.now()
+    hashed = await asyncio.to_thread(_hasher.hash, password[:256])
     async with rt.db.transaction() as conn:
         staff_id = await store.invite(conn, token_hash(token), now)
         acc = await store.account(conn, staff_id) if staff_id is not None else None
@@ -160,7 +162,7 @@ async def set_password(rt: Runtime, box: SecretBox, token: str, password: str) -
         await store.update(
             conn,
             acc.staff_id,
-            password_hash=_hasher.hash(password),
+            password_hash=hashed,
             totp_secret=box.encrypt(secret),
             totp_confirmed=0,
             totp_last_step=None,
@@ -225,18 +227,29 @@ async def sign_in(rt: Runtime, box: SecretBox, email: str, password: str, code: 
     attacker nothing about which part was right.
     """
     now = rt.now()
+    # argon2 takes tens of milliseconds on purpose: check it in a thread, before taking the
+    # write lock, against the hash read now (a hash changed meanwhile counts as a mismatch).
+    before = await store.account_by_email(rt.db.conn, email)
+    checked = before.password_hash if before is not None else None
+    ok = checked is not None and await asyncio.to_thread(_password_ok, checked, password[:256])
     # Refusals are recorded and committed first, then raised: raising inside the transaction
     # would roll back the failure count along with everything else.
     async with rt.db.transaction() as conn:
-        refusal, done = await _sign_in(conn, box, email, password, code, now)
+        refusal, done = await _sign_in(conn, box, email, checked if ok else None, code, now)
     if done is None:
         raise AccountError(refusal)
     return done
 
 
 async def _sign_in(
-    conn: aiosqlite.Connection, box: SecretBox, email: str, password: str, code: str, now: datetime
+    conn: aiosqlite.Connection,
+    box: SecretBox,
+    email: str,
+    matched_hash: str | None,
+    code: str,
+    now: datetime,
 ) -> tuple[str, SignedIn | None]:
+    """`matched_hash`: the password hash the given password matched, or None."""
     acc = await store.account_by_email(conn, email)
     if acc is None or not acc.active or acc.password_hash is None:
         await audit.record(conn, now, "system", "console_login_failed", new={"reason": "unknown"})
@@ -249,25 +262,31 @@ async def _sign_in(
         await audit.record(conn, now, who, "console_login_failed", new={"reason": "no_totp"})
         return "login_failed", None
     step = None
-    if _password_ok(acc.password_hash, password):
+    if matched_hash is not None and matched_hash == acc.password_hash:
         step = _totp_step(box.decrypt(acc.totp_secret), code, now, acc.totp_last_step)
     if step is None:
-        failed = acc.failed_logins + 1
-        locked = failed >= MAX_FAILED
-        await store.update(
-            conn, acc.staff_id, failed_logins=failed, locked_at=now if locked else None
-        )
-        await audit.record(conn, now, who, "console_login_failed", new={"failed": failed})
-        if not locked:
-            return "login_failed", None
-        await store.revoke_all(conn, acc.staff_id, now)
-        await audit.record(conn, now, "system", "console_locked", entity=who)
-        return "locked", None
+        locked = await _count_failure(conn, acc, now, "console_login_failed")
+        return ("locked" if locked else "login_failed"), None
     cookie, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     await store.update(conn, acc.staff_id, failed_logins=0, totp_last_step=step)
     await store.add_session(conn, token_hash(cookie), acc.staff_id, csrf, now)
     await audit.record(conn, now, who, "console_login")
     return "", SignedIn(acc, cookie, csrf)
+
+
+async def _count_failure(
+    conn: aiosqlite.Connection, acc: store.Account, now: datetime, action: str
+) -> bool:
+    """One more failed password or code; the fifth locks the account and ends its sessions.
+    Returns whether it is now locked."""
+    failed = acc.failed_logins + 1
+    locked = failed >= MAX_FAILED
+    await store.update(conn, acc.staff_id, failed_logins=failed, locked_at=now if locked else None)
+    await audit.record(conn, now, actor(acc.staff_id), action, new={"failed": failed})
+    if locked:
+        await store.revoke_all(conn, acc.staff_id, now)
+        await audit.record(conn, now, "system", "console_locked", entity=actor(acc.staff_id))
+    return locked
 
 
 def _password_ok(stored: str, password: str) -> bool:
@@ -312,6 +331,20 @@ async def current(rt: Runtime, cookie: str | None) -> Current | None:
         async with rt.db.transaction() as conn:
             await store.touch_session(conn, th, now)
     return Current(acc, th, sess.csrf)
+
+
+async def check_signature(rt: Runtime, who: Current, password: str) -> bool:
+    """The second component of an electronic signature: the signed-in member's own password.
+    A wrong one is audited and counts towards the lockout, like a failed sign-in."""
+    now = rt.now()
+    stored = who.account.password_hash
+    if stored is not None and await asyncio.to_thread(_password_ok, stored, password[:256]):
+        return True
+    async with rt.db.transaction() as conn:
+        acc = await store.account(conn, who.account.staff_id)
+        if acc is not None:
+            await _count_failure(conn, acc, now, "e_signature_failed")
+    return False
 
 
 async def sign_out(rt: Runtime, who: Current, *, everywhere: bool) -> None:

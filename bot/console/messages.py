@@ -50,3 +50,19 @@ ROLE_LABELS = {
 
 def role_label(_: T, role: str) -> str:
     return _(ROLE_LABELS[role]) if role in ROLE_LABELS else role
+
+
+DIARY_STATUS = {
+    "completed": N_("submitted"),
+    "incomplete": N_("incomplete"),
+    "missed": N_("missed"),
+    "scheduled": N_("open"),
+    "prompted": N_("open"),
+    "reminded": N_("open"),
+    "paused": N_("paused"),
+    "withdrawn": N_("withdrawn"),
+}
+
+
+def diary_status(_: T, status: str) -> str:
+    return _(DIARY_STATUS[status]) if status in DIARY_STATUS else status

@@ -223,7 +223,14 @@ def templates() -> jinja2.Environment:
 def build(
     rt: Runtime, *, box: SecretBox | None = None, secure_cookies: bool = False
 ) -> web.Application:
-    from bot.console import pages_alerts, pages_auth
+    from bot.console import (
+        pages_alerts,
+        pages_auth,
+        pages_data,
+        pages_manage,
+        pages_patients,
+        pages_staff,
+    )
 
     app = web.Application(middlewares=[security_headers, session, csrf], client_max_size=MAX_BODY)
     app[CONSOLE] = Console(
@@ -234,6 +241,10 @@ def build(
     )
     pages_auth.add_routes(app)
     pages_alerts.add_routes(app)
+    pages_patients.add_routes(app)
+    pages_manage.add_routes(app)
+    pages_data.add_routes(app)
+    pages_staff.add_routes(app)
     app.router.add_static("/static", str(_static_dir()), name="static")
     return app
 
