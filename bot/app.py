@@ -14,17 +14,20 @@ from typing import Any
 from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.ext import Application, ApplicationBuilder
 
+from bot.channels.config import routes_from_env
+from bot.channels.dispatcher import ChannelDispatcher
 from bot.clock import Clock, FakeClock
 from bot.delivery.poller import DurablePoller
 from bot.domain.study import Study
 from bot.i18n import t
 from bot.scheduler import DiaryScheduler
 from bot.sender import Pacing, Sender
+from bot.services import study_versions
 from bot.services.diary import DiaryService
 from bot.services.runtime import Runtime
 from conversations import router
 from storage import audit, repo
-from storage.db import Database, UpdateMark, handling_update
+from storage.db import BeforeMigrate, Database, UpdateMark, handling_update
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ class DiaryBot:
     diary: DiaryService
     extras: dict[str, object] = field(default_factory=dict)
     poller: DurablePoller | None = None
+    channels: ChannelDispatcher | None = None  # SMS, WeCom, e-mail (bot/channels)
     _polling: bool = False
 
     @classmethod
@@ -87,8 +91,18 @@ class DiaryBot:
         base_file_url: str | None = None,
         pacing: Pacing | None = None,
         read_timeout: float = 15,
+        migrate: bool = False,
+        before_migrate: BeforeMigrate | None = None,
     ) -> DiaryBot:
-        db = await Database.open(db_path)
+        """`migrate`: upgrade an old database (`diarybot run`), after `before_migrate` (a
+        verified backup); without it an old database raises storage.db.MigrationNeeded."""
+        db = await Database.open(db_path, migrate=migrate, before_migrate=before_migrate)
+        try:
+            # the study file as a version; a change removing used option codes stops here
+            await study_versions.register(db, study, clock.now())
+        except BaseException:
+            await db.close()
+            raise
         rt = Runtime(db=db, study=study, clock=clock)
         rt.bot_username = await repo.meta_get(db.conn, "bot_username")
         builder = (
@@ -113,7 +127,9 @@ class DiaryBot:
         scheduler = DiaryScheduler(rt)
         bot = cls(rt=rt, app=app, sender=None, scheduler=scheduler, diary=diary)  # type: ignore[arg-type]
         bot.sender = Sender(db, app.bot, clock, pacing=pacing, on_forbidden=bot._on_forbidden)
-        rt.wake_sender = bot.sender.wake
+        routes = routes_from_env(study, development=clock.is_fake)
+        bot.channels = ChannelDispatcher(db, clock, routes)
+        rt.wake_sender = bot._wake_senders
         rt.wake_scheduler = scheduler.tick
         app.bot_data["rt"] = rt
         app.bot_data["diary"] = diary
@@ -137,6 +153,8 @@ class DiaryBot:
         await self._set_commands()
         await self.app.start()
         self.sender.start()
+        if self.channels is not None:
+            self.channels.start()
         self.scheduler.start()
         # Not PTB's Updater: it confirms updates to Telegram before they are processed, so a
         # crash would lose them. DurablePoller confirms only what was processed (delivery).
@@ -156,10 +174,17 @@ class DiaryBot:
             self._polling = False
         self.scheduler.shutdown()
         await self.sender.stop()
+        if self.channels is not None:
+            await self.channels.stop()
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
         await self.rt.db.close()
+
+    def _wake_senders(self) -> None:
+        self.sender.wake()
+        if self.channels is not None:
+            self.channels.wake()
 
     async def _set_commands(self) -> None:
         for locale, lang_code in (("en", None), ("zh_Hans", "zh")):

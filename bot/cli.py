@@ -25,7 +25,7 @@ from bot.i18n import parse_lang
 from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
 from storage import audit, repo
-from storage.db import Database, IntegrityError
+from storage.db import Database, DatabaseTooNew, IntegrityError, MigrationNeeded
 
 ROLES = permissions.ROLES
 
@@ -112,8 +112,9 @@ def _feature_commands() -> list[Callable[[Any], None]]:
     from bot.delivery import cli as delivery
     from bot.escalation import cli as escalation
     from bot.followup import cli as followup
+    from bot.ops import cli as ops
 
-    return [escalation.add, followup.add, delivery.add, dataout.add]
+    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add]
 
 
 # Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
@@ -262,28 +263,51 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         print(TOKEN_HELP, file=sys.stderr, end="")
         return 2
     from bot.app import DiaryBot
+    from bot.dataout.backup import BackupError
+    from bot.ops import lock
+    from bot.ops.backups import BackupSchedule, PolicyError, policy_from_env
+    from bot.ops.cli import backup_folder
+    from bot.ops.upgrade import backup_first
 
-    bot = await DiaryBot.create(
-        db_path=settings.db_path,
-        study=study,
-        clock=SystemClock(),
-        token=settings.token,
-        base_url=settings.base_url,
-        base_file_url=settings.base_file_url,
-    )
-    print(
-        f"diarybot: running the real bot (database {settings.db_path}); Ctrl-C stops it.",
-        flush=True,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await bot.start()
     try:
-        await stop.wait()
-    finally:
-        await bot.stop()
+        policy = policy_from_env(settings.db_path)
+        held = lock.acquire(settings.db_path)
+    except (PolicyError, lock.Locked) as exc:
+        raise UsageError(str(exc)) from None
+    with held:
+        clock = SystemClock()
+        try:
+            bot = await DiaryBot.create(
+                db_path=settings.db_path,
+                study=study,
+                clock=clock,
+                token=settings.token,
+                base_url=settings.base_url,
+                base_file_url=settings.base_file_url,
+                migrate=True,
+                before_migrate=backup_first(backup_folder(settings), clock),
+            )
+        except StudyError as exc:  # a study change that removes used option codes
+            raise UsageError(f"study definition: {exc}") from None
+        except BackupError as exc:
+            print(f"diarybot: migration not run: the backup failed: {exc}", file=sys.stderr)
+            return 1
+        schedule = bot.extras["backups"]
+        assert isinstance(schedule, BackupSchedule)
+        schedule.configure(policy)
+        print(
+            f"diarybot: running the real bot (database {settings.db_path}); Ctrl-C stops it.",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await bot.start()
+        try:
+            await stop.wait()
+        finally:
+            await bot.stop()
     return 0
 
 
@@ -292,6 +316,13 @@ HANDLERS: dict[str, Handler] = {"staff": cmd_staff, "enroll": cmd_enroll}
 
 
 async def _main(args: argparse.Namespace) -> int:
+    try:
+        return await _dispatch(args)
+    except (MigrationNeeded, DatabaseTooNew) as exc:  # nothing was written
+        raise UsageError(str(exc)) from None
+
+
+async def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         study = load_study(settings.study_path)
@@ -307,6 +338,9 @@ async def _main(args: argparse.Namespace) -> int:
         return await sandbox_cli.cmd_sandbox(args, settings, study)
     if args.command == "up":
         return await sandbox_cli.cmd_up(args, settings, study)
+    standalone = getattr(args, "standalone", None)  # manages the database file itself
+    if standalone is not None:
+        return int(await standalone(args, settings, study))
     func = getattr(args, "func", None) or HANDLERS[args.command]
     existed = settings.db_path.exists()
     try:

@@ -11,11 +11,12 @@ from bot.dataout import feature as dataout
 from bot.delivery import feature as delivery
 from bot.escalation import feature as escalation
 from bot.followup import feature as followup
+from bot.ops import backups
 
 if TYPE_CHECKING:
     from bot.app import DiaryBot
 
-FEATURES = (escalation, followup, delivery, dataout)
+FEATURES = (escalation, followup, delivery, dataout, backups)
 
 
 def install(bot: DiaryBot) -> None:

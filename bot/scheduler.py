@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
-from bot import messenger
+from bot.channels.patients import notify_patient, route_for_patient
 from bot.clock import from_iso, iso
 from bot.i18n import t
 from bot.messenger import Priority
 from bot.services.runtime import Runtime
 from conversations import diary_view
 from storage import audit, repo
+from storage import channels as channel_store
 
 log = logging.getLogger(__name__)
 
@@ -168,20 +169,24 @@ class DiaryScheduler:
                 # A prompt that went out after the reminder time (late link, catch-up after
                 # downtime) is its own reminder: no second message in the same breath.
                 f" AND (o.prompted_at IS NULL OR o.prompted_at < o.remind_at)"
-                f" AND p.status = 'active' AND p.chat_id IS NOT NULL AND p.unreachable = 0"
+                f" AND p.status = 'active'"
                 f" ORDER BY o.{due_col}",
                 (status, n, n),
             )
             for r in rows:
                 occ = repo.OccRow.from_row(r)
                 patient = await repo.patient_by_id(conn, r["pid"])
-                assert patient is not None and patient.chat_id is not None
+                row = await channel_store.patient_row(conn, r["pid"])
+                if patient is None or route_for_patient(row) is None:
+                    continue  # no chat yet, blocked the bot, or a web patient without a phone
                 text, buttons = diary_view.prompt(t(patient.lang), occ, reminder=reminder)
-                await messenger.enqueue(
+                await notify_patient(  # the chat, or an SMS for a web-diary patient
                     conn,
                     now,
-                    patient.chat_id,
-                    text,
+                    self.rt.study,
+                    row,
+                    "reminder" if reminder else "prompt",
+                    telegram_text=text,
                     buttons=buttons,
                     priority=Priority.PROMPT,
                     ref=f"{new_status}:{occ.id}",

@@ -223,7 +223,7 @@ class Sender:
         async with self.db.transaction() as conn:
             rows = await conn.execute_fetchall(
                 "SELECT o.id, o.priority, o.chat_id FROM outbox o"
-                " WHERE o.status = 'queued' AND o.not_before <= :now"
+                " WHERE o.status = 'queued' AND o.not_before <= :now AND o.channel = 'telegram'"
                 " AND o.chat_id NOT IN (SELECT value FROM json_each(:busy))"
                 " AND NOT EXISTS (SELECT 1 FROM outbox b WHERE b.status = 'queued'"
                 "   AND b.chat_id = o.chat_id AND b.not_before > :now"

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from importlib import resources
@@ -45,6 +45,27 @@ class IntegrityError(RuntimeError):
     """PRAGMA quick_check found a damaged database."""
 
 
+class MigrationNeeded(RuntimeError):
+    """The database is older than this diarybot: only `diarybot migrate` or `run` upgrade it."""
+
+    def __init__(self, path: str, version: int, latest: int) -> None:
+        super().__init__(
+            f"the database {path} is at schema version {version}, this diarybot needs"
+            f" {latest}: run `diarybot migrate`"
+        )
+        self.version = version
+        self.latest = latest
+
+
+class DatabaseTooNew(RuntimeError):
+    """The database was written by a newer diarybot: this one must not touch it."""
+
+
+# Called with the open database, its version and the version it is about to be migrated to,
+# before any migration runs (a verified backup, bot.ops.upgrade).
+BeforeMigrate = Callable[["Database", int, int], Awaitable[None]]
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """(number, name, sql) of every packaged migration, in order."""
     folder = resources.files("storage") / "migrations"
@@ -60,6 +81,12 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+def latest_version() -> int:
+    """The schema version this code expects: the highest packaged migration."""
+    found = migrations()
+    return found[-1][0] if found else 0
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
         self.conn = conn
@@ -67,7 +94,20 @@ class Database:
         self._lock = _Lock()
 
     @classmethod
-    async def open(cls, path: str | Path, *, check: bool = True) -> Database:
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        check: bool = True,
+        migrate: bool = False,
+        before_migrate: BeforeMigrate | None = None,
+    ) -> Database:
+        """Open (and check) a database; a new, empty file gets the whole schema.
+
+        An existing database at an older schema version is migrated only with `migrate=True`
+        (`diarybot run`, `diarybot migrate`), after `before_migrate` (a verified backup);
+        otherwise `MigrationNeeded` is raised before anything is written.
+        """
         conn = await aiosqlite.connect(str(path), isolation_level=None)
         conn.row_factory = aiosqlite.Row
         db = cls(conn, str(path))
@@ -78,7 +118,7 @@ class Database:
             await conn.execute("PRAGMA busy_timeout=5000")
             if check:
                 await db.quick_check()
-            await db.migrate()
+            await db._upgrade(migrate, before_migrate)
         except BaseException as exc:
             # Close the connection's thread, or the process cannot exit after the error.
             await conn.close()
@@ -108,13 +148,37 @@ class Database:
                 " backup (docs/data.md)."
             )
 
-    async def migrate(self) -> list[str]:
-        """Apply every migration newer than PRAGMA user_version, each in its own transaction."""
-        applied = []
+    async def schema_version(self) -> int:
         row = await self.fetchone("PRAGMA user_version")
-        version = row[0] if row else 0
+        return int(row[0]) if row else 0
+
+    async def _upgrade(self, migrate: bool, before_migrate: BeforeMigrate | None) -> None:
+        version = await self.schema_version()
+        latest = latest_version()
+        if version > latest:
+            raise DatabaseTooNew(
+                f"the database {self.path} is at schema version {version}, newer than this"
+                f" diarybot ({latest}): install the newer diarybot (or restore a backup)"
+            )
+        if version == latest:
+            return
+        fresh = version == 0 and not await self.scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'"
+        )
+        if not fresh:
+            if not migrate:
+                raise MigrationNeeded(self.path, version, latest)
+            if before_migrate is not None:
+                await before_migrate(self, version, latest)
+        await self.migrate()
+
+    async def migrate(self, upto: int | None = None) -> list[str]:
+        """Apply every migration newer than PRAGMA user_version (up to `upto`), each in its own
+        transaction. Call through `open(migrate=True)`, which takes the backup first."""
+        applied = []
+        version = await self.schema_version()
         for number, name, sql in migrations():
-            if number <= version:
+            if number <= version or (upto is not None and number > upto):
                 continue
             async with self.transaction():
                 for statement in _statements(sql):

@@ -5,6 +5,7 @@ copy is consistent even while the bot keeps writing (WAL mode lets both run). Th
 under a temporary name, switched to a single self-contained file (journal_mode=DELETE, no -wal
 beside it), checked with `PRAGMA integrity_check` and the audit chain, flushed to disk, and
 only then renamed to the requested name: a backup file that exists is a complete one.
+The file is readable by its owner only (0600).
 An existing file is never overwritten (it may be the only good copy).
 """
 
@@ -72,6 +73,8 @@ def _prepare(out: Path) -> Path:
         raise BackupError(f"folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.part")
     tmp.unlink(missing_ok=True)
+    # Private from the first byte (SQLite gives its journal the same mode): patients' answers.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     return tmp
 
 

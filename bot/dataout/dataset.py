@@ -24,6 +24,8 @@ import aiosqlite
 
 from bot.clock import from_iso, iso
 from bot.domain.study import Study
+from bot.services.study_versions import study_of
+from storage import versions
 
 # Occurrence status → the status an export shows. An occurrence still waiting for its window to
 # close (scheduled, prompted, reminded) is "open": not missed yet, not data yet.
@@ -80,6 +82,7 @@ class Diary:
     submitted_at: datetime | None
     answers: tuple[Answer, ...]  # submitted answers only, in study item order
     status_audit: AuditRec | None = None  # the entry that completed or closed the diary
+    study_version: int | None = None  # submitted under (None: not submitted, or unversioned)
     # item code → its audit entries in order, including answers changed or dropped before
     # submission and corrections after it (study item order).
     history: dict[str, tuple[AuditRec, ...]] = field(default_factory=dict)
@@ -121,6 +124,10 @@ class Dataset:
     subjects: tuple[Subject, ...]
     users: tuple[User, ...] = field(default_factory=tuple)
     since: date | None = None
+    # (version, its definition) of every study file the bot ran with, and the running one;
+    # empty when the database predates versioning (then the given study is the only one)
+    versions: tuple[tuple[int, Study], ...] = ()
+    current_version: int | None = None
 
 
 def _read_only_uri(path: str | Path) -> str:
@@ -240,12 +247,14 @@ async def _subject(
     now: datetime,
     since: date | None,
     staff: dict[int, tuple[str, str]] | None,
+    versioned: bool = False,
 ) -> Subject:
     """One subject's opened diaries, submitted answers and (with `staff`) their history."""
     occ_rows = await _all(
         conn,
-        "SELECT id, key, phase, form, study_day, local_date, status, submitted_at"
-        " FROM occurrences WHERE patient_id = ? AND (opens_at <= ? OR status = 'completed')"
+        "SELECT id, key, phase, form, study_day, local_date, status, submitted_at,"
+        f" {'study_version' if versioned else 'NULL'} AS study_version FROM occurrences"
+        " WHERE patient_id = ? AND (opens_at <= ? OR status = 'completed')"
         " AND local_date >= ? ORDER BY study_day, opens_at",
         (p["id"], iso(now), since.isoformat() if since else ""),  # "" precedes every date
     )
@@ -286,6 +295,7 @@ async def _subject(
                     for a in by_occ.get(o["id"], [])
                 ),
                 status_audit=status_audit.get(key),
+                study_version=o["study_version"],
                 history={
                     it.code: tuple(history[f"{key}/{it.code}"])
                     for it in study.items
@@ -333,7 +343,15 @@ async def load(
         raise UnknownSubject(subject)
     staff = await staff_pseudonyms(conn)
     history_staff = staff if with_history else None
-    subjects = [await _subject(conn, study, p, now, since, history_staff) for p in prows]
+    versioned = await _table_exists(conn, "study_versions")
+    subjects = [await _subject(conn, study, p, now, since, history_staff, versioned) for p in prows]
+    known: tuple[tuple[int, Study], ...] = ()
+    current = None
+    if versioned:
+        known = tuple(
+            (v.version, study_of(v.content, study)) for v in await versions.all_versions(conn)
+        )
+        current = await versions.current(conn)
     users = [User("system", "system"), User("cli", "system")]
     users += [User(s["subject"], "subject") for s in prows]
     users += [User(name, "staff", role) for name, role in staff.values()]
@@ -344,4 +362,6 @@ async def load(
         subjects=tuple(subjects),
         users=tuple(users),
         since=since,
+        versions=known,
+        current_version=current,
     )

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.dataout.dataset import STATUSES, AuditRec, Dataset, Diary, User
+from bot.dataout.dataset import STATUSES, AuditRec, Dataset, Diary, Subject, User
 from bot.dataout.labels import (
     LANG_TAG,
     STATUS_TEXT,
@@ -44,7 +44,6 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 ET.register_namespace("", NS)
 
 STATUS_ITEM = "DIARY_STATUS"
-MDV_OID = "MDV.1"
 LOCATION_OID = "LOC.EPRO"
 # A site correction signed in the console (21 CFR Part 11 §11.50: printed name, time, meaning).
 CORRECTION_SIGNATURE_OID = "SIG.CORRECTION"
@@ -101,13 +100,28 @@ def _code_list_oid(code: str) -> str:
 # --------------------------------------------------------------------------- metadata
 
 
-def _metadata(odm: ET.Element, study: Study, trs: list[T]) -> None:
+def mdv_oid(version: int) -> str:
+    return f"MDV.{version}"
+
+
+def _versions(ds: Dataset, study: Study) -> tuple[tuple[int, Study], ...]:
+    """Every study version the data was collected under (the given study when unversioned)."""
+    return ds.versions or ((1, study),)
+
+
+def _current(ds: Dataset, study: Study) -> int:
+    return ds.current_version or _versions(ds, study)[-1][0]
+
+
+def _metadata(
+    odm: ET.Element, study: Study, versions: tuple[tuple[int, Study], ...], trs: list[T]
+) -> None:
     st = _el(odm, "Study", {"OID": study.id})
     gv = _el(st, "GlobalVariables")
     _el(gv, "StudyName").text = study.id
     _el(gv, "StudyDescription").text = study.title
     _el(gv, "ProtocolName").text = study.protocol
-    units = sorted({it.unit for it in study.items if it.unit})
+    units = sorted({it.unit for _, s in versions for it in s.items if it.unit})
     if units:
         bd = _el(st, "BasicDefinitions")
         for i, unit in enumerate(units, 1):
@@ -116,8 +130,16 @@ def _metadata(odm: ET.Element, study: Study, trs: list[T]) -> None:
             for tr in trs:
                 _el(sym, "TranslatedText", {XML_LANG: LANG_TAG[tr.locale]}).text = unit
     unit_oid = {unit: f"MU.{i}" for i, unit in enumerate(units, 1)}
+    for vnum, version in versions:
+        name = f"{study.id} diary" if len(versions) == 1 else f"{study.id} diary v{vnum}"
+        _metadata_version(st, version, mdv_oid(vnum), name, unit_oid, trs)
 
-    mdv = _el(st, "MetaDataVersion", {"OID": MDV_OID, "Name": f"{study.id} diary"})
+
+def _metadata_version(
+    st: ET.Element, study: Study, oid: str, name: str, unit_oid: dict[str, str], trs: list[T]
+) -> None:
+    """One MetaDataVersion: what was asked under one version of the study definition."""
+    mdv = _el(st, "MetaDataVersion", {"OID": oid, "Name": name})
     protocol = _el(mdv, "Protocol")
     for n, phase in enumerate(study.phases, 1):
         _el(
@@ -217,7 +239,9 @@ def _item_def(
         _el(idef, "CodeListRef", {"CodeListOID": _code_list_oid(it.code)})
 
 
-def _admin(odm: ET.Element, study: Study, users: tuple[User, ...], created: datetime) -> None:
+def _admin(
+    odm: ET.Element, study: Study, ds: Dataset, users: tuple[User, ...], created: datetime
+) -> None:
     ad = _el(odm, "AdminData", {"StudyOID": study.id})
     for u in users:
         user_type = USER_TYPE.get(u.role or "", "Other") if u.kind == "staff" else None
@@ -229,15 +253,16 @@ def _admin(odm: ET.Element, study: Study, users: tuple[User, ...], created: date
         "Location",
         {"OID": LOCATION_OID, "Name": "Patient diary (Telegram ePRO)", "LocationType": "Other"},
     )
-    _el(
-        loc,
-        "MetaDataVersionRef",
-        {
-            "StudyOID": study.id,
-            "MetaDataVersionOID": MDV_OID,
-            "EffectiveDate": created.date().isoformat(),
-        },
-    )
+    for vnum, _version in _versions(ds, study):
+        _el(
+            loc,
+            "MetaDataVersionRef",
+            {
+                "StudyOID": study.id,
+                "MetaDataVersionOID": mdv_oid(vnum),
+                "EffectiveDate": created.date().isoformat(),
+            },
+        )
     sig = _el(ad, "SignatureDef", {"OID": CORRECTION_SIGNATURE_OID, "Methodology": "Electronic"})
     _el(sig, "Meaning").text = "correction approved"
     _el(
@@ -293,36 +318,48 @@ def _transactions(group: ET.Element, form: str, d: Diary, tz: str) -> None:
 
 
 def _clinical(odm: ET.Element, ds: Dataset, study: Study) -> None:
-    cd = _el(odm, "ClinicalData", {"StudyOID": study.id, "MetaDataVersionOID": MDV_OID})
-    for s in ds.subjects:
-        sd = _el(cd, "SubjectData", {"SubjectKey": s.subject, "TransactionType": "Upsert"})
-        for d in s.diaries:
-            se = _el(
-                sd,
-                "StudyEventData",
-                {
-                    "StudyEventOID": f"SE.{d.phase}",
-                    "StudyEventRepeatKey": d.instance,
-                    "TransactionType": "Upsert",
-                },
-            )
-            fd = _el(se, "FormData", {"FormOID": f"F.{d.form}", "TransactionType": "Upsert"})
-            ig = _el(
-                fd, "ItemGroupData", {"ItemGroupOID": f"IG.{d.form}", "TransactionType": "Upsert"}
-            )
-            if d.status == "completed":
-                _transactions(ig, d.form, d, s.timezone)
-            status = _el(
-                ig,
-                "ItemData",
-                {
-                    "ItemOID": item_oid(d.form, STATUS_ITEM),
-                    "TransactionType": "Upsert",
-                    "Value": d.status,
-                },
-            )
-            if d.status_audit is not None:
-                _audit_record(status, d.status_audit, s.timezone)
+    """One ClinicalData per study version: each diary under the version it was submitted under
+    (diaries not submitted, and subjects without diaries, under the running version)."""
+    current = _current(ds, study)
+    for vnum, _version in _versions(ds, study):
+        chosen = [
+            (s, [d for d in s.diaries if (d.study_version or current) == vnum]) for s in ds.subjects
+        ]
+        chosen = [(s, ds_) for s, ds_ in chosen if ds_ or (vnum == current and not s.diaries)]
+        if not chosen and vnum != current:
+            continue
+        cd = _el(odm, "ClinicalData", {"StudyOID": study.id, "MetaDataVersionOID": mdv_oid(vnum)})
+        for s, diaries in chosen:
+            _subject_data(cd, s, diaries)
+
+
+def _subject_data(cd: ET.Element, s: Subject, diaries: list[Diary]) -> None:
+    sd = _el(cd, "SubjectData", {"SubjectKey": s.subject, "TransactionType": "Upsert"})
+    for d in diaries:
+        se = _el(
+            sd,
+            "StudyEventData",
+            {
+                "StudyEventOID": f"SE.{d.phase}",
+                "StudyEventRepeatKey": d.instance,
+                "TransactionType": "Upsert",
+            },
+        )
+        fd = _el(se, "FormData", {"FormOID": f"F.{d.form}", "TransactionType": "Upsert"})
+        ig = _el(fd, "ItemGroupData", {"ItemGroupOID": f"IG.{d.form}", "TransactionType": "Upsert"})
+        if d.status == "completed":
+            _transactions(ig, d.form, d, s.timezone)
+        status = _el(
+            ig,
+            "ItemData",
+            {
+                "ItemOID": item_oid(d.form, STATUS_ITEM),
+                "TransactionType": "Upsert",
+                "Value": d.status,
+            },
+        )
+        if d.status_audit is not None:
+            _audit_record(status, d.status_audit, s.timezone)
 
 
 def build(ds: Dataset, study: Study) -> bytes:
@@ -341,8 +378,8 @@ def build(ds: Dataset, study: Study) -> bytes:
             "Description": f"{study.id} ({study.protocol}) patient diary export",
         },
     )
-    _metadata(odm, study, trs)
-    _admin(odm, study, ds.users, created)
+    _metadata(odm, study, _versions(ds, study), trs)
+    _admin(odm, study, ds, ds.users, created)
     _clinical(odm, ds, study)
     ET.indent(odm, space=" ")
     return ET.tostring(odm, encoding="utf-8", xml_declaration=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.domain.sms_templates import SmsConfigError, SmsTemplates, parse_sms
+
 ITEM_KINDS = ("single", "multi", "scale", "count", "number", "text")
 LEVELS = ("urgent", "review", "compliance")
 FORMS = ("daily", "weekly")
@@ -132,7 +134,9 @@ class Study:
     sae_reminder_every_minutes: float = 60
     sae_report_within_hours: float = 24
     message_text_keep_days: int = 30
+    sms: SmsTemplates | None = None  # [sms]: provider-approved templates (bot/domain/sms_templates)
     source: str = field(default="", compare=False)
+    content: str = field(default="", compare=False, repr=False)  # the file's text, as read
 
     def item(self, code: str) -> Item:
         for it in self.items:
@@ -161,17 +165,19 @@ def load_study(path: str | Path | None = None) -> Study:
     """Read and validate a study definition (the packaged NCT06438809 one by default)."""
     p = Path(path) if path else default_study_path()
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError as exc:
         raise StudyError(f"study definition not found: {p}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise StudyError(f"{p}: not valid TOML: {exc}") from exc
     study = parse_study(raw)
-    return _with_source(study, str(p))
+    return _with_source(study, str(p), text)
 
 
-def _with_source(study: Study, source: str) -> Study:
+def _with_source(study: Study, source: str, content: str = "") -> Study:
     object.__setattr__(study, "source", source)
+    object.__setattr__(study, "content", content)
     return study
 
 
@@ -449,9 +455,17 @@ def parse_study(raw: dict[str, Any]) -> Study:
         sae_reminder_every_minutes=esc.get("sae_reminder_every_minutes", float, 60.0),
         sae_report_within_hours=esc.get("sae_report_within_hours", float, 24.0),
         message_text_keep_days=keep_days,
+        sms=_sms(top.get("sms", dict, None), languages),
     )
     top.reject_unknown()  # after every read above, including the ones in Study(...)
     return study
+
+
+def _sms(raw: dict[str, Any] | None, languages: tuple[str, ...]) -> SmsTemplates | None:
+    try:
+        return parse_sms(raw, languages)
+    except SmsConfigError as exc:
+        raise StudyError(str(exc)) from exc
 
 
 def _check_codes(cond: Condition, item: Item, where: str) -> None:

@@ -22,6 +22,8 @@ from typing import Any
 import aiosqlite
 
 from bot import messenger
+from bot.channels import alerts as alert_routes
+from bot.channels.patients import notify_patient
 from bot.clock import iso
 from bot.domain.rules import Diary, Finding, baseline_means, evaluate, missing_baseline_rules
 from bot.escalation import store
@@ -37,6 +39,7 @@ from bot.messenger import Priority
 from bot.services.diary import Outcome
 from bot.services.runtime import Runtime
 from storage import audit, repo
+from storage import channels as channel_store
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +235,8 @@ async def deliver(
             priority=_priority(alert.level),
             ref=copy.ref,
         )
+    # The routes beyond Telegram (WeCom, on-call SMS, e-mail) get the same copy.
+    await alert_routes.on_alert(rt, conn, alert, kind, now, names)
     chats = [r.chat_id for r in targets]
     action = {"alert": "alert_delivered", "resend": "alert_resent", "sae": "alert_sae_reminder"}
     await audit.record(
@@ -599,3 +604,8 @@ async def on_submit(
         messages = outcome.extra.setdefault("messages", [])
         assert isinstance(messages, list)
         messages.append(safety_text(t(patient.lang), rt.study))
+        # A web-diary patient also gets it by SMS (the chat shows it above for Telegram ones).
+        row = await channel_store.patient_row(conn, patient.id)
+        await notify_patient(
+            conn, now, rt.study, row, "safety", telegram_text=None, priority=Priority.URGENT
+        )

@@ -14,11 +14,12 @@ follow-up (patient status `completed`, no prompts after).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import aiosqlite
 
 from bot import messenger
+from bot.channels.patients import notify_patient, route_for_patient
 from bot.clock import from_iso, iso
 from bot.followup.plan import planned_events, signature
 from bot.i18n import t
@@ -26,6 +27,7 @@ from bot.messenger import Priority
 from bot.services.runtime import Runtime
 from conversations import schedule_view
 from storage import audit, repo
+from storage import channels as channel_store
 
 SIGNATURE_SQL = "p.injection_date || '|' || p.timezone || '|' || p.prompt_time"
 
@@ -180,7 +182,7 @@ async def send_due(rt: Runtime, now: datetime) -> int:
             reason = None
             if patient.status != "active":
                 reason = f"patient {patient.status}"
-            elif patient.chat_id is None or patient.unreachable:
+            elif route_for_patient(await channel_store.patient_row(conn, patient.id)) is None:
                 reason = "unreachable"
             elif r["expires_at"] and from_iso(r["expires_at"]) <= now:
                 reason = "visit day reached"
@@ -201,11 +203,24 @@ async def _finish_reminder(
     skip_reason: str | None,
 ) -> None:
     status = "skipped" if skip_reason else "sent"
-    if skip_reason is None:
-        assert patient.chat_id is not None
-        text = schedule_view.visit_reminder_text(t(patient.lang), rt.study, data)
-        await messenger.enqueue(
-            conn, now, patient.chat_id, text, priority=Priority.PROMPT, ref=f"followup:{row['id']}"
+    if skip_reason is None:  # the chat, or an SMS for a web-diary patient
+        _ = t(patient.lang)
+        text = schedule_view.visit_reminder_text(_, rt.study, data)
+        params = {
+            "visit": _(str(data.get("name", ""))),
+            "date": _.date(date.fromisoformat(str(data["target"]))),
+        }
+        await notify_patient(
+            conn,
+            now,
+            rt.study,
+            await channel_store.patient_row(conn, patient.id),
+            "visit_reminder",
+            telegram_text=text,
+            params=params,
+            priority=Priority.PROMPT,
+            ref=f"followup:{row['id']}",
+            sms_text_override=text,
         )
     await conn.execute(
         "UPDATE followup_events SET status = ?, done_at = ? WHERE id = ?",

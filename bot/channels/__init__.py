@@ -1,0 +1,1 @@
+"""Channels other than Telegram: SMS, WeCom group robot, e-mail (see bot/channels/dispatcher.py)."""

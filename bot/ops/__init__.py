@@ -1,0 +1,1 @@
+"""Running the bot on a server: shared helpers for operations (locks, backups, upgrades)."""
