@@ -9,7 +9,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -147,9 +146,14 @@ async def _console_invite(args: argparse.Namespace, rt: Runtime, telegram_id: in
             )
     except accounts.AccountError as exc:
         raise UsageError(f"--email refused: {exc.code.replace('_', ' ')}") from exc
-    base = os.environ.get("DIARYBOT_PUBLIC_URL", "http://127.0.0.1:8090").rstrip("/")
+    from bot.console.invites import email_invite, invite_url, public_base
+
+    url = invite_url(public_base(), invite.token)
     print(f"console account {args.email} ({args.role}) for staff id {invite.staff_id}")
-    print(f"one-time invitation (valid 72 hours, shown once): {base}/console/invite/{invite.token}")
+    if await email_invite(args.email, args.name, args.lang, url):
+        print(f"one-time invitation emailed to {args.email} (valid 72 hours)")
+    else:
+        print(f"one-time invitation (valid 72 hours, shown once): {url}")
     return 0
 
 

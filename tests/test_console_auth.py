@@ -210,3 +210,40 @@ async def test_cli_invites_by_email(harness: Harness, capsys) -> None:  # type: 
     assert [r["token_hash"] for r in stored] != [token]  # only a hash is stored
     async with console_client(h) as client:
         assert (await client.get(f"/console/invite/{token}")).status == 200
+
+
+async def test_invitation_is_emailed_when_smtp_is_configured(
+    harness: Harness,
+    capsys,  # type: ignore[no-untyped-def]
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    from email import message_from_string
+    from email.policy import default
+
+    from tests.channels_support import smtp_server
+
+    h = harness
+    with smtp_server() as (controller, box):
+        monkeypatch.setenv("DIARYBOT_SMTP_URL", f"smtp://127.0.0.1:{controller.port}")
+        monkeypatch.setenv("DIARYBOT_PUBLIC_URL", "https://diary.example-hospital.cn")
+        args = argparse.Namespace(
+            staff_command="add",
+            telegram_id=None,
+            email="dm@example.org",
+            role="monitor",
+            name="Data Manager",
+            lang="zh_Hans",
+        )
+        assert await cmd_staff(args, h.rt) == 0
+    out = capsys.readouterr().out
+    assert "emailed to dm@example.org" in out and "/console/invite/" not in out
+    [(_, to, raw)] = box.messages
+    assert to == ["dm@example.org"]
+    mail = message_from_string(raw, policy=default)
+    body = mail.get_body().get_content()  # type: ignore[union-attr]
+    assert "研究管理平台" in body or "NCT06438809" in body
+    token = body.split("https://diary.example-hospital.cn/console/invite/")[1].split()[0]
+    async with console_client(h) as client:
+        assert (await client.get(f"/console/invite/{token}")).status == 200
+    # Nothing of the link is kept at rest: only its hash, and no outbox row.
+    assert await h.rows("SELECT * FROM outbox WHERE channel = 'email'") == []

@@ -3,12 +3,11 @@ invitation (which also unlocks a locked account), remove. Each audited under the
 
 from __future__ import annotations
 
-import os
-
 from aiohttp import web
 
 from bot.console import accounts
 from bot.console.accounts import AccountError
+from bot.console.invites import email_invite, invite_url, public_base
 from bot.console.messages import message
 from bot.console.web import Current, console, render, require
 from bot.escalation import permissions
@@ -17,16 +16,17 @@ from storage import audit
 from storage import console as store
 
 
-def public_base() -> str:
-    return os.environ.get("DIARYBOT_PUBLIC_URL", "http://127.0.0.1:8090").rstrip("/")
-
-
 def _actor(member: Current) -> str:
     return f"staff:{member.account.staff_id}"
 
 
 async def _page(
-    request: web.Request, *, error: str | None = None, link: str | None = None, status: int = 200
+    request: web.Request,
+    *,
+    error: str | None = None,
+    link: str | None = None,
+    emailed: str | None = None,
+    status: int = 200,
 ) -> web.Response:
     rt = console(request).rt
     return render(
@@ -37,6 +37,7 @@ async def _page(
         roles=permissions.ROLES,
         error=error,
         link=link,
+        emailed=emailed,
     )
 
 
@@ -93,7 +94,11 @@ async def staff_post(request: web.Request) -> web.Response:
         return await _page(request, error=message(_, exc.code), status=400)
     except ValueError:
         return await _page(request, error=_("This is not available."), status=400)
-    link = f"{public_base()}{request.app.router['invite'].url_for(token=inv.token)}"
+    target = await store.account(rt.db.conn, inv.staff_id)
+    assert target is not None and target.email is not None
+    link = invite_url(public_base(), inv.token)
+    if await email_invite(target.email, target.name, target.lang, link):
+        return await _page(request, emailed=target.email)
     return await _page(request, link=link)
 
 
