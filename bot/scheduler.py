@@ -21,6 +21,7 @@ from bot.channels.patients import notify_patient, route_for_patient
 from bot.clock import from_iso, iso
 from bot.i18n import t
 from bot.messenger import Priority
+from bot.services.diary import close_unsubmitted
 from bot.services.runtime import Runtime
 from conversations import diary_view
 from storage import audit, repo
@@ -121,8 +122,9 @@ class DiaryScheduler:
         async with self.rt.db.transaction() as conn:
             rows = await repo._all(
                 conn,
-                "SELECT o.id, o.key, o.status, p.subject, p.id AS pid FROM occurrences o"
-                " JOIN patients p ON p.id = o.patient_id"
+                "SELECT o.id, o.key, o.status, p.subject, p.id AS pid,"
+                " EXISTS (SELECT 1 FROM answers a WHERE a.occurrence_id = o.id) AS answered"
+                " FROM occurrences o JOIN patients p ON p.id = o.patient_id"
                 " WHERE o.status IN ('scheduled', 'prompted', 'reminded') AND o.closes_at <= ?",
                 (iso(now),),
             )
@@ -144,6 +146,8 @@ class DiaryScheduler:
                     old=r["status"],
                     new="missed",
                 )
+                if r["answered"]:  # answers given without Submit stay as data (incomplete)
+                    await close_unsubmitted(conn, self.rt.study, r["id"], r["subject"], now)
 
     async def _send_prompts(self, now: datetime) -> None:
         await self._notify(now, "scheduled", "opens_at", "prompted", "prompted_at", False)

@@ -132,6 +132,17 @@ class Reply:
             else:
                 await enqueue(conn, now, chat_id, text, buttons=buttons)
 
+        urgent: Any = outcome.extra.get("messages") if outcome.status != "submitted" else None
+        if urgent and outcome.status in ("question", "updated", "review"):
+            # An answer raised an urgent alert before Submit: the safety text now, in a message
+            # of its own (it notifies), then the diary goes on below it in a new message.
+            query = self.update.callback_query
+            old = getattr(query.message, "text", None) if query else None
+            if self.message_id is not None and old:
+                await enqueue_edit(conn, now, chat_id, self.message_id, old, buttons=None)
+            for extra in urgent:
+                await enqueue(conn, now, chat_id, str(extra))
+            self.message_id = None
         if outcome.status in ("question", "updated"):
             await put(*view.question(t, study, outcome))
         elif outcome.status == "review":

@@ -146,8 +146,10 @@ async def test_dripping_blood_safety_text_ack_triage_sae_reminders(h: Harness) -
     assert len(h.api.all_messages()) == count  # no reminder, no re-send
 
     assert await actions(h) == [
-        "alert_raised",
+        "alert_raised",  # at the bleeding answer, before Submit
         "alert_delivered",
+        "alert_updated",  # the dizziness answer joins the card
+        "alert_updated",  # submitted: the card no longer says "not submitted yet"
         "alert_acknowledged",
         "alert_triaged",
         "alert_note",
@@ -212,7 +214,8 @@ async def test_same_rule_on_next_diary_updates_instead_of_stacking(h: Harness) -
     events = json.loads(rows[0]["details"])["events"]
     assert [e["answers"]["PAIN"] for e in events] == ["9", "8"]
     assert len(alert_messages(h, EN_COORD)) == before  # edited, not stacked
-    text = alert_messages(h, EN_COORD)[0].text or ""
+    # (the newest copy in each chat shows new diaries; every copy shows changes of state)
+    text = alert_messages(h, EN_COORD)[-1].text or ""
     assert "RP-001 · Day 1" in text
     assert "Rectal or anal pain (0-10): 8" in text
     assert "also on Day 0 (2 diaries)" in text

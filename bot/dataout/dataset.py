@@ -38,7 +38,10 @@ EXPORT_STATUS = {
     "prompted": "open",
     "reminded": "open",
 }
-STATUSES = ("completed", "missed", "paused", "withdrawn", "open")
+STATUSES = ("completed", "incomplete", "missed", "paused", "withdrawn", "open")
+# A diary that closed unsubmitted with answers (window over, patient paused or withdrawn) is
+# "incomplete" whatever its occurrence status: its answers so far are data (migration 0007).
+INCOMPLETE = "incomplete"
 
 
 class UnknownSubject(LookupError):
@@ -222,7 +225,7 @@ async def _history(
             continue
         if "/" in entity:
             per_item.setdefault(entity, []).append(_audit(r, staff))
-        elif r["action"] in ("diary_submitted", "diary_missed"):
+        elif r["action"] in ("diary_submitted", "diary_missed", "diary_incomplete"):
             per_diary[entity] = _audit(r, staff)
     return per_item, per_diary
 
@@ -248,12 +251,14 @@ async def _subject(
     since: date | None,
     staff: dict[int, tuple[str, str]] | None,
     versioned: bool = False,
+    incomplete: bool = True,
 ) -> Subject:
     """One subject's opened diaries, submitted answers and (with `staff`) their history."""
     occ_rows = await _all(
         conn,
         "SELECT id, key, phase, form, study_day, local_date, status, submitted_at,"
-        f" {'study_version' if versioned else 'NULL'} AS study_version FROM occurrences"
+        f" {'study_version' if versioned else 'NULL'} AS study_version,"
+        f" {'incomplete_at' if incomplete else 'NULL'} AS incomplete_at FROM occurrences"
         " WHERE patient_id = ? AND (opens_at <= ? OR status = 'completed')"
         " AND local_date >= ? ORDER BY study_day, opens_at",
         (p["id"], iso(now), since.isoformat() if since else ""),  # "" precedes every date
@@ -262,7 +267,8 @@ async def _subject(
         conn,
         "SELECT a.occurrence_id, a.item, a.value, a.answered_at, a.submitted_at"
         " FROM answers a JOIN occurrences o ON o.id = a.occurrence_id"
-        " WHERE o.patient_id = ? AND a.submitted_at IS NOT NULL",
+        " WHERE o.patient_id = ? AND (a.submitted_at IS NOT NULL"
+        f"{' OR o.incomplete_at IS NOT NULL' if incomplete else ''})",
         (p["id"],),
     )
     item_order = {it.code: i for i, it in enumerate(study.items)}
@@ -283,14 +289,16 @@ async def _subject(
                 form=o["form"],
                 study_day=o["study_day"],
                 local_date=date.fromisoformat(o["local_date"]),
-                status=EXPORT_STATUS.get(o["status"], o["status"]),
+                status=INCOMPLETE
+                if o["incomplete_at"]
+                else EXPORT_STATUS.get(o["status"], o["status"]),
                 submitted_at=from_iso(o["submitted_at"]) if o["submitted_at"] else None,
                 answers=tuple(
                     Answer(
                         item=a["item"],
                         value=a["value"],
                         answered_at=from_iso(a["answered_at"]),
-                        submitted_at=from_iso(a["submitted_at"]),
+                        submitted_at=from_iso(a["submitted_at"]) if a["submitted_at"] else None,
                     )
                     for a in by_occ.get(o["id"], [])
                 ),
@@ -326,8 +334,9 @@ async def load(
     """Every opened diary of every (or one) subject, with submitted answers and their history.
 
     Diaries count from the day the window opened (`opens_at <= now`); `since` keeps diaries whose
-    local date is on or after it. Answers of a diary that was never submitted are drafts, not
-    data: they stay in the audit trail and out of the export.
+    local date is on or after it. Answers of a diary still open are drafts, not data: they stay
+    in the audit trail and out of the export; a diary that closed unsubmitted keeps its answers
+    as data, with the status "incomplete".
     """
     params: tuple[object, ...] = ()
     where = ""
@@ -344,7 +353,16 @@ async def load(
     staff = await staff_pseudonyms(conn)
     history_staff = staff if with_history else None
     versioned = await _table_exists(conn, "study_versions")
-    subjects = [await _subject(conn, study, p, now, since, history_staff, versioned) for p in prows]
+    # incomplete diaries (migration 0007); a file from before it has none
+    incomplete = bool(
+        await _all(
+            conn, "SELECT 1 FROM pragma_table_info('occurrences') WHERE name = 'incomplete_at'"
+        )
+    )
+    subjects = [
+        await _subject(conn, study, p, now, since, history_staff, versioned, incomplete)
+        for p in prows
+    ]
     known: tuple[tuple[int, Study], ...] = ()
     current = None
     if versioned:

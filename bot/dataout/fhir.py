@@ -9,7 +9,8 @@ One JSON file: a Bundle of type "collection" holding the Questionnaires first, t
 responses. English is the base language (the study file's texts are English msgids); Chinese
 travels in the standard translation extension on every text, title and option display.
 Subjects appear by study subject ID only (an identifier, not a reference to a Patient resource
-with personal data). Only submitted diaries have a response: missed, paused or withdrawn
+with personal data). Submitted diaries have a response, and so do incomplete ones (closed
+without Submit: status "stopped", the answers given so far); missed, paused or withdrawn
 diaries are in the CSV and ODM exports with their status.
 
 Pure: a `Dataset` and the study definition in, JSON bytes out.
@@ -205,7 +206,10 @@ def response(study: Study, s: Subject, d: Diary, trs: list[T]) -> dict[str, Any]
         "identifier": {"system": f"{base(study)}:diary", "value": f"{s.subject}/{d.key}"},
         "questionnaire": questionnaire_url(study, d.form),
         # "amended": an answer was corrected after submission (the audit trail says how)
-        "status": "amended" if _corrected(d) else "completed",
+        # "stopped": closed without Submit; the answers given so far (status incomplete)
+        "status": "stopped"
+        if d.status == "incomplete"
+        else ("amended" if _corrected(d) else "completed"),
         "subject": subject_ref,
         "source": subject_ref,
         "item": items,
@@ -228,7 +232,7 @@ def build(ds: Dataset, study: Study) -> bytes:
     ]
     for s in ds.subjects:
         for d in s.diaries:
-            if d.status == "completed":
+            if d.status in ("completed", "incomplete"):
                 resources.append(response(study, s, d, trs))
     bundle = {
         "resourceType": "Bundle",

@@ -15,6 +15,7 @@ SOURCE_LOCALE = "en"  # msgids are English: the base language of every export
 
 STATUS_TEXT = {
     "completed": N_("Completed"),
+    "incomplete": N_("Incomplete (closed without Submit; answers so far)"),
     "missed": N_("Missed"),
     "paused": N_("Paused"),
     "withdrawn": N_("Withdrawn"),

@@ -59,7 +59,7 @@ USER_TYPE = {"investigator": "Investigator"}
 # Audit actions that first record something (no reason for a change) and wording for the
 # changes the diary itself makes; any other action (e.g. a site correction) shows its own
 # reason, or its action name.
-FIRST = ("answer", "diary_submitted", "diary_missed")
+FIRST = ("answer", "diary_submitted", "diary_missed", "diary_incomplete")
 REASONS = {
     "answer_changed": "changed by the patient before submitting",
     "answer_cleared": "cleared by the patient before submitting",
@@ -347,7 +347,7 @@ def _subject_data(cd: ET.Element, s: Subject, diaries: list[Diary]) -> None:
         )
         fd = _el(se, "FormData", {"FormOID": f"F.{d.form}", "TransactionType": "Upsert"})
         ig = _el(fd, "ItemGroupData", {"ItemGroupOID": f"IG.{d.form}", "TransactionType": "Upsert"})
-        if d.status == "completed":
+        if d.status in ("completed", "incomplete"):
             _transactions(ig, d.form, d, s.timezone)
         status = _el(
             ig,

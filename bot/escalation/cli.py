@@ -48,4 +48,17 @@ async def cmd_correct(args: argparse.Namespace, rt: Runtime) -> int:
         print(f"  note: {code} now applies but has no answer; correct it too if known")
     for f in done.findings:
         print(f"  note: the corrected diary meets rule {f.rule} ({f.level}): {f.reason}")
+    for r in done.alerts:
+        if r.rules:
+            verb = "raised" if r.created else "updated"
+            rules = ", ".join(r.rules)
+            print(f"  {verb} alert #{r.alert_id} ({r.level}) for Day {r.day}: {rules}")
+        if r.withdrawn:
+            rules = ", ".join(r.withdrawn)
+            print(
+                f"  alert #{r.alert_id} ({r.level}): Day {r.day} no longer meets {rules}"
+                " (noted on the alert; staff decide)"
+            )
+    if not any(r.rules for r in done.alerts):
+        print("  no new alert")
     return 0

@@ -9,13 +9,13 @@ correct`); the answers table keeps the current value and the audit trail the ori
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import aiosqlite
 
 from bot.clock import from_iso, iso
 from bot.domain import questionnaire as q
-from bot.domain.rules import Finding
+from bot.domain.rules import BASELINE_PHASE, EVALUATED_LEVELS, Finding
 from bot.domain.study import Item
 from bot.escalation import service, store
 from bot.escalation.views import DATA_CHANGE
@@ -156,6 +156,7 @@ class Correction:
     dropped: dict[str, str] = field(default_factory=dict)
     unanswered: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    alerts: list[service.Raised] = field(default_factory=list)  # raised or updated at once
 
 
 def parse_value(item: Item, value: str, max_text: int) -> str:
@@ -199,8 +200,10 @@ async def correct_entry(
 
     Follow-up answers that no longer apply (dizziness after bleeding is corrected to none) are
     dropped with the same reason; follow-ups that now apply but were never asked are reported,
-    not invented. The corrected diary is re-checked against the rules and the findings returned,
-    so the person correcting sees at once if the true answer needed an alert.
+    not invented. The corrected diary, and the later diaries whose "in a row" rules it can
+    change, are re-checked against the rules at once: a threshold crossed raises (or updates)
+    its alert now, with the correction as the time of awareness; a finding no longer met is
+    noted on its card (staff decide). Both are returned so the command can print them.
     """
     if not reason.strip():
         raise CorrectionError("a reason is required (--reason)")
@@ -280,5 +283,42 @@ async def correct_entry(
             for it in q.applicable_items(rt.study, occ.study_day, kept)
             if it.code not in kept
         ]
-        findings, _no_baseline = await service.evaluate_diary(rt, conn, patient, occ, kept)
-    return Correction(subject, occ.key, item.code, old, new, dropped, unanswered, findings)
+        findings, raised = await service.evaluate_and_apply(
+            rt, conn, patient, occ, kept, levels=EVALUATED_LEVELS, state="submitted", now=now,
+            corrected=True,
+        )  # fmt: skip
+        raised += await _later_diaries(rt, conn, patient, occ, now)
+    rt.wake_sender()
+    return Correction(subject, occ.key, item.code, old, new, dropped, unanswered, findings, raised)
+
+
+async def _later_diaries(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    occ: repo.OccRow,
+    now: datetime,
+) -> list[service.Raised]:
+    """Re-run the rules on the diaries after a corrected one whose "N in a row" rules it can
+    change: the next N-1 diaries that are data (submitted or incomplete)."""
+    reach = max((r.consecutive for r in rt.study.rules), default=1) - 1
+    if reach <= 0:
+        return []
+    rows = await repo._all(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day > ? AND phase != ?"
+        " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
+        " ORDER BY study_day LIMIT ?",
+        (patient.id, occ.study_day, BASELINE_PHASE, reach),
+    )
+    raised: list[service.Raised] = []
+    for row in rows:
+        later = repo.OccRow.from_row(row)
+        answers = await repo.answers(conn, later.id)
+        state = "submitted" if later.status == "completed" else "incomplete"
+        _findings, done = await service.evaluate_and_apply(
+            rt, conn, patient, later, answers, levels=EVALUATED_LEVELS, state=state, now=now,
+            corrected=True,
+        )  # fmt: skip
+        raised += done
+    return raised

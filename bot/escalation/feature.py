@@ -2,7 +2,9 @@
 buttons, the patient's "I made a mistake", and the compliance alerts.
 
 What goes where:
+- on each stored diary answer: the urgent rules → alerts (+ the safety text) before Submit;
 - on diary submit: rules → alerts (+ the safety text for the patient); the mistake button;
+- every tick: diaries closed unsubmitted (incomplete) get their rules run once;
 - every tick: re-send unacknowledged urgent alerts; remind of unreported possible SAEs;
 - sender: a patient who blocked the bot → compliance alert; delivery: they wrote again → the
   unacknowledged alert is closed;
@@ -25,9 +27,11 @@ if TYPE_CHECKING:
 def install(bot: DiaryBot) -> None:
     rt = bot.rt
     bot.diary.on_submit.append(service.on_submit)
+    bot.diary.on_answer.append(service.on_answer)
     bot.diary.on_submit.append(corrections.on_submit)
 
     async def on_tick(now: datetime) -> None:
+        await service.rules_on_closed(rt, now)
         await service.resend_due(rt, now)
         await service.sae_reminders_due(rt, now)
 

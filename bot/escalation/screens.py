@@ -82,6 +82,31 @@ def screens(s: Samples) -> Iterable[Screen]:
             ]
         },
     )
+    several = _alert(
+        s,
+        id=17,
+        details={
+            "rules": ["BLEED_HEAVY", "PAIN_SEVERE", "HOSPITAL"],
+            "reasons": [
+                "Dripping blood or clots",
+                "Pain 8 or more",
+                "Emergency visit, hospital stay or transfusion (possible SAE)",
+            ],
+            "events": [
+                {
+                    "key": s.daily.key,
+                    "day": s.daily.study_day,
+                    "rules": ["BLEED_HEAVY", "PAIN_SEVERE", "HOSPITAL"],
+                    "current": ["PAIN_SEVERE", "HOSPITAL"],
+                    "answers": {"BLEED": "1", "PAIN": "9", "EVENTS": "HOSP"},
+                    "was": {"BLEED": "3"},
+                    "state": "draft",
+                    "patient_changed": True,
+                }
+            ],
+            "no_baseline": False,
+        },
+    )
     change = _alert(
         s,
         id=14,
@@ -133,6 +158,13 @@ def screens(s: Samples) -> Iterable[Screen]:
         ("urgent.sae", sae, "alert", timedelta(minutes=13), "Possible SAE, with a note"),
         ("urgent.sae_reminder", sae, "sae", timedelta(hours=2), "Hourly SAE reminder"),
         ("urgent.reported", reported, "alert", timedelta(hours=5), "Reported to the sponsor"),
+        (
+            "urgent.one_card",
+            several,
+            "alert",
+            timedelta(minutes=3),
+            "One card for a diary's urgent findings, an answer changed before Submit",
+        ),
         ("review.baseline", review, "alert", timedelta(minutes=1), "Review alert, updated"),
         ("review.data_change", change, "alert", timedelta(minutes=1), "Data-change request"),
         ("compliance.missed", missed, "alert", timedelta(minutes=1), "Diaries missed in a row"),

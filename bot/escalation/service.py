@@ -24,8 +24,17 @@ import aiosqlite
 from bot import messenger
 from bot.channels import alerts as alert_routes
 from bot.channels.patients import notify_patient
-from bot.clock import iso
-from bot.domain.rules import Diary, Finding, baseline_means, evaluate, missing_baseline_rules
+from bot.clock import from_iso, iso
+from bot.domain import questionnaire as q
+from bot.domain.findings import Card, by_level, route
+from bot.domain.rules import (
+    EVALUATED_LEVELS,
+    Diary,
+    Finding,
+    baseline_means,
+    evaluate,
+    missing_baseline_rules,
+)
 from bot.escalation import store
 from bot.escalation.store import Alert
 from bot.escalation.views import (
@@ -74,9 +83,13 @@ async def raise_alert(
     answered_at: datetime | None,
     now: datetime,
     no_baseline: bool = False,
+    card: dict[str, Any] | None = None,
 ) -> tuple[Alert, bool]:
-    """Raise an alert, or update the open one for this patient and rule. (alert, created)."""
-    existing = await store.open_for(conn, patient.id, rule)
+    """Raise an alert, or update the open one for this patient and rule. (alert, created).
+
+    With `card` (the details of a diary's card, see `apply_findings`): always a new alert.
+    """
+    existing = None if card is not None else await store.open_for(conn, patient.id, rule)
     if existing is not None:
         events = [*existing.events, event][-MAX_EVENTS:]
         details = {**existing.details, "events": events, "no_baseline": no_baseline}
@@ -112,7 +125,7 @@ async def raise_alert(
         rule=rule,
         level=level,
         reason=reason,
-        details={"events": [event], "no_baseline": no_baseline},
+        details=card or {"events": [event], "no_baseline": no_baseline},
         study_day=study_day,
         answered_at=answered_at,
         now=now,
@@ -267,17 +280,31 @@ async def show(
     )
 
 
-async def refresh(rt: Runtime, conn: aiosqlite.Connection, alert_id: int, now: datetime) -> None:
+async def refresh(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    alert_id: int,
+    now: datetime,
+    *,
+    latest_only: bool = False,
+) -> None:
     """Edit every copy of the alert to show its current state, each in its reader's language.
 
     Copies in the chat of someone no longer on the staff are left alone: they get no news.
+    `latest_only` (new content from a diary, not a change of state): only the newest copy in
+    each chat, so a card updated daily does not re-edit every earlier re-send (a group takes
+    20 messages a minute).
     """
     alert = await store.get(conn, alert_id)
     if alert is None:
         return
     names = await _names(conn, alert)
     active = {s.telegram_id for s in await repo.active_staff(conn)}
-    for copy in await store.copies(conn, alert_id):
+    copies = await store.copies(conn, alert_id)
+    if latest_only:
+        newest = {c.chat_id: c for c in copies}  # ordered by id: the last one wins
+        copies = [c for c in copies if newest[c.chat_id] is c]
+    for copy in copies:
         if copy.staff_id is not None and copy.staff_id not in active:
             continue
         text, buttons = alert_card(
@@ -408,7 +435,7 @@ async def triage(rt: Runtime, staff: repo.Staff, alert_id: int, code: str) -> Re
         }
         new: Any = value
         if value == "sae":
-            fields["sae_aware_at"] = alert.acked_at or now
+            fields["sae_aware_at"] = aware_since(alert) or now
             fields["sae_next_reminder_at"] = now + timedelta(
                 minutes=rt.study.sae_reminder_every_minutes
             )
@@ -448,6 +475,16 @@ async def sae_reported(rt: Runtime, staff: repo.Staff, alert_id: int) -> Result:
         return None
 
     return await _staff_change(rt, staff, alert_id, change)
+
+
+def aware_since(alert: Alert) -> datetime | None:
+    """When the team became aware of the facts: a site correction that raised the alert (the
+    person correcting knew), else the acknowledgement (the conservative reading)."""
+    corrected = alert.details.get("aware_at")
+    if corrected:
+        aware = from_iso(corrected)
+        return min(aware, alert.acked_at) if alert.acked_at else aware
+    return alert.acked_at
 
 
 def _hours(delta: timedelta) -> float:
@@ -520,16 +557,33 @@ async def next_wake(rt: Runtime, now: datetime) -> datetime | None:
     return await store.next_due(rt.db.conn, now)
 
 
-# --------------------------------------------------------------------------- diary submission
+# --------------------------------------------------------------------------- diaries → cards
+# One card per diary and level (bot/domain/findings.py decides where a finding goes). The rules
+# run whenever a diary's findings may change: an answer stored before Submit (urgent rules
+# only: a faint patient may never tap Submit), Submit, a diary closing unsubmitted, a site
+# correction (that diary and the later ones whose "in a row" rules it can change).
+
+
+@dataclass(frozen=True)
+class Raised:
+    """What one evaluation did to one alert (the correction command prints these)."""
+
+    alert_id: int
+    level: str
+    day: int
+    created: bool
+    rules: tuple[str, ...]  # findings newly reported on the alert
+    withdrawn: tuple[str, ...] = ()  # findings of the diary it no longer meets
 
 
 async def diaries(conn: aiosqlite.Connection, patient_id: int) -> list[Diary]:
-    """The patient's completed diaries with their current answers, oldest first."""
+    """The patient's diaries that are data (submitted, or closed incomplete), oldest first."""
     rows = await repo._all(
         conn,
         "SELECT o.id, o.key, o.study_day, o.phase, a.item, a.value FROM occurrences o"
         " JOIN answers a ON a.occurrence_id = o.id"
-        " WHERE o.patient_id = ? AND o.status = 'completed' ORDER BY o.study_day, o.id",
+        " WHERE o.patient_id = ? AND (o.status = 'completed' OR o.incomplete_at IS NOT NULL)"
+        " ORDER BY o.study_day, o.id",
         (patient_id,),
     )
     found: dict[int, tuple[str, int, str, dict[str, str]]] = {}
@@ -542,9 +596,13 @@ async def diaries(conn: aiosqlite.Connection, patient_id: int) -> list[Diary]:
 def finding_answers(rt: Runtime, finding: Finding, answers: dict[str, str]) -> dict[str, str]:
     """The triggering answers plus their follow-ups (dizziness with bleeding, the described
     problem), in questionnaire order: what staff need to judge, and nothing else."""
-    shown = set(finding.items)
+    return _rule_answers(rt, finding.items, answers)
+
+
+def _rule_answers(rt: Runtime, items: tuple[str, ...], answers: dict[str, str]) -> dict[str, str]:
+    shown = set(items)
     for item in rt.study.items:
-        if item.show_if is not None and item.show_if.item in finding.items:
+        if item.show_if is not None and item.show_if.item in items:
             shown.add(item.code)
     return {
         it.code: answers[it.code]
@@ -553,19 +611,333 @@ def finding_answers(rt: Runtime, finding: Finding, answers: dict[str, str]) -> d
     }
 
 
+def _rule_items(rt: Runtime, codes: list[str]) -> tuple[str, ...]:
+    tested: set[str] = set()
+    for code in codes:
+        rule = rt.study.rule(code)
+        if rule is not None:
+            tested |= {c.item for c in rule.conditions}
+    return tuple(it.code for it in rt.study.items if it.code in tested)
+
+
+def _study_order(rt: Runtime, codes: set[str] | list[str]) -> list[str]:
+    order = {r.code: i for i, r in enumerate(rt.study.rules)}
+    return sorted(set(codes), key=lambda c: (order.get(c, len(order)), c))
+
+
+def _reasons(rt: Runtime, codes: list[str]) -> list[str]:
+    out = []
+    for code in codes:
+        rule = rt.study.rule(code)
+        out.append(rule.reason if rule is not None else code)
+    return out
+
+
 async def evaluate_diary(
     rt: Runtime,
     conn: aiosqlite.Connection,
     patient: repo.Patient,
     occ: repo.OccRow,
     answers: dict[str, str],
+    levels: tuple[str, ...] = EVALUATED_LEVELS,
 ) -> tuple[list[Finding], bool]:
-    """Run the study's rules on one diary against the patient's history. (findings, no_baseline)"""
-    history = await diaries(conn, patient.id)
-    baseline = baseline_means(rt.study, history)
+    """Run the study's rules on one diary against the patient's history. (findings, no_baseline)
+
+    With `levels` = urgent only (a diary still being answered), the history is read only when
+    an urgent rule that compares with baseline or earlier diaries has its item answered.
+    """
+    rules = [r for r in rt.study.rules if r.level in levels]
+    needs_history = any(
+        (r.needs_baseline or r.consecutive > 1) and any(c.item in answers for c in r.conditions)
+        for r in rules
+    )
+    if levels != EVALUATED_LEVELS and not needs_history:
+        history: list[Diary] = []
+        baseline: dict[str, float] = {}
+        no_baseline = False
+    else:
+        history = await diaries(conn, patient.id)
+        baseline = baseline_means(rt.study, history)
+        no_baseline = bool(missing_baseline_rules(rt.study, baseline))
     current = Diary(occ.key, occ.study_day, occ.phase, answers)
-    findings = evaluate(rt.study, current, history, baseline)
-    return findings, bool(missing_baseline_rules(rt.study, baseline))
+    findings = [f for f in evaluate(rt.study, current, history, baseline) if f.level in levels]
+    return findings, no_baseline
+
+
+def diary_event(alert: Alert, occ: repo.OccRow) -> dict[str, Any] | None:
+    """The event of one diary on an alert card (None: the diary is not on it). By occurrence
+    id: a re-anchor may re-key an old diary ("daily:2" → "daily:2@2027-01-12")."""
+    return next((ev for ev in alert.events if ev.get("occ") == occ.id), None)
+
+
+def _card(alert: Alert, occ: repo.OccRow) -> Card:
+    event = diary_event(alert, occ)
+    rules = alert.details.get("rules") or [alert.rule]
+    return Card(
+        alert.id,
+        alert.status == "open",
+        frozenset(rules),
+        frozenset(event.get("rules", [])) if event else frozenset(),
+    )
+
+
+def _event(
+    rt: Runtime,
+    occ: repo.OccRow,
+    answers: dict[str, str],
+    reported: list[str],
+    findings: dict[str, Finding],
+    old: dict[str, Any] | None,
+    *,
+    state: str,
+    now: datetime,
+    corrected: bool,
+) -> dict[str, Any]:
+    """This diary's event on a card: what it reported, what it still meets, current answers
+    (with the value first reported where it changed), its baseline, its state."""
+    shown = _rule_answers(rt, _rule_items(rt, reported), answers)
+    was: dict[str, str] = dict(old.get("was", {})) if old else {}
+    if old:
+        for code, value in old.get("answers", {}).items():
+            if shown.get(code) != value and code not in was:
+                was[code] = value
+    was = {code: v for code, v in was.items() if shown.get(code) != v}
+    baseline: dict[str, float] = dict(old.get("baseline", {})) if old else {}
+    for f in findings.values():
+        if f.rule in reported:
+            baseline.update(f.baseline)
+    event: dict[str, Any] = {
+        "occ": occ.id,
+        "key": occ.key,
+        "day": occ.study_day,
+        "rules": reported,
+        "current": [r for r in reported if r in findings],
+        "answers": shown,
+        "baseline": baseline,
+        "at": old.get("at", iso(now)) if old else iso(now),
+        "state": state,
+    }
+    if was:
+        event["was"] = was
+    if (state == "draft" and event["current"] != reported) or (old or {}).get("patient_changed"):
+        event["patient_changed"] = True  # changed by the patient before submitting
+    before = {k: v for k, v in (old or {}).items() if k != "corrected_at"}
+    if corrected and old is not None and not _same(event, before):
+        event["corrected_at"] = iso(now)  # what changed, changed by the site's correction
+    elif old is not None and old.get("corrected_at"):
+        event["corrected_at"] = old["corrected_at"]
+    return event
+
+
+def _with_event(alert: Alert, event: dict[str, Any]) -> list[dict[str, Any]]:
+    events = [ev for ev in alert.events if ev.get("occ") != event["occ"]]
+    events.append(event)
+    events.sort(key=lambda ev: (ev.get("day") is None, ev.get("day") or 0))
+    return events[-MAX_EVENTS:]
+
+
+async def apply_findings(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    occ: repo.OccRow,
+    answers: dict[str, str],
+    findings: list[Finding],
+    *,
+    level: str,
+    state: str,
+    now: datetime,
+    no_baseline: bool = False,
+    corrected: bool = False,
+) -> list[Raised]:
+    """Put a diary's current findings of one level on its card (see bot/domain/findings.py):
+    raise, update or note what it no longer meets. Inside the caller's transaction."""
+    own = await store.diary_alerts(conn, occ.id, level)
+    if not findings and not own:
+        return []
+    others = await store.open_diary_alerts(conn, patient.id, level, NON_CLINICAL)
+    seen = {a.id for a in own}
+    alerts = {a.id: a for a in [*own, *[a for a in others if a.id not in seen]]}
+    cards = [_card(alerts[i], occ) for i in sorted(alerts)]
+    by_rule = {f.rule: f for f in findings}
+    plan = route([f.rule for f in findings], cards)
+    done: list[Raised] = []
+
+    for alert in own:  # the diary's own cards: current answers, state, what no longer holds
+        old = diary_event(alert, occ)
+        if old is None or alert.id == plan.target:
+            continue
+        event = _event(
+            rt, occ, answers, list(old.get("rules", [])), by_rule, old,
+            state=state, now=now, corrected=corrected,
+        )  # fmt: skip
+        if _same(event, old):
+            continue
+        await _save_event(rt, conn, patient, alert, event, now, added=[], no_baseline=no_baseline)
+        done.append(
+            Raised(alert.id, level, occ.study_day, False, (), plan.withdrawn.get(alert.id, ()))
+        )
+
+    if plan.new and plan.target is not None:
+        alert = alerts[plan.target]
+        old = diary_event(alert, occ)
+        reported = _study_order(rt, [*(old or {}).get("rules", []), *plan.new])
+        event = _event(
+            rt, occ, answers, reported, by_rule, old, state=state, now=now, corrected=corrected
+        )
+        await _save_event(
+            rt, conn, patient, alert, event, now, added=list(plan.new), no_baseline=no_baseline,
+            corrected=corrected,
+        )  # fmt: skip
+        if plan.fresh and alert.events and alert.events[0].get("occ") != occ.id:
+            # A new finding on a card raised for an earlier diary: deliver it again, so it
+            # notifies. (On the diary's own card the team was just told; the edit shows it.)
+            updated = await store.get(conn, alert.id)
+            assert updated is not None
+            await deliver(rt, conn, updated, "alert", now)
+        gone = plan.withdrawn.get(alert.id, ())
+        done.append(Raised(alert.id, level, occ.study_day, False, plan.new, gone))
+    elif plan.create:
+        reported = _study_order(rt, list(plan.new))
+        event = _event(
+            rt, occ, answers, reported, by_rule, None, state=state, now=now, corrected=corrected
+        )
+        details: dict[str, Any] = {
+            "rules": reported,
+            "reasons": _reasons(rt, reported),
+            "events": [event],
+            "no_baseline": no_baseline,
+        }
+        if corrected:  # the site learnt it by correcting: awareness starts now
+            details["aware_at"] = iso(now)
+        first = by_rule[reported[0]]
+        alert, _created = await raise_alert(
+            rt,
+            conn,
+            patient,
+            rule=first.rule,
+            level=level,
+            reason=first.reason,
+            event=event,
+            study_day=occ.study_day,
+            answered_at=now,
+            now=now,
+            card=details,
+        )
+        await store.link_diary(conn, alert.id, occ.id)
+        done.append(Raised(alert.id, level, occ.study_day, True, tuple(reported)))
+    return done
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return {k: v for k, v in a.items() if k != "at"} == {k: v for k, v in b.items() if k != "at"}
+
+
+async def _save_event(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    alert: Alert,
+    event: dict[str, Any],
+    now: datetime,
+    *,
+    added: list[str],
+    no_baseline: bool,
+    corrected: bool = False,
+) -> None:
+    """Store a diary's event on an existing card, audit it, and edit every copy."""
+    rules = _study_order(rt, [*(alert.details.get("rules") or [alert.rule]), *added])
+    details = {
+        **alert.details,
+        "rules": rules,
+        "reasons": _reasons(rt, rules),
+        "events": _with_event(alert, event),
+        "no_baseline": no_baseline or bool(alert.details.get("no_baseline")),
+    }
+    if corrected and added and "aware_at" not in details:
+        details["aware_at"] = iso(now)
+    fields: dict[str, Any] = {"details": details, "updated_at": now}
+    if added:
+        fields["updates"] = alert.updates + 1
+        fields["answered_at"] = now
+        if alert.study_day is None or event["day"] >= alert.study_day:
+            fields["study_day"] = event["day"]
+    await store.set_fields(conn, alert.id, **fields)
+    await store.link_diary(conn, alert.id, event["occ"])
+    withdrawn = [r for r in event["rules"] if r not in event["current"]]
+    await audit.record(
+        conn,
+        now,
+        "system",
+        "alert_updated",
+        subject=patient.subject,
+        entity=_entity(alert.id),
+        new={
+            "diary": event["key"],
+            "added": added,
+            "no_longer": withdrawn,
+            "state": event["state"],
+        },
+    )
+    await refresh(rt, conn, alert.id, now, latest_only=True)
+
+
+async def evaluate_and_apply(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    occ: repo.OccRow,
+    answers: dict[str, str],
+    *,
+    levels: tuple[str, ...],
+    state: str,
+    now: datetime,
+    corrected: bool = False,
+) -> tuple[list[Finding], list[Raised]]:
+    """Evaluate the rules of `levels` on a diary and put the findings on its cards."""
+    findings, no_baseline = await evaluate_diary(rt, conn, patient, occ, answers, levels)
+    grouped = by_level(findings, levels)
+    done: list[Raised] = []
+    for level in levels:
+        done += await apply_findings(
+            rt, conn, patient, occ, answers, grouped[level], level=level, state=state, now=now,
+            no_baseline=no_baseline, corrected=corrected,
+        )  # fmt: skip
+    return findings, done
+
+
+async def _add_safety_text(
+    rt: Runtime, conn: aiosqlite.Connection, patient: repo.Patient, outcome: Outcome
+) -> None:
+    """The patient's safety text: in the chat (queued by the diary's reply), and by SMS for a
+    web-diary patient (the chat shows it for Telegram ones)."""
+    messages = outcome.extra.setdefault("messages", [])
+    assert isinstance(messages, list)
+    messages.append(safety_text(t(patient.lang), rt.study))
+    row = await channel_store.patient_row(conn, patient.id)
+    await notify_patient(
+        conn, rt.now(), rt.study, row, "safety", telegram_text=None, priority=Priority.URGENT
+    )
+
+
+async def on_answer(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    occ: repo.OccRow,
+    answers: dict[str, str],
+    outcome: Outcome,
+) -> None:
+    """Diary-answer duty (inside the answer step's transaction): the urgent rules run on the
+    answers stored so far. A new urgent finding raises (or joins) its alert now, and the
+    patient sees the safety text now; a changed answer updates the card it was on."""
+    kept = q.clean(rt.study, occ.study_day, answers)
+    told = await store.diary_alerts(conn, occ.id, "urgent")
+    _findings, done = await evaluate_and_apply(
+        rt, conn, patient, occ, kept, levels=("urgent",), state="draft", now=rt.now()
+    )
+    if any(r.rules for r in done) and not told:  # once while answering; again at Submit
+        await _add_safety_text(rt, conn, patient, outcome)
 
 
 async def on_submit(
@@ -576,36 +948,35 @@ async def on_submit(
     answers: dict[str, str],
     outcome: Outcome,
 ) -> None:
-    """Diary-submit duty (inside the submit transaction): alerts, and the patient's safety text."""
-    now = rt.now()
-    findings, no_baseline = await evaluate_diary(rt, conn, patient, occ, answers)
-    for f in findings:
-        event = {
-            "key": occ.key,
-            "day": occ.study_day,
-            "answers": finding_answers(rt, f, answers),
-            "baseline": dict(f.baseline),
-            "at": iso(now),
-        }
-        await raise_alert(
-            rt,
-            conn,
-            patient,
-            rule=f.rule,
-            level=f.level,
-            reason=f.reason,
-            event=event,
-            study_day=occ.study_day,
-            answered_at=now,
-            now=now,
-            no_baseline=no_baseline,
-        )
+    """Diary-submit duty (inside the submit transaction): alerts, and the patient's safety text.
+    What the answer steps already raised is not raised again."""
+    findings, _done = await evaluate_and_apply(
+        rt, conn, patient, occ, answers, levels=EVALUATED_LEVELS, state="submitted", now=rt.now()
+    )
     if any(f.level == "urgent" for f in findings):
-        messages = outcome.extra.setdefault("messages", [])
-        assert isinstance(messages, list)
-        messages.append(safety_text(t(patient.lang), rt.study))
-        # A web-diary patient also gets it by SMS (the chat shows it above for Telegram ones).
-        row = await channel_store.patient_row(conn, patient.id)
-        await notify_patient(
-            conn, now, rt.study, row, "safety", telegram_text=None, priority=Priority.URGENT
-        )
+        await _add_safety_text(rt, conn, patient, outcome)
+
+
+async def rules_on_closed(rt: Runtime, now: datetime) -> int:
+    """Tick duty: diaries that closed unsubmitted with answers (window over, patient paused or
+    withdrawn) get every rule run on what they hold, once. Returns how many diaries."""
+    pending = await rt.db.fetchall(
+        "SELECT id FROM occurrences WHERE incomplete_at IS NOT NULL AND rules_run_at IS NULL"
+    )
+    if not pending:
+        return 0
+    async with rt.db.transaction() as conn:
+        for row in pending:
+            occ = await repo.occurrence(conn, row["id"])
+            patient = await repo.patient_by_id(conn, occ.patient_id) if occ else None
+            if occ is None or patient is None:
+                continue
+            answers = q.clean(rt.study, occ.study_day, await repo.answers(conn, occ.id))
+            await evaluate_and_apply(
+                rt, conn, patient, occ, answers, levels=EVALUATED_LEVELS, state="incomplete",
+                now=now,
+            )  # fmt: skip
+            await conn.execute(
+                "UPDATE occurrences SET rules_run_at = ? WHERE id = ?", (iso(now), occ.id)
+            )
+    return len(pending)

@@ -139,6 +139,9 @@ def patient_detail(_: T, study: Study, d: PatientDetail, now: datetime) -> str:
         head = f"{day} · {_.short_date(occ.local_date)} · {mark}"
         if occ.status == "completed":
             body = _answers(study, row.answers)
+        elif occ.status in ("missed", "paused", "withdrawn") and row.answers:
+            # closed without Submit: the answers given so far are data (status incomplete)
+            body = _("incomplete: {answers}", answers=_answers(study, row.answers))
         elif occ.status == "missed":
             body = _("missed")
         elif occ.status in ("scheduled", "prompted", "reminded"):

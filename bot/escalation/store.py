@@ -327,3 +327,47 @@ async def staff_names(conn: aiosqlite.Connection, ids: set[int]) -> dict[int, st
         conn, f"SELECT telegram_id, name FROM staff WHERE telegram_id IN ({marks})", tuple(ids)
     )
     return {r["telegram_id"]: r["name"] for r in rows}
+
+
+# --------------------------------------------------------------------------- diary cards
+
+
+async def diary_alerts(
+    conn: aiosqlite.Connection, occurrence_id: int, level: str | None = None
+) -> list[Alert]:
+    """The alerts that show this diary (any state), oldest first (migration 0007)."""
+    sql = (
+        f"{_SELECT} JOIN alert_diaries d ON d.alert_id = a.id WHERE d.occurrence_id = ?"
+        + (" AND a.level = ?" if level is not None else "")
+        + " ORDER BY a.id"
+    )
+    params: tuple[Any, ...] = (occurrence_id, level) if level is not None else (occurrence_id,)
+    return [Alert.from_row(r) for r in await repo._all(conn, sql, params)]
+
+
+async def open_diary_alerts(
+    conn: aiosqlite.Connection, patient_id: int, level: str, exclude: tuple[str, ...]
+) -> list[Alert]:
+    """The patient's unacknowledged alerts of one level raised from diaries, oldest first."""
+    marks = ",".join("?" for _ in exclude)
+    rows = await repo._all(
+        conn,
+        f"{_SELECT} WHERE a.patient_id = ? AND a.level = ? AND a.status = 'open'"
+        f" AND a.rule NOT IN ({marks}) ORDER BY a.id",
+        (patient_id, level, *exclude),
+    )
+    return [Alert.from_row(r) for r in rows]
+
+
+async def link_diary(conn: aiosqlite.Connection, alert_id: int, occurrence_id: int) -> None:
+    await conn.execute(
+        "INSERT OR IGNORE INTO alert_diaries (alert_id, occurrence_id) VALUES (?, ?)",
+        (alert_id, occurrence_id),
+    )
+
+
+async def has_diary_alerts(conn: aiosqlite.Connection, occurrence_id: int) -> bool:
+    r = await repo._one(
+        conn, "SELECT 1 FROM alert_diaries WHERE occurrence_id = ? LIMIT 1", (occurrence_id,)
+    )
+    return r is not None

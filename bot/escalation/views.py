@@ -74,6 +74,7 @@ def hours_text(value: float) -> str:
 
 def _answer_lines(_: T, study: Study, event: Mapping[str, Any]) -> list[str]:
     lines = []
+    was = event.get("was", {})
     for code, raw in event.get("answers", {}).items():
         try:
             item = study.item(code)
@@ -81,7 +82,19 @@ def _answer_lines(_: T, study: Study, event: Mapping[str, Any]) -> list[str]:
             lines.append(f"• {code}: {raw}")
             continue
         label = _(item.short)
-        lines.append("• " + _("{label}: {value}", label=label, value=value_text(_, item, raw)))
+        value = value_text(_, item, raw)
+        if code in was:
+            lines.append(
+                "• "
+                + _(
+                    "{label}: {value} (first reported: {was})",
+                    label=label,
+                    value=value,
+                    was=value_text(_, item, was[code]),
+                )
+            )
+            continue
+        lines.append("• " + _("{label}: {value}", label=label, value=value))
     baseline = event.get("baseline", {})
     for code, mean in baseline.items():
         try:
@@ -127,6 +140,7 @@ def _body(_: T, study: Study, alert: Alert, now: datetime) -> list[str]:
     elif events:
         latest = events[-1]
         lines += _answer_lines(_, study, latest)
+        lines += _diary_notes(_, study, alert, now)
         if len(events) > 1:
             earlier = ", ".join(str(ev.get("day")) for ev in events[:-1])
             lines.append(
@@ -146,6 +160,54 @@ def _body(_: T, study: Study, alert: Alert, now: datetime) -> list[str]:
                 "Answered at {time} ({elapsed} ago)",
                 time=when(_, alert.answered_at, now, tz),
                 elapsed=elapsed(_, now - alert.answered_at),
+            )
+        )
+    return lines
+
+
+def reasons(alert: Alert) -> list[str]:
+    """The reasons (msgids) of an alert: every finding on a diary card, in study rule order."""
+    return list(alert.details.get("reasons") or [alert.reason])
+
+
+def _rule_reasons(_: T, study: Study, codes: list[str]) -> str:
+    out = []
+    for code in codes:
+        rule = study.rule(code)
+        out.append(_(rule.reason) if rule is not None else code)
+    return "; ".join(out)
+
+
+def _diary_notes(_: T, study: Study, alert: Alert, now: datetime) -> list[str]:
+    """What happened to the diaries behind a card since they were reported: an answer changed
+    before Submit or corrected by the site (never withdrawn silently), a diary not submitted."""
+    lines: list[str] = []
+    for ev in alert.events:
+        reported = list(ev.get("rules", []))
+        gone = [r for r in reported if r not in ev.get("current", reported)]
+        if not gone:
+            continue
+        if ev.get("corrected_at"):
+            text = N_("✏️ Day {day}, after a site correction, no longer meets: {reasons}.")
+        elif ev.get("patient_changed"):
+            text = N_(
+                "✏️ Day {day}: the patient changed the answer before submitting; it no longer "
+                "meets: {reasons}. Please still decide on this alert."
+            )
+        else:
+            text = N_("✏️ Day {day} no longer meets: {reasons}.")
+        lines.append(_(text, day=ev.get("day"), reasons=_rule_reasons(_, study, gone)))
+    state = alert.events[-1].get("state") if alert.events else None
+    if state == "draft":
+        lines.append(_("The diary is not submitted yet: these are the answers so far."))
+    elif state == "incomplete":
+        lines.append(_("The diary closed without being submitted (incomplete)."))
+    aware = alert.details.get("aware_at")
+    if aware:
+        lines.append(
+            _(
+                "Found by a site correction at {time} (time of awareness).",
+                time=when(_, from_iso(aware), now, study.timezone),
             )
         )
     return lines
@@ -279,7 +341,7 @@ def alert_card(
         else _("Subject {subject}", subject=alert.subject)
     )
     lines.append(day)
-    lines.append(_(alert.reason))
+    lines += [_(reason) for reason in reasons(alert)]
     lines += _body(_, study, alert, now)
     lines.append("")
     lines += _state_lines(_, study, alert, now, names, reminder=kind == "sae")
@@ -299,7 +361,7 @@ def list_line(_: T, study: Study, alert: Alert, now: datetime) -> str:
     if alert.study_day is not None:
         parts.append(_("Day {day}", day=alert.study_day))
     parts += [
-        _(alert.reason),
+        "; ".join(_(reason) for reason in reasons(alert)),
         _("raised {elapsed} ago", elapsed=elapsed(_, now - alert.raised_at)),
         state,
     ]

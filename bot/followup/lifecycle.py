@@ -30,6 +30,7 @@ from bot.domain.schedule import Occurrence, closing_at, diary_occurrences, reanc
 from bot.followup import events
 from bot.i18n import N_, T, t
 from bot.messenger import Priority
+from bot.services.diary import close_unsubmitted
 from bot.services.patient_settings import reschedule
 from bot.services.runtime import Runtime
 from conversations import schedule_view
@@ -103,6 +104,21 @@ async def _done(rt: Runtime) -> None:
 # --------------------------------------------------------------------------- pause / resume
 
 
+async def _close_open_diary(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    now: datetime,
+    actor: str,
+    why: str,
+) -> None:
+    """A diary the patient had started: its answers stay as data (status incomplete) and its
+    rules run at the next tick, as when a window closes unsubmitted."""
+    occ = await repo.open_occurrence(conn, patient.id, now)
+    if occ is not None:
+        await close_unsubmitted(conn, rt.study, occ.id, patient.subject, now, actor=actor, why=why)
+
+
 async def pause(rt: Runtime, subject: str, *, actor: str, reason: str | None = None) -> Change:
     now = rt.now()
     async with rt.db.transaction() as conn:
@@ -110,6 +126,7 @@ async def pause(rt: Runtime, subject: str, *, actor: str, reason: str | None = N
         if patient.status != "active":
             raise _state_refusal(patient)
         await conn.execute("UPDATE patients SET status = 'paused' WHERE id = ?", (patient.id,))
+        await _close_open_diary(rt, conn, patient, now, actor, "patient paused")
         cur = await conn.execute(
             "UPDATE occurrences SET status = 'paused' WHERE patient_id = ?"
             " AND status IN ('scheduled', 'prompted', 'reminded') AND closes_at > ?",
@@ -151,7 +168,8 @@ async def resume(rt: Runtime, subject: str, *, actor: str, reason: str | None = 
             " WHEN prompted_at IS NULL THEN 'scheduled'"
             " WHEN reminded_at IS NOT NULL OR remind_at <= ? THEN 'reminded'"
             " ELSE 'prompted' END"
-            " WHERE patient_id = ? AND status = 'paused' AND closes_at > ?",
+            " WHERE patient_id = ? AND status = 'paused' AND closes_at > ?"
+            " AND incomplete_at IS NULL",  # a diary closed incomplete by the pause stays closed
             (n, patient.id, n),
         )
         count = cur.rowcount
@@ -192,6 +210,7 @@ async def withdraw(rt: Runtime, subject: str, *, actor: str, reason: str | None 
         patient = await find_patient(conn, subject)
         check_withdraw(patient)
         await conn.execute("UPDATE patients SET status = 'withdrawn' WHERE id = ?", (patient.id,))
+        await _close_open_diary(rt, conn, patient, now, actor, "patient withdrawn")
         cur = await conn.execute(
             "UPDATE occurrences SET status = 'withdrawn' WHERE patient_id = ?"
             " AND status IN ('scheduled', 'prompted', 'reminded', 'paused') AND closes_at > ?",

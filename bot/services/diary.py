@@ -17,7 +17,7 @@ import aiosqlite
 
 from bot.clock import iso
 from bot.domain import questionnaire as q
-from bot.domain.study import Item
+from bot.domain.study import Item, Study
 from bot.services.runtime import Runtime
 from storage import audit, repo
 
@@ -78,6 +78,10 @@ class DiaryService:
         self.study = rt.study
         # Called inside the submit transaction (escalation plugs in here).
         self.on_submit: list = []
+        # Called inside an answer step's transaction when a stored answer changed (added,
+        # changed or cleared), with the answers stored so far: urgent rules do not wait for
+        # Submit (escalation plugs in here). Same signature as on_submit.
+        self.on_answer: list = []
 
     # ------------------------------------------------------------------ helpers
     async def _not_open(self, conn: aiosqlite.Connection, patient: repo.Patient) -> Outcome:
@@ -153,7 +157,8 @@ class DiaryService:
         occ: repo.OccRow,
         item: Item,
         value: str,
-    ) -> None:
+    ) -> bool:
+        """Store one answer (audited). False: it was already the stored value."""
         now = self.rt.now()
         old = await repo._one(
             conn,
@@ -161,7 +166,7 @@ class DiaryService:
             (occ.id, item.code),
         )
         if old is not None and old["value"] == value:
-            return
+            return False
         await conn.execute(
             "INSERT INTO answers (occurrence_id, item, value, answered_at) VALUES (?,?,?,?)"
             " ON CONFLICT (occurrence_id, item) DO UPDATE SET value = excluded.value,"
@@ -178,6 +183,22 @@ class DiaryService:
             old=old["value"] if old else None,
             new=value,
         )
+        return True
+
+    async def _answered(
+        self,
+        conn: aiosqlite.Connection,
+        patient: repo.Patient,
+        occ: repo.OccRow,
+        outcome: Outcome,
+        changed: bool,
+    ) -> Outcome:
+        """After a stored answer changed: the on_answer duties, then the step's outcome."""
+        if changed and self.on_answer:
+            answers = await repo.answers(conn, occ.id)
+            for hook in self.on_answer:
+                await hook(self.rt, conn, patient, occ, answers, outcome)
+        return outcome
 
     # ------------------------------------------------------------------ the steps
     # Each step is one transaction. `respond(conn, outcome)`, if given, runs inside it: the
@@ -295,8 +316,10 @@ class DiaryService:
             value = q.accept_button(item, code)
         except q.InputError as exc:
             return Outcome("invalid", occ, item=item, error=exc.code)
-        await self._store(conn, patient, occ, item, value)
-        return await self._advance(conn, patient, occ)
+        changed = await self._store(conn, patient, occ, item, value)
+        return await self._answered(
+            conn, patient, occ, await self._advance(conn, patient, occ), changed
+        )
 
     async def _toggle(
         self,
@@ -317,8 +340,9 @@ class DiaryService:
         except q.InputError as exc:
             return Outcome("invalid", occ, item=item, error=exc.code)
         if value:
-            await self._store(conn, patient, occ, item, value)
+            changed = await self._store(conn, patient, occ, item, value)
         else:
+            changed = True
             await conn.execute(
                 "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, item.code)
             )
@@ -332,7 +356,8 @@ class DiaryService:
                 old=answers.get(item.code),
             )
         answers = await repo.answers(conn, occ.id)
-        return Outcome("updated", occ, item=item, answers=answers, returning=session.returning)
+        outcome = Outcome("updated", occ, item=item, answers=answers, returning=session.returning)
+        return await self._answered(conn, patient, occ, outcome, changed)
 
     async def _multi_done(
         self, conn: aiosqlite.Connection, patient: repo.Patient, occ_id: int, item_code: str
@@ -379,8 +404,10 @@ class DiaryService:
                 error=exc.code,
                 returning=session.returning,
             )
-        await self._store(conn, patient, occ, item, value)
-        return await self._advance(conn, patient, occ)
+        changed = await self._store(conn, patient, occ, item, value)
+        return await self._answered(
+            conn, patient, occ, await self._advance(conn, patient, occ), changed
+        )
 
     async def _change(
         self, conn: aiosqlite.Connection, patient: repo.Patient, occ_id: int, item_code: str
@@ -462,3 +489,56 @@ class DiaryService:
         for hook in self.on_submit:
             await hook(self.rt, conn, patient, occ, kept, outcome)
         return outcome
+
+
+async def close_unsubmitted(
+    conn: aiosqlite.Connection,
+    study: Study,
+    occ_id: int,
+    subject: str,
+    now: datetime,
+    *,
+    actor: str = "system",
+    why: str = "window closed",
+) -> bool:
+    """A diary closes without Submit (its window ended, the patient was paused or withdrawn):
+    the answers given so far stay as data, status "incomplete" (`incomplete_at`), follow-ups
+    that no longer apply dropped as at Submit. The escalation rules then run on it at the next
+    tick (`rules_run_at`). False: nothing was answered, nothing to keep."""
+    occ = await repo.occurrence(conn, occ_id)
+    if occ is None or occ.status == "completed":
+        return False
+    answers = await repo.answers(conn, occ.id)
+    if not answers:
+        return False
+    kept = q.clean(study, occ.study_day, answers)
+    for code in set(answers) - set(kept):
+        await conn.execute(
+            "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, code)
+        )
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "answer_dropped",
+            subject=subject,
+            entity=f"{occ.key}/{code}",
+            old=answers[code],
+            reason="no longer applies",
+        )
+    await conn.execute(
+        "UPDATE occurrences SET incomplete_at = ?, rules_run_at = NULL WHERE id = ?",
+        (iso(now), occ.id),
+    )
+    await audit.record(
+        conn,
+        now,
+        actor,
+        "diary_incomplete",
+        subject=subject,
+        entity=occ.key,
+        old=occ.status,
+        new=kept,
+        reason=why,
+    )
+    return True
