@@ -7,6 +7,8 @@ import contextlib
 import io
 from datetime import timedelta
 
+import pytest
+
 from bot.cli import cmd_staff
 from tests.console_support import (
     PASSWORD,
@@ -214,8 +216,8 @@ async def test_cli_invites_by_email(harness: Harness, capsys) -> None:  # type: 
 
 async def test_invitation_is_emailed_when_smtp_is_configured(
     harness: Harness,
-    capsys,  # type: ignore[no-untyped-def]
-    monkeypatch,  # type: ignore[no-untyped-def]
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from email import message_from_string
     from email.policy import default
