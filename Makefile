@@ -2,7 +2,7 @@
 PY ?= .venv/bin/python
 PYBABEL ?= .venv/bin/pybabel
 
-.PHONY: venv locales check-locales test lint bench run
+.PHONY: venv locales check-locales test lint bench run lock
 
 venv: .venv/.installed
 # Quiet (`@`, `-q`): set-up should not bury what `make run` says it is starting.
@@ -44,6 +44,29 @@ run:
 	else \
 		echo "make run: no TELEGRAM_BOT_TOKEN: setting up, then the local sandbox on http://127.0.0.1:8080/"; \
 	fi
-	@$(MAKE) -s --no-print-directory venv
-	@$(PYBABEL) -q compile -d locales -D messages
-	@.venv/bin/diarybot up
+	@$(MAKE) -s --no-print-directory run-venv
+	@$(RUN_PYBABEL) -q compile -d locales -D messages
+	@$(RUN_VENV)/bin/diarybot up
+
+# The environment that runs the bot has the runtime packages only, exactly as pinned (with
+# their hashes) in requirements.lock: no test or lint tools. The project itself is installed
+# editable on top (`--no-deps`: the lock already has everything; `pip check` proves it).
+# pip's own chatter goes to .venv-run/install.log, shown only when something fails.
+RUN_VENV ?= .venv-run
+RUN_PYBABEL ?= $(RUN_VENV)/bin/pybabel
+.PHONY: run-venv
+run-venv: $(RUN_VENV)/.installed
+$(RUN_VENV)/.installed: requirements.lock pyproject.toml setup.py
+	@echo "make run: installing the pinned runtime packages (requirements.lock) into $(RUN_VENV)/"
+	@python3 -m venv $(RUN_VENV)
+	@{ $(RUN_VENV)/bin/pip install --require-hashes -r requirements.lock \
+		&& $(RUN_VENV)/bin/pip install --no-deps -e . \
+		&& $(RUN_VENV)/bin/pip check; } > $(RUN_VENV)/install.log 2>&1 \
+		|| { cat $(RUN_VENV)/install.log; echo "make run: installing failed (above)"; exit 1; }
+	@touch $@
+
+# Re-pin requirements.lock after changing [project] dependencies in pyproject.toml (needs the
+# package index). tests/test_packaging.py fails while the lock and pyproject.toml disagree.
+lock: venv
+	.venv/bin/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+		--python-platform linux -q -o requirements.lock

@@ -91,6 +91,7 @@ class DiaryBot:
         base_file_url: str | None = None,
         pacing: Pacing | None = None,
         read_timeout: float = 15,
+        proxy: str | None = None,
         migrate: bool = False,
         before_migrate: BeforeMigrate | None = None,
     ) -> DiaryBot:
@@ -121,6 +122,8 @@ class DiaryBot:
             builder = builder.base_url(base_url)
         if base_file_url:
             builder = builder.base_file_url(base_file_url)
+        if proxy:  # TELEGRAM_PROXY: every Bot API call, getUpdates included, goes through it
+            builder = builder.proxy(proxy).get_updates_proxy(proxy)
         app: Any = builder.build()
         app.last_update_id = int(await repo.meta_get(db.conn, "last_update_id") or 0)
         diary = DiaryService(rt)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,10 +21,12 @@ from bot.config import Settings, load_settings
 from bot.domain.study import Study, StudyError, load_study, parse_hhmm
 from bot.escalation import permissions
 from bot.i18n import parse_lang
+from bot.ops import logs
 from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
 from storage import audit, repo
 from storage.db import Database, DatabaseTooNew, IntegrityError, MigrationNeeded
+from storage.keys import AuditKeyError
 
 ROLES = permissions.ROLES
 
@@ -73,7 +75,14 @@ def build_parser() -> Parser:
     p = Parser(prog="diarybot", description="Telegram diary bot for study NCT06438809.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    sub.add_parser("run", help="run the bot (long polling)")
+    run = sub.add_parser("run", help="run the bot (long polling)")
+    run.add_argument(
+        "--health",
+        metavar="ADDR",
+        default=None,
+        help="serve GET /healthz and /metrics on HOST:PORT, e.g. 127.0.0.1:9102"
+        " (default: DIARYBOT_HEALTH, else off)",
+    )
     sandbox_cli.add_parsers(sub)  # `sandbox` and `up`
 
     staff = sub.add_parser("staff", help="manage study staff")
@@ -99,6 +108,12 @@ def build_parser() -> Parser:
     enroll.add_argument("--timezone", default="Asia/Shanghai")
     enroll.add_argument("--prompt-time", type=hhmm, default=None)
     enroll.add_argument("--from-csv", metavar="FILE", help="enrol every row of a CSV file")
+    enroll.add_argument(
+        "--reissue",
+        metavar="SUBJECT",
+        help="a new one-time code for an enrolled subject not linked to Telegram (old codes"
+        " stop working)",
+    )
     enroll.add_argument("--json", action="store_true", help="print JSON")
 
     for extra in EXTRA_COMMANDS:
@@ -112,8 +127,9 @@ def _feature_commands() -> list[Callable[[Any], None]]:
     from bot.escalation import cli as escalation
     from bot.followup import cli as followup
     from bot.ops import cli as ops
+    from bot.ops import watchdog
 
-    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add]
+    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add, watchdog.add]
 
 
 # Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
@@ -228,8 +244,15 @@ async def cmd_staff(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.services.enrolment import EnrolError, enroll
+    from bot.services.enrolment import EnrolError, enroll, reissue
 
+    if args.reissue:
+        try:
+            result = await reissue(rt, args.reissue)
+        except EnrolError as exc:
+            raise UsageError(str(exc)) from None
+        _print_code(args, rt, result.subject, result.code, result.link)
+        return 0
     if args.from_csv:
         from bot.services.bulk import enroll_csv
 
@@ -250,16 +273,22 @@ async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
         )
     except EnrolError as exc:
         raise UsageError(str(exc)) from None
-    if args.json:
-        print(json.dumps({"subject": result.subject, "code": result.code, "link": result.link}))
-    else:
-        print(f"subject: {result.subject}")
-        print(f"code:    {result.code}   (one use, valid {rt.study.code_valid_hours // 24} days)")
-        if result.link:
-            print(f"link:    {result.link}")
-        else:
-            print("link:    not known yet: the bot learns its username on the first `diarybot run`")
+    _print_code(args, rt, result.subject, result.code, result.link)
     return 0
+
+
+def _print_code(
+    args: argparse.Namespace, rt: Runtime, subject: str, code: str, link: str | None
+) -> None:
+    if args.json:
+        print(json.dumps({"subject": subject, "code": code, "link": link}))
+        return
+    print(f"subject: {subject}")
+    print(f"code:    {code}   (one use, valid {rt.study.code_valid_hours // 24} days)")
+    if link:
+        print(f"link:    {link}")
+    else:
+        print("link:    not known yet: the bot learns its username on the first `diarybot run`")
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) -> int:
@@ -268,11 +297,19 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         return 2
     from bot.app import DiaryBot
     from bot.dataout.backup import BackupError
-    from bot.ops import lock
+    from bot.ops import lock, service
     from bot.ops.backups import BackupSchedule, PolicyError, policy_from_env
     from bot.ops.cli import backup_folder
     from bot.ops.upgrade import backup_first
 
+    health = getattr(args, "health", None) or service.health_address()  # `up` has no --health
+    if health:
+        from bot.ops.health_http import parse_address
+
+        try:
+            parse_address(health)
+        except ValueError as exc:
+            raise UsageError(f"--health / DIARYBOT_HEALTH: {exc}") from None
     try:
         policy = policy_from_env(settings.db_path)
         held = lock.acquire(settings.db_path)
@@ -288,6 +325,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
                 token=settings.token,
                 base_url=settings.base_url,
                 base_file_url=settings.base_file_url,
+                proxy=settings.proxy,
                 migrate=True,
                 before_migrate=backup_first(backup_folder(settings), clock),
             )
@@ -299,6 +337,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         schedule = bot.extras["backups"]
         assert isinstance(schedule, BackupSchedule)
         schedule.configure(policy)
+        try:
+            ops = await service.start_ops(bot, health=health, heartbeat=service.heartbeat_url())
+        except BaseException:
+            await bot.rt.db.close()
+            raise
         print(
             f"diarybot: running the real bot (database {settings.db_path}); Ctrl-C stops it.",
             flush=True,
@@ -307,11 +350,12 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await bot.start()
         try:
+            await bot.start()
             await stop.wait()
         finally:
             await bot.stop()
+            await ops.stop()
     return 0
 
 
@@ -328,6 +372,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 async def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings()
+    logs.setup(os.environ.get("DIARYBOT_LOG_FORMAT"))  # again: .env may have set the format
     try:
         study = load_study(settings.study_path)
     except StudyError as exc:
@@ -335,7 +380,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         try:
             return await cmd_run(args, settings, study)
-        except IntegrityError as exc:  # PRAGMA quick_check at start-up: say it, don't trace
+        except (IntegrityError, AuditKeyError) as exc:  # say it, don't trace
             print(f"diarybot: {exc}", file=sys.stderr)
             return 1
     if args.command == "sandbox":
@@ -349,7 +394,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     existed = settings.db_path.exists()
     try:
         rt = await open_runtime(settings, study)
-    except IntegrityError as exc:
+    except (IntegrityError, AuditKeyError) as exc:
         print(f"diarybot: {exc}", file=sys.stderr)
         return 1
     refused = False
@@ -371,12 +416,10 @@ def _remove_database(path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # httpx logs every request URL, and the URL contains the bot token: keep it quiet.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Health data: every file and folder this process creates is its user's only (0600/0700).
+    os.umask(0o077)
+    # One line per event, DIARYBOT_LOG_FORMAT=json for JSON; tokens and codes redacted.
+    logs.setup(os.environ.get("DIARYBOT_LOG_FORMAT"))
     args = build_parser().parse_args(argv)
     try:
         return asyncio.run(_main(args))

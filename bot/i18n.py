@@ -20,7 +20,10 @@ from babel.support import NullTranslations, Translations
 
 LOCALES = ("zh_Hans", "en")
 DEFAULT_LOCALE = "zh_Hans"
-LOCALE_DIR = Path(__file__).resolve().parent.parent / "locales"
+# An installed wheel carries the catalogs, compiled, in the package (setup.py's build hook); a
+# checkout (and an editable install) uses the repository's locales/ (`make locales`).
+_PACKAGED = Path(__file__).resolve().parent / "locales"
+LOCALE_DIR = _PACKAGED if _PACKAGED.is_dir() else Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
 
 # Babel locale used for dates and numbers; zh_Hans_CN gives 2026年12月1日.

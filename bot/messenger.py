@@ -48,11 +48,17 @@ async def enqueue(
     buttons: Buttons | None = None,
     priority: Priority = Priority.REPLY,
     ref: str | None = None,
+    secret: bool = False,
 ) -> int:
-    """Queue a new message. Call inside a transaction; `Sender.wake()` after commit."""
-    return await _insert(
-        conn, now, chat_id, "send", {"text": text, "buttons": buttons}, priority, ref
-    )
+    """Queue a new message. Call inside a transaction; `Sender.wake()` after commit.
+
+    `secret`: the text holds something that must not stay on the server (an enrolment code):
+    the sender strips it from the outbox as soon as the message is sent or given up.
+    """
+    payload: dict[str, Any] = {"text": text, "buttons": buttons}
+    if secret:
+        payload["secret"] = True
+    return await _insert(conn, now, chat_id, "send", payload, priority, ref)
 
 
 async def enqueue_edit(

@@ -406,11 +406,13 @@ class Sender:
     ) -> None:
         async with self.db.transaction() as conn:
             # A file's bytes are not kept once Telegram has them (an export must not live on
-            # in the outbox); the rest of the row is pruned later (bot/delivery/retention.py).
+            # in the outbox), nor a secret text (an enrolment code); the rest of the row is
+            # pruned later (bot/delivery/retention.py).
             await conn.execute(
                 "UPDATE outbox SET status = ?, message_id = ?, sent_at = ?, last_error = ?,"
                 " attempts = attempts + 1, payload = CASE WHEN kind IN ('document', 'photo')"
-                " THEN json_remove(payload, '$.data') ELSE payload END"
+                " THEN json_remove(payload, '$.data') WHEN json_extract(payload, '$.secret')"
+                " THEN json_remove(payload, '$.text', '$.buttons') ELSE payload END"
                 " WHERE id = ? AND status = 'queued'",
                 (status, message_id, iso(self.clock.now()), error, msg.id),
             )

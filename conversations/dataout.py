@@ -116,6 +116,8 @@ async def _export_and_send(
         await say(rt, chat_id, view.export_too_large(_))
         return
     caption = view.export_caption(_, request.fmt, export.subjects, export.diaries)
+    if export.audit_head:
+        caption += "\n" + view.audit_head_line(_, export.audit_head)
     async with rt.db.transaction() as conn:
         await exports.record(
             conn,

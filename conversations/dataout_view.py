@@ -32,6 +32,12 @@ def export_caption(_: T, fmt: str, subjects: int, diaries: int) -> str:
     )
 
 
+def audit_head_line(_: T, head: str) -> str:
+    """The audit trail's head ("<id> <hash>") as staff see it, to check with `audit verify`."""
+    number, _sep, digest = head.partition(" ")
+    return _("Audit trail head: {head}", head=f"{number}:{digest}")
+
+
 def export_too_large(_: T) -> str:
     return _(
         "This export is too large for Telegram. Please use `diarybot export` on the"

@@ -21,6 +21,10 @@ ERRORS = {
     "out_of_range": N_("Please give a number from {min} to {max}."),
     "too_long": N_("That is too long: please keep it under {max} characters."),
     "empty": N_("Please type a few words."),
+    "control_chars": N_(
+        "Your message contains invisible control characters that cannot be saved."
+        " Please type it again as plain text."
+    ),
     "use_buttons": N_("Please tap one of the buttons above to answer."),
     "use_buttons_review": N_(
         "Please check your answers above and tap Submit, or a button to change one."

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from storage import audit, keys
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -118,7 +121,11 @@ class Database:
             await conn.execute("PRAGMA busy_timeout=5000")
             if check:
                 await db.quick_check()
+            _private(path)
+            # The audit key first: a backup taken before a migration verifies the chain.
+            keys.register(conn, await asyncio.to_thread(keys.load, path))
             await db._upgrade(migrate, before_migrate)
+            await audit.seal_legacy(conn)
         except BaseException as exc:
             # Close the connection's thread, or the process cannot exit after the error.
             await conn.close()
@@ -252,6 +259,13 @@ class Database:
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as c:
             await c.executemany(sql, rows)
+
+
+def _private(path: str | Path) -> None:
+    """The database and its WAL/SHM are readable by this user only (whatever the umask was)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
 
 
 class _Lock:

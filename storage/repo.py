@@ -221,3 +221,59 @@ async def meta_set(conn: aiosqlite.Connection, key: str, value: str) -> None:
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         (key, value),
     )
+
+
+# ------------------------------------------------------------------ enrolment codes
+async def insert_code(
+    conn: aiosqlite.Connection, code_hash: str, patient_id: int, expires: datetime, now: datetime
+) -> None:
+    """A new one-time code, stored only as its keyed hash (bot/services/codes.py)."""
+    await conn.execute(
+        "INSERT INTO enrolment_codes (code_hash, patient_id, expires_at, created_at, keyed)"
+        " VALUES (?,?,?,?,1)",
+        (code_hash, patient_id, iso(expires), iso(now)),
+    )
+
+
+async def code_by_hash(conn: aiosqlite.Connection, keyed: str, legacy: str) -> Any:
+    """The code row for a typed code: its keyed hash, or (codes issued before 0010) plain."""
+    return await _one(
+        conn,
+        "SELECT * FROM enrolment_codes WHERE (code_hash = ? AND keyed = 1)"
+        " OR (code_hash = ? AND keyed = 0)",
+        (keyed, legacy),
+    )
+
+
+async def revoke_codes(conn: aiosqlite.Connection, patient_id: int, now: datetime) -> int:
+    """Revoke the patient's unused codes; how many."""
+    cur = await conn.execute(
+        "UPDATE enrolment_codes SET revoked_at = ? WHERE patient_id = ? AND used_at IS NULL"
+        " AND revoked_at IS NULL",
+        (iso(now), patient_id),
+    )
+    return cur.rowcount
+
+
+async def unlink_patient(conn: aiosqlite.Connection, patient_id: int) -> None:
+    """Detach the patient's Telegram account: nothing more goes to it or comes from it.
+
+    An active patient is 'invited' again (no prompts) until a new code is redeemed; a paused
+    one stays paused. Messages still queued for the old chat are dropped, its open diary
+    session and typed-answer wait are forgotten (the answers already given stay).
+    """
+    patient = await patient_by_id(conn, patient_id)
+    if patient is None or patient.chat_id is None:
+        return
+    await conn.execute(
+        "UPDATE outbox SET status = 'failed', last_error = 'unlinked' WHERE chat_id = ?"
+        " AND status = 'queued'",
+        (patient.chat_id,),
+    )
+    await conn.execute("DELETE FROM pending_inputs WHERE chat_id = ?", (patient.chat_id,))
+    await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient_id,))
+    await conn.execute(
+        "UPDATE patients SET chat_id = NULL, user_id = NULL, unreachable = 0,"
+        " status = CASE WHEN status = 'active' THEN 'invited' ELSE status END WHERE id = ?",
+        (patient_id,),
+    )

@@ -10,6 +10,9 @@ import pytest
 
 # PTB 22 warns when building RetryAfter unless timedelta mode is on; tests run with -W error.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
+# One audit key for every test database, so a copied database still verifies; the key file
+# beside a database (made and printed on first use) is tested with this unset (test_privacy).
+os.environ["DIARYBOT_AUDIT_KEY"] = "test-audit-key-0123456789abcdef0123456789"
 
 from bot.domain.study import Study, load_study
 from bot.sender import Pacing

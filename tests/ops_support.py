@@ -43,9 +43,28 @@ async def build_old(path: Path, upto: int = OLD) -> None:
                     " VALUES (1, ?, ?, ?, ?)",
                     (item, value, iso(AT), iso(AT)),
                 )
-                await audit.record(
-                    c, AT, "patient:RP-001", "answer", subject="RP-001",
-                    entity=f"daily:3/{item}", new=value,
-                )  # fmt: skip
+                await _old_record(c, f"daily:3/{item}", value)
     finally:
         await conn.close()
+
+
+async def _old_record(conn: aiosqlite.Connection, entity: str, value: str) -> None:
+    """An audit entry as a diarybot before signatures (migration 0010) wrote it: hash chain and
+    head only (the head record came with 0005)."""
+    rows = list(await conn.execute_fetchall("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1"))
+    last_id, prev = (rows[0][0], rows[0][1]) if rows else (0, audit.GENESIS)
+    content = {
+        "at": iso(AT), "actor": "patient:RP-001", "action": "answer", "subject": "RP-001",
+        "entity": entity, "old_value": None, "new_value": value, "reason": None,
+    }  # fmt: skip
+    digest = audit.entry_hash(prev, content)
+    await conn.execute(
+        "INSERT INTO audit (id, at, actor, action, subject, entity, old_value, new_value,"
+        " reason, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (last_id + 1, *content.values(), prev, digest),
+    )
+    await conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (audit.HEAD_KEY, f"{last_id + 1} {digest}"),
+    )

@@ -151,7 +151,7 @@ def test_reordered_entries_are_named(db_file: Path, tamper: sqlite3.Connection) 
 def test_rehashed_edit_breaks_the_link_to_the_next_entry(
     db_file: Path, tamper: sqlite3.Connection
 ) -> None:
-    """Whoever recomputes an edited entry's hash still breaks the next entry's link."""
+    """Whoever recomputes an edited entry's hash cannot recompute its signature (no key)."""
     at, actor, action, subject, entity, old, _new, reason, prev, _h = row(tamper, 50)
     content = dict(
         at=at, actor=actor, action=action, subject=subject, entity=entity,
@@ -161,7 +161,8 @@ def test_rehashed_edit_breaks_the_link_to_the_next_entry(
     tamper.execute("UPDATE audit SET new_value = '10', hash = ? WHERE id = 50", (digest,))
     tamper.commit()
     result = verify(db_file)
-    assert (result.ok, result.first_bad_id) == (False, 51)
+    assert (result.ok, result.first_bad_id) == (False, 50)
+    assert result.problem == audit.FORGED
 
 
 def test_show_lists_one_subject_in_utc_and_local_time(

@@ -113,7 +113,8 @@ async def test_staff_exports_csv_as_a_zip_and_it_is_audited(h: Harness) -> None:
     assert documents(staff) == [doc] and doc.document is not None
     name, data = doc.document
     assert name.startswith("NCT06438809_csv_") and name.endswith(".zip")
-    assert doc.text == "CSV export. Subjects: 1. Diaries: 1."
+    caption, head_line = (doc.text or "").splitlines()
+    assert caption == "CSV export. Subjects: 1. Diaries: 1."
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         files = {n: zf.read(n) for n in zf.namelist()}
     long = files["NCT06438809_long.csv"].decode("utf-8-sig")
@@ -126,6 +127,9 @@ async def test_staff_exports_csv_as_a_zip_and_it_is_audited(h: Harness) -> None:
     recorded = json.loads(entry["new_value"])
     assert recorded["to"] == f"telegram:{name}"
     assert recorded["sha256"] == {n: hashlib.sha256(c).hexdigest() for n, c in files.items()}
+    # The head of the exported snapshot's audit trail: in the caption and in the entry.
+    number, digest = recorded["audit_head"].split()
+    assert head_line == f"Audit trail head: {number}:{digest}"
 
 
 async def test_staff_exports_odm_for_one_subject(h: Harness) -> None:

@@ -158,6 +158,7 @@ async def _child(w: World, log: Path) -> asyncio.subprocess.Process:
         TELEGRAM_BASE_URL=w.api.base_url,
         TELEGRAM_BASE_FILE_URL=w.api.base_file_url,
         DIARYBOT_DB=str(w.db_path),
+        DIARYBOT_AUDIT_KEY=os.environ["DIARYBOT_AUDIT_KEY"],  # the key the parent wrote with
         PTB_TIMEDELTA="true",
     )
     with log.open("ab") as out:

@@ -52,6 +52,11 @@ async def test_data_change_request_becomes_a_review_alert(h: Harness) -> None:
     await p.tap("I made a mistake", thanks)
     await p.send("x" * (h.study.max_free_text + 1))
     assert "That is too long" in p.last.text
+    await p.send("My pain\x1b[31m was 7")  # control characters: refused, asked again
+    assert p.last.text == (
+        "Your message contains invisible control characters that cannot be saved."
+        " Please type it again as plain text."
+    )
     assert await h.rows("SELECT * FROM alerts") == []
     await p.send("My pain was 7, not 2")
     assert "Your study team has been told and will check your diary" in p.last.text
@@ -245,6 +250,11 @@ async def test_note_typed_as_a_reply_to_the_alert(h: Harness) -> None:
     await reply("too early")
     assert coord.last.text == "Please acknowledge the alert first."
     await coord.tap("Acknowledge", msg)
+    await reply("Photo\x07 requested\x00")  # control characters: refused, nothing saved
+    assert coord.last.text == (
+        "Your message contains invisible control characters that cannot be saved."
+        " Please type it again as plain text."
+    )
     await reply("Photo requested")
     assert coord.last.text == "Note saved on alert #1."
     assert t("zh_Hans")("📝 Note ({name}): {note}", name="Anna Smith", note="Photo requested") in (

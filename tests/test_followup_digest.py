@@ -73,11 +73,16 @@ async def test_quiet_day_is_one_line_sent_once_in_each_language(
         occ = await occurrence_rows(bot, "RP-001")
         await complete_diary(bot, "RP-001", occ[0]["id"])
         await c.set(digest_time(1))
-        quiet = (await digests(bot, 9001))[-1]
+        quiet, head_line = (await digests(bot, 9001))[-1].split("\n\n")
         assert quiet == (
             "☀️ Daily summary, 2 March 2027: every diary due yesterday was completed (1). "
             "Nothing needs your attention."
         )
+        # Every study-team copy carries the audit trail's head (an outside record of it).
+        sent = await rows(bot, "SELECT new_value FROM audit WHERE action = 'digest_sent'")
+        number, digest = json.loads(sent[-1][0])["audit_head"].split()
+        assert head_line == f"Audit trail head: {number}:{digest}"
+        assert (await digests(bot, 9002))[-1].endswith(f"\n\n审计记录链头：{number}:{digest}")
         for hours in (1, 5, 12):
             await c.set(digest_time(1) + timedelta(hours=hours))
         assert len(await digests(bot, 9001)) == 2

@@ -5,8 +5,8 @@ copy is consistent even while the bot keeps writing (WAL mode lets both run). Th
 under a temporary name, switched to a single self-contained file (journal_mode=DELETE, no -wal
 beside it), checked with `PRAGMA integrity_check` and the audit chain, flushed to disk, and
 only then renamed to the requested name: a backup file that exists is a complete one.
-The file is readable by its owner only (0600).
-An existing file is never overwritten (it may be the only good copy).
+An existing file is not overwritten (it may be the only good copy) unless `--force`; the
+database itself, its WAL and its key file never are. The copy is 0600.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from storage import audit
+from bot.dataout.exports import OutputError, check_target, protected
+from storage import audit, keys
 
 
 class BackupError(RuntimeError):
@@ -33,6 +34,7 @@ class BackupResult:
     size: int
     sha256: str
     chain: audit.VerifyResult
+    head: str | None  # "<id> <hash>": the audit trail's head in the copy
 
 
 def _source_uri(path: str) -> str:
@@ -66,9 +68,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _prepare(out: Path) -> Path:
-    if out.exists():
-        raise BackupError(f"{out} already exists: choose a new file name")
+def _prepare(out: Path, db_path: str, force: bool) -> Path:
+    try:
+        check_target(out, force=force, never=protected(db_path))
+    except OutputError as exc:
+        raise BackupError(str(exc)) from None
     if not out.parent.is_dir():
         raise BackupError(f"folder {out.parent} does not exist")
     tmp = out.with_name(f".{out.name}.part")
@@ -78,10 +82,10 @@ def _prepare(out: Path) -> Path:
     return tmp
 
 
-def _finish(tmp: Path, out: Path) -> tuple[int, str]:
-    if out.exists():  # appeared while we were copying
+def _finish(tmp: Path, out: Path, force: bool) -> tuple[int, str]:
+    if out.exists() and not force:  # appeared while we were copying
         tmp.unlink(missing_ok=True)
-        raise BackupError(f"{out} already exists: choose a new file name")
+        raise BackupError(f"{out} already exists (use --force to replace it)")
     tmp.replace(out)
     fd = os.open(out.parent, os.O_RDONLY)
     try:
@@ -91,25 +95,27 @@ def _finish(tmp: Path, out: Path) -> tuple[int, str]:
     return out.stat().st_size, _sha256(out)
 
 
-async def _chain(path: Path) -> audit.VerifyResult:
+async def _chain(path: Path, key: bytes) -> tuple[audit.VerifyResult, str | None]:
     conn = await aiosqlite.connect(str(path))
     try:
         conn.row_factory = aiosqlite.Row
-        return await audit.verify(conn)
+        return await audit.verify(conn, key=key), await audit.head(conn)
     finally:
         await conn.close()
 
 
-async def backup(db_path: str, out: Path) -> BackupResult:
-    tmp = await asyncio.to_thread(_prepare, out)
+async def backup(db_path: str, out: Path, *, force: bool = False) -> BackupResult:
+    """Copy the database to `out` (0600). Refuses a file that exists unless `force`, and the
+    database's own files always."""
+    tmp = await asyncio.to_thread(_prepare, out, db_path, force)
     try:
         await asyncio.to_thread(_copy, db_path, tmp)
-        chain = await _chain(tmp)
-        size, digest = await asyncio.to_thread(_finish, tmp, out)
+        chain, head = await _chain(tmp, await asyncio.to_thread(keys.load, db_path))
+        size, digest = await asyncio.to_thread(_finish, tmp, out, force)
     except sqlite3.Error as exc:
         await asyncio.to_thread(tmp.unlink, True)
         raise BackupError(f"backup failed: {exc}") from None
     except BaseException:
         await asyncio.to_thread(tmp.unlink, True)
         raise
-    return BackupResult(out, size, digest, chain)
+    return BackupResult(out, size, digest, chain, head)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,15 @@ async def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
         )
     except UnknownSubject:
         raise UsageError(f"no subject {args.subject!r}") from None
+    never = exports.protected(rt.db.path)
     try:
-        written = await asyncio.to_thread(exports.write, export, Path(args.out))
+        written = await asyncio.to_thread(
+            functools.partial(exports.write, force=args.force, never=never),
+            export,
+            Path(args.out),
+        )
+    except exports.OutputError as exc:
+        raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     async with rt.db.transaction() as conn:
@@ -57,14 +65,22 @@ async def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
         f"{args.format} export: {export.subjects} subjects, {export.diaries} diaries"
         f" -> {', '.join(str(p) for p in written)}"
     )
+    _print_head("audit trail head in the export", export.audit_head)
     return 0
+
+
+def _print_head(label: str, head: str | None) -> None:
+    if head:
+        number, _, digest = head.partition(" ")
+        print(f"{label}: {number}:{digest}")
+        print(f"  check later with: diarybot audit verify --expect-head {number}:{digest}")
 
 
 async def cmd_backup(args: argparse.Namespace, rt: Runtime) -> int:
     from bot.cli import UsageError
 
     try:
-        result = await backup(rt.db.path, Path(args.out))
+        result = await backup(rt.db.path, Path(args.out), force=args.force)
     except BackupError as exc:
         raise UsageError(str(exc)) from None
     async with rt.db.transaction() as conn:
@@ -74,9 +90,10 @@ async def cmd_backup(args: argparse.Namespace, rt: Runtime) -> int:
             ACTOR,
             "backup",
             entity=f"backup:{result.path.name}",
-            new={"bytes": result.size, "sha256": result.sha256},
+            new={"bytes": result.size, "sha256": result.sha256, "audit_head": result.head},
         )
     print(f"backup written: {result.path} ({result.size} bytes, sha256 {result.sha256})")
+    _print_head("audit trail head in the backup", result.head)
     if result.chain.ok:
         print(f"audit trail in the backup: {result.chain.checked} entries, chain intact")
     else:
@@ -100,7 +117,11 @@ def add(sub: Any) -> None:
     )
     e.add_argument("--subject", help="only this subject")
     e.add_argument("--since", type=_date, help="only diaries on or after this date (YYYY-MM-DD)")
+    e.add_argument("--force", action="store_true", help="replace files that exist")
     e.set_defaults(func=cmd_export)
     b = sub.add_parser("backup", help="consistent copy of the database while the bot runs")
-    b.add_argument("--out", required=True, help="new file to write (never overwritten)")
+    b.add_argument("--out", required=True, help="new file to write")
+    b.add_argument(
+        "--force", action="store_true", help="replace a file that exists (never the database)"
+    )
     b.set_defaults(func=cmd_backup)

@@ -24,6 +24,7 @@ import aiosqlite
 
 from bot.clock import from_iso, iso
 from bot.domain.study import Study
+from bot.domain.textsafety import strip_xml_forbidden
 from bot.services.study_versions import study_of
 from storage import versions
 
@@ -192,10 +193,15 @@ def _audit(row: aiosqlite.Row, staff: dict[int, tuple[str, str]]) -> AuditRec:
         at=_parse_at(row["at"]),
         user=pseudonym(row["actor"], staff),
         action=row["action"],
-        old=row["old_value"],
-        new=row["new_value"],
-        reason=row["reason"],
+        old=_clean(row["old_value"]),
+        new=_clean(row["new_value"]),
+        reason=_clean(row["reason"]),
     )
+
+
+def _clean(text: str | None) -> str | None:
+    """No character XML 1.0 forbids leaves in an export (stored before input refused them)."""
+    return None if text is None else strip_xml_forbidden(text)
 
 
 def _parse_at(text: str) -> datetime:
@@ -296,7 +302,7 @@ async def _subject(
                 answers=tuple(
                     Answer(
                         item=a["item"],
-                        value=a["value"],
+                        value=strip_xml_forbidden(a["value"]),
                         answered_at=from_iso(a["answered_at"]),
                         submitted_at=from_iso(a["submitted_at"]) if a["submitted_at"] else None,
                     )

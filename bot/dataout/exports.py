@@ -33,6 +33,7 @@ class Export:
     files: dict[str, bytes]  # file name → content
     subjects: int
     diaries: int
+    audit_head: str | None = None  # "<id> <hash>" of the audit trail in the exported snapshot
 
     def digests(self) -> dict[str, str]:
         return {name: hashlib.sha256(data).hexdigest() for name, data in self.files.items()}
@@ -69,12 +70,14 @@ async def run(
         # ODM carries every audit record; FHIR needs it to mark corrected diaries "amended".
         history = fmt in ("odm", "fhir")
         ds = await load(conn, study, now, subject=subject, since=since, with_history=history)
+        head = await audit.head(conn)
     files = await asyncio.to_thread(_build, fmt, ds, study)
     return Export(
         fmt=fmt,
         files=files,
         subjects=len(ds.subjects),
         diaries=sum(len(s.diaries) for s in ds.subjects),
+        audit_head=head,
     )
 
 
@@ -104,6 +107,7 @@ async def record(
             "diaries": export.diaries,
             "to": destination,
             "sha256": export.digests(),
+            "audit_head": export.audit_head,
         },
     )
 
@@ -126,32 +130,81 @@ def one_document(export: Export, study: Study, now: datetime) -> tuple[str, byte
     return f"{study.id}_{export.fmt}_{_stamp(now)}.zip", zip_bytes(export.files)
 
 
+class OutputError(ValueError):
+    """The output path is refused (it exists, or it is the database); nothing was written."""
+
+
+def protected(db_path: str | Path) -> list[Path]:
+    """Files an export or a backup must never replace, even with --force: the database, its
+    WAL, shared memory and journal, and the audit key file beside it."""
+    return [Path(f"{db_path}{suffix}") for suffix in ("", "-wal", "-shm", "-journal", ".key")]
+
+
+def check_target(path: Path, *, force: bool, never: list[Path]) -> None:
+    """Refuse `path` if it is one of `never`, or exists and `force` is not given."""
+    real = os.path.realpath(path)
+    for other in never:
+        if real == os.path.realpath(other) or (
+            path.exists() and other.exists() and os.path.samefile(path, other)
+        ):
+            raise OutputError(f"{path} is the database or one of its files: never overwritten")
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder")
+    if path.exists() and not force:
+        raise OutputError(f"{path} already exists (use --force to replace it)")
+
+
+def make_private_dirs(folder: Path) -> None:
+    """`mkdir -p` where every folder made is 0700 (the ones that exist are left alone)."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for path in reversed(missing):
+        path.mkdir(mode=0o700)
+        os.chmod(path, 0o700)  # mkdir's mode is masked by the umask; this is not
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as fp:
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # private whatever the umask
+    with os.fdopen(fd, "wb") as fp:
         fp.write(data)
         fp.flush()
         os.fsync(fp.fileno())
     tmp.replace(path)
 
 
-def write(export: Export, out: Path) -> list[Path]:
-    """Write to `out`: a .zip file, a directory (CSV: three files), or one file (ODM, FHIR).
-
-    Each file is written to a temporary name and renamed, so a reader never sees half a file.
-    """
+def targets(export: Export, out: Path) -> list[Path]:
+    """Where `write` puts the files: a .zip file, a folder's files (CSV), or one file."""
     if out.suffix.lower() == ".zip":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out, zip_bytes(export.files))
         return [out]
     if len(export.files) > 1 or out.is_dir():
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, data in export.files.items():
-            _write_atomic(out / name, data)
-            written.append(out / name)
-        return written
-    out.parent.mkdir(parents=True, exist_ok=True)
+        return [out / name for name in export.files]
+    return [out]
+
+
+def write(
+    export: Export, out: Path, *, force: bool = False, never: list[Path] | None = None
+) -> list[Path]:
+    """Write to `out`: a .zip file, a directory (CSV: three files), or one file (ODM, FHIR).
+
+    Refuses (OutputError, nothing written) a file that exists unless `force`, and any of
+    `never` (the database's files) always. Files are 0600, new folders 0700. Each file is
+    written to a temporary name and renamed, so a reader never sees half a file.
+    """
+    paths = targets(export, out)
+    for path in paths:
+        check_target(path, force=force, never=never or [])
+    make_private_dirs(paths[0].parent)
+    if out.suffix.lower() == ".zip":
+        _write_atomic(out, zip_bytes(export.files))
+        return [out]
+    if len(paths) > 1 or paths[0].parent == out:
+        for path, data in zip(paths, export.files.values(), strict=True):
+            _write_atomic(path, data)
+        return paths
     _write_atomic(out, next(iter(export.files.values())))
     return [out]
 

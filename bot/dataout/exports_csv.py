@@ -4,6 +4,8 @@ Pure: a `Dataset` and the study definition in, file contents out. Files are UTF-
 order mark so that Excel, which many study teams open them with, shows Chinese correctly.
 Missed, paused and withdrawn diaries appear as rows of their own with that status — never as
 blank answers that could be mistaken for "nothing to report".
+Every cell goes through `textsafety.csv_cell`: a cell that a spreadsheet would run as a formula
+(`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'`; plain numbers such as `-3` stay numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from bot.dataout.dataset import Dataset
 from bot.dataout.labels import decode, item_forms, number, translators
 from bot.domain.study import Condition, Study
+from bot.domain.textsafety import csv_cell
 from bot.i18n import t
 
 LONG_COLUMNS = (
@@ -75,7 +78,7 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([csv_cell(v) for v in row] for row in rows)
     return buf.getvalue().encode("utf-8-sig")
 
 

@@ -73,6 +73,8 @@ class DurablePoller:
                     allowed_updates=Update.ALL_TYPES,
                 )
                 backoff = 0.0
+                for listener in self.app.bot_data.get("poll_ok", ()):
+                    listener()  # bot/ops/monitor.py: when polling last succeeded
             except asyncio.CancelledError:
                 raise
             except InvalidToken:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
 from bot.domain.study import Condition, Item, Study
+from bot.domain.textsafety import has_xml_forbidden
 
 
 class InputError(ValueError):
@@ -110,6 +111,8 @@ def toggle(item: Item, current: str | None, code: str) -> str:
 
 def parse_typed(item: Item, text: str, max_text: int) -> str:
     """Validate a typed answer. Numbers accept a decimal comma and full-width digits."""
+    if item.kind == "text" and has_xml_forbidden(text):  # before strip(): it eats some of them
+        raise InputError("control_chars", item)
     text = text.strip()
     if item.kind == "text":
         if not text:

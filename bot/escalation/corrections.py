@@ -17,6 +17,7 @@ from bot.clock import from_iso, iso
 from bot.domain import questionnaire as q
 from bot.domain.rules import BASELINE_PHASE, EVALUATED_LEVELS, Finding
 from bot.domain.study import Item
+from bot.domain.textsafety import has_xml_forbidden
 from bot.escalation import service, store
 from bot.escalation.views import DATA_CHANGE
 from bot.i18n import N_, t
@@ -71,7 +72,7 @@ async def cancel_request(rt: Runtime, patient: repo.Patient) -> None:
 
 @dataclass(frozen=True)
 class Described:
-    status: str  # none | ok | empty | too_long
+    status: str  # none | ok | empty | too_long | control_chars
     alert_id: int | None = None
 
 
@@ -95,6 +96,8 @@ async def describe(rt: Runtime, patient: repo.Patient, text: str) -> Described:
         if now - pending.created_at > PENDING_FOR or moved_on:
             await store.clear_pending(conn, _who(patient))
             return Described("none")
+        if has_xml_forbidden(text):
+            return Described("control_chars")
         text = text.strip()
         if not text:
             return Described("empty")

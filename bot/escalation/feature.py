@@ -17,7 +17,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.escalation import compliance, corrections, handlers, service, staff_commands
+from bot.escalation import (
+    compliance,
+    corrections,
+    handlers,
+    service,
+    staff_commands,
+    staff_views,
+)
 from bot.escalation.views import AREA
 
 if TYPE_CHECKING:
@@ -58,6 +65,7 @@ def install(bot: DiaryBot) -> None:
     data["extra_commands"].update(staff_commands.COMMANDS)
     data["staff_buttons"][AREA] = handlers.on_alert_button
     data["staff_buttons"][corrections.AREA] = handlers.on_change_button
+    data["staff_buttons"][staff_views.PAGE_AREA] = staff_commands.on_page_button
     data.setdefault("group_buttons", set()).add(AREA)  # alert buttons work in the staff group
     data["staff_text"] = handlers.staff_text(data.get("staff_text"))
     data.setdefault("patient_text", []).append(handlers.on_patient_text)

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.domain.textsafety import has_xml_forbidden
 from bot.escalation import corrections, permissions, service, store
 from bot.escalation.views import AREA, CONTACTED, TRIAGE_CHOICES, when
 from bot.i18n import T, t
@@ -184,6 +185,16 @@ async def _note_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool
     if await authorize(update, context, permissions.CLINICAL, "note") is None:
         return True
     _ = t(staff.lang)
+    if has_xml_forbidden(msg.text or ""):
+        await say(
+            rt,
+            chat.id,
+            _(
+                "Your message contains invisible control characters that cannot be saved."
+                " Please type it again as plain text."
+            ),
+        )
+        return True
     text = (msg.text or "").strip()
     if not text:
         await say(rt, chat.id, _("Please type a few words."))
@@ -262,6 +273,15 @@ async def on_patient_text(
     chat_id = patient.chat_id or 0
     if result.status == "empty":
         await say(rt, chat_id, _("Please type a few words."))
+    elif result.status == "control_chars":
+        await say(
+            rt,
+            chat_id,
+            _(
+                "Your message contains invisible control characters that cannot be saved."
+                " Please type it again as plain text."
+            ),
+        )
     elif result.status == "too_long":
         await say(
             rt,

@@ -12,10 +12,12 @@ from datetime import date
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot import messenger
 from bot.escalation import overview, permissions, service, staff_views
 from bot.i18n import parse_lang, t
 from bot.services.enrolment import SUBJECT_RE, EnrolError, enroll
-from conversations.common import runtime, say
+from conversations.callbacks import Callback
+from conversations.common import edit, runtime, say, toast
 from conversations.dataout import send_patient_chart
 from conversations.staff import authorize
 from storage import repo
@@ -35,7 +37,7 @@ async def on_alerts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     rt = runtime(context)
     alerts = await service.unfinished_alerts(rt.db.conn)
-    text, buttons = staff_views.alerts_list(t(staff.lang), rt.study, alerts, rt.now())
+    text, buttons = staff_views.alert_pages(t(staff.lang), rt.study, alerts, rt.now())[0]
     await say(rt, _chat_id(update), text, buttons or None)
 
 
@@ -45,7 +47,8 @@ async def on_patients(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     rt = runtime(context)
     rows = await overview.summaries(rt)
-    await say(rt, _chat_id(update), staff_views.patients_list(t(staff.lang), rt.study, rows))
+    text, buttons = staff_views.patient_pages(t(staff.lang), rt.study, rows)[0]
+    await say(rt, _chat_id(update), text, buttons or None)
 
 
 async def on_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -69,7 +72,49 @@ async def on_patient(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await send_patient_chart(rt, _chat_id(update), found.summary.patient.subject, staff.lang)
     except Exception:
         log.exception("the /patient chart could not be made")
-    await say(rt, _chat_id(update), staff_views.patient_detail(_, rt.study, found, rt.now()))
+    text, buttons = staff_views.detail_pages(_, rt.study, found, rt.now())[0]
+    await say(rt, _chat_id(update), text, buttons or None)
+
+
+async def on_page_button(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: Callback) -> None:
+    """`pg:al|pt:<page>` or `pg:pd:<page>:<subject>`: show another page of a staff list.
+
+    The list is read again (it shows the present, like the command); the page replaces the
+    message in place. Data that is not a button of that very message (forged), or a page the
+    list no longer has (stale), changes nothing and says so.
+    """
+    staff = await authorize(update, context, permissions.VIEW, f"button:{cb.area}:{cb.verb}")
+    if staff is None:
+        return
+    rt = runtime(context)
+    _ = t(staff.lang)
+    query = update.callback_query
+    message = query.message if query is not None else None
+    page = cb.int_arg(0)
+    markup = getattr(message, "reply_markup", None)
+    offered = {b.callback_data for row in markup.inline_keyboard for b in row} if markup else set()
+    if query is None or message is None or query.data not in offered or page is None:
+        await toast(update, _("This is not available."), alert=True)
+        return
+    pages: list[staff_views.Page] | None = None
+    if cb.verb == "al" and len(cb.args) == 1:
+        alerts = await service.unfinished_alerts(rt.db.conn)
+        pages = staff_views.alert_pages(_, rt.study, alerts, rt.now())
+    elif cb.verb == "pt" and len(cb.args) == 1:
+        pages = staff_views.patient_pages(_, rt.study, await overview.summaries(rt))
+    elif cb.verb == "pd" and len(cb.args) == 2:
+        found = await overview.detail(rt, cb.args[1])
+        if found is not None:
+            pages = staff_views.detail_pages(_, rt.study, found, rt.now())
+    if pages is None:
+        await toast(update, _("This is not available."), alert=True)
+        return
+    if not 0 <= page < len(pages):
+        await toast(update, _("This list has changed. Please send the command again."), alert=True)
+        return
+    text, buttons = pages[page]
+    await edit(rt, message.chat.id, message.message_id, text, buttons or None)
+    await toast(update)
 
 
 async def on_enroll(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -129,7 +174,10 @@ async def on_enroll(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     ]
     if result.link:
         lines.append(_("Link: {link}", link=result.link))
-    await say(rt, chat_id, "\n".join(lines))
+    # The code must not stay on the server: the outbox forgets the text once it is sent.
+    async with rt.db.transaction() as conn:
+        await messenger.enqueue(conn, rt.now(), chat_id, "\n".join(lines), secret=True)
+    rt.wake_sender()
 
 
 COMMANDS = {

@@ -1,7 +1,13 @@
-"""Texts of the staff commands: /alerts, /patients, /patient, /enroll (pure apart from `_`)."""
+"""Texts of the staff commands: /alerts, /patients, /patient, /enroll (pure apart from `_`).
+
+A list longer than one Telegram message (4,096 UTF-16 code units) is split by length, never
+mid-line, into pages with Previous / Next buttons (`pg:<list>:<page>[:<subject>]`); a line
+count would not do: a Chinese or an English line differ threefold in length.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from bot.domain.compliance import Ratio
@@ -13,8 +19,71 @@ from bot.i18n import N_, T
 from bot.messenger import Buttons
 from conversations.callbacks import make
 
-MAX_LINES = 40  # a Telegram message holds 4096 characters
 MAX_SHOW_BUTTONS = 10
+PAGE_AREA = "pg"
+# Telegram refuses a text over 4,096 UTF-16 code units; a page of lines stays under this, which
+# leaves room for the "Page 2 of 3" line.
+PAGE_LIMIT = 3900
+LISTS = ("al", "pt", "pd")  # /alerts, /patients, /patient RP-001
+Page = tuple[str, Buttons]
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it (an emoji or a rare CJK character counts two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_pages(head: list[str], lines: list[str], limit: int = PAGE_LIMIT) -> list[list[int]]:
+    """Indexes of `lines` on each page: whole lines, in order, each page with `head` at most
+    `limit` long (a single longer line is cut to fit). Always at least one page."""
+    base = utf16_len("\n".join(head))
+    pages: list[list[int]] = [[]]
+    used = base
+    for i, line in enumerate(lines):
+        size = utf16_len(line) + 1
+        if pages[-1] and used + size > limit:
+            pages.append([])
+            used = base
+        pages[-1].append(i)
+        used += size
+    return pages
+
+
+def _fit(line: str, limit: int) -> str:
+    if utf16_len(line) <= limit:
+        return line
+    while utf16_len(line) > limit - 1:
+        line = line[: -max(1, (utf16_len(line) - limit) // 2)]
+    return line + "…"
+
+
+def paged(
+    _: T,
+    head: list[str],
+    lines: list[str],
+    data: Callable[[int], str],
+    extra: Callable[[list[int]], Buttons] | None = None,
+) -> list[Page]:
+    """Every page's text and buttons: `extra(indexes)` per page, then Previous / Next."""
+    room = PAGE_LIMIT - utf16_len("\n".join(head)) - 1
+    lines = [_fit(line, room) for line in lines]
+    groups = split_pages(head, lines)
+    out: list[Page] = []
+    for n, idx in enumerate(groups):
+        body = head + [lines[i] for i in idx]
+        if len(groups) > 1:
+            body += ["", _("Page {page} of {pages}", page=n + 1, pages=len(groups))]
+        buttons: Buttons = list(extra(idx)) if extra else []
+        nav = []
+        if n > 0:
+            nav.append((_("\u2039 Previous"), data(n - 1)))
+        if n < len(groups) - 1:
+            nav.append((_("Next \u203a"), data(n + 1)))
+        if nav:
+            buttons.append(nav)
+        out.append(("\n".join(body), buttons))
+    return out
+
 
 STATUS_LABELS = {
     "invited": N_("invited, not linked yet"),
@@ -34,18 +103,25 @@ DAY_MARKS = {
 }
 
 
-def alerts_list(_: T, study: Study, alerts: list[Alert], now: datetime) -> tuple[str, Buttons]:
+def alert_pages(_: T, study: Study, alerts: list[Alert], now: datetime) -> list[Page]:
+    """/alerts, page by page: each page's alerts have their Show buttons (at most 10)."""
     if not alerts:
-        return _("No open alerts."), []
-    lines = [_("Open alerts, oldest first:"), ""]
-    lines += [list_line(_, study, a, now) for a in alerts[:MAX_LINES]]
-    if len(alerts) > MAX_LINES:
-        lines.append(_("…and {count} more.", count=len(alerts) - MAX_LINES))
-    buttons: Buttons = [
-        [(_("Show #{id} {subject}", id=a.id, subject=a.subject), make(AREA, "show", a.id))]
-        for a in alerts[:MAX_SHOW_BUTTONS]
-    ]
-    return "\n".join(lines), buttons
+        return [(_("No open alerts."), [])]
+
+    def show(idx: list[int]) -> Buttons:
+        shown = [alerts[i] for i in idx[:MAX_SHOW_BUTTONS]]
+        return [
+            [(_("Show #{id} {subject}", id=a.id, subject=a.subject), make(AREA, "show", a.id))]
+            for a in shown
+        ]
+
+    head = [_("Open alerts, oldest first:"), ""]
+    lines = [list_line(_, study, a, now) for a in alerts]
+    return paged(_, head, lines, lambda n: make(PAGE_AREA, "al", n), show)
+
+
+def alerts_list(_: T, study: Study, alerts: list[Alert], now: datetime) -> tuple[str, Buttons]:
+    return alert_pages(_, study, alerts, now)[0]
 
 
 def ratio(_: T, r: Ratio) -> str:
@@ -86,13 +162,15 @@ def summary_line(_: T, study: Study, s: PatientSummary) -> str:
     return " · ".join(parts)
 
 
-def patients_list(_: T, study: Study, rows: list[PatientSummary]) -> str:
+def patient_pages(_: T, study: Study, rows: list[PatientSummary]) -> list[Page]:
     if not rows:
-        return _("No patients enrolled yet.")
-    lines = [summary_line(_, study, s) for s in rows[:MAX_LINES]]
-    if len(rows) > MAX_LINES:
-        lines.append(_("…and {count} more.", count=len(rows) - MAX_LINES))
-    return "\n".join(lines)
+        return [(_("No patients enrolled yet."), [])]
+    lines = [summary_line(_, study, s) for s in rows]
+    return paged(_, [], lines, lambda n: make(PAGE_AREA, "pt", n))
+
+
+def patients_list(_: T, study: Study, rows: list[PatientSummary]) -> str:
+    return patient_pages(_, study, rows)[0][0]
 
 
 def _answers(study: Study, answers: dict[str, str]) -> str:
@@ -109,6 +187,17 @@ def _answers(study: Study, answers: dict[str, str]) -> str:
 
 
 def patient_detail(_: T, study: Study, d: PatientDetail, now: datetime) -> str:
+    return detail_pages(_, study, d, now)[0][0]
+
+
+def detail_pages(_: T, study: Study, d: PatientDetail, now: datetime) -> list[Page]:
+    """/patient RP-001: one page unless many open alerts (or long answers) make it longer."""
+    subject = d.summary.patient.subject
+    lines = _detail_lines(_, study, d, now)
+    return paged(_, [], lines, lambda n: make(PAGE_AREA, "pd", n, subject))
+
+
+def _detail_lines(_: T, study: Study, d: PatientDetail, now: datetime) -> list[str]:
     s = d.summary
     lines = [summary_line(_, study, s)]
     lines.append(
@@ -152,4 +241,4 @@ def patient_detail(_: T, study: Study, d: PatientDetail, now: datetime) -> str:
         lines.append(f"{head} {body} {flags}".rstrip())
     legend = " · ".join(f"{it.code} = {_(it.short)}" for it in study.items)
     lines += ["", legend]
-    return "\n".join(lines)
+    return lines

@@ -5,6 +5,7 @@
     diarybot subject withdraw RP-001 --reason "consent withdrawn"
     diarybot subject reanchor RP-001 --injection-date 2026-12-10 --reason "injection postponed"
     diarybot subject compliance [RP-001] [--json]
+    diarybot subject unlink RP-001 --reason "phone lost"
 
 The patient's notice is queued in the outbox; a running bot delivers it (within 30 s). A refusal
 prints one line on stderr, exits with status 2 and changes nothing.
@@ -54,10 +55,30 @@ def add(sub: Any) -> None:
     p.add_argument("--injection-date", type=_date, required=True)
     p.add_argument("--reason", default=None)
     p.set_defaults(func=cmd_change)
+    p = ssub.add_parser(
+        "unlink", help="detach a lost or hijacked Telegram account (then: enroll --reissue)"
+    )
+    p.add_argument("subject")
+    p.add_argument("--reason", required=True, help="why, for the audit trail")
+    p.set_defaults(func=cmd_unlink)
     p = ssub.add_parser("compliance", help="completed / due: 7 days, 30 days, per phase, overall")
     p.add_argument("subject", nargs="?")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_compliance)
+
+
+async def cmd_unlink(args: argparse.Namespace, rt: Runtime) -> int:
+    from bot.services.enrolment import EnrolError, unlink
+
+    try:
+        await unlink(rt, args.subject, reason=args.reason, actor=ACTOR)
+    except EnrolError as exc:
+        return _fail(str(exc))
+    print(
+        f"{args.subject}: Telegram account detached; nothing more is sent to it."
+        f" Give the patient a new code: diarybot enroll --reissue {args.subject}"
+    )
+    return 0
 
 
 def _fail(message: str) -> int:

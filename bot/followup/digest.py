@@ -172,6 +172,7 @@ async def collect(
 async def maybe_send(rt: Runtime, now: datetime, alerts: AlertCounter | None = None) -> bool:
     """Send today's digest if its time has come and it has not gone out yet."""
     from conversations import staff_schedule  # the staff-side view
+    from conversations.dataout_view import audit_head_line
 
     today = study_today(rt, now)
     if now < digest_at(rt, today) or await _sent(rt.db.conn, today):
@@ -183,8 +184,14 @@ async def maybe_send(rt: Runtime, now: datetime, alerts: AlertCounter | None = N
         since = from_iso(last[0]) if last and last[0] else now - timedelta(days=1)
         data = await collect(conn, rt, now, since, alerts)
         staff = await repo.active_staff(conn)
+        # The audit trail's head goes out with every study-team copy: a record of it outside
+        # the server, for `diarybot audit verify --expect-head` (docs/data.md).
+        head = await audit.head(conn)
         for member in staff:
-            text = staff_schedule.digest_text(t(member.lang), data)
+            _ = t(member.lang)
+            text = staff_schedule.digest_text(_, data)
+            if head:
+                text += "\n\n" + audit_head_line(_, head)
             await messenger.enqueue(
                 conn,
                 now,
@@ -203,7 +210,12 @@ async def maybe_send(rt: Runtime, now: datetime, alerts: AlertCounter | None = N
             "system",
             "digest_sent",
             entity=f"digest:{today.isoformat()}",
-            new={"recipients": len(staff), "diaries_due": data.due, "completed": data.completed},
+            new={
+                "recipients": len(staff),
+                "diaries_due": data.due,
+                "completed": data.completed,
+                "audit_head": head,
+            },
         )
     rt.wake_sender()
     return True

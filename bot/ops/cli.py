@@ -11,6 +11,7 @@ They open the database themselves (not through the runtime every other command g
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from bot.ops import lock
 from bot.ops.backups import PolicyError, policy_from_env
 from bot.ops.restore import RestoreError, check, restore
 from bot.ops.upgrade import BackupFirst
+from storage import keys
 from storage.db import Database
 
 
@@ -80,7 +82,8 @@ async def cmd_restore(args: argparse.Namespace, settings: Settings, study: Study
     file = Path(args.file)
     if args.check:
         try:
-            report = await check(file)
+            key = await asyncio.to_thread(keys.load, settings.db_path)
+            report = await check(file, key)
         except RestoreError as exc:
             raise UsageError(str(exc)) from None
         print(f"restore check (a temporary copy, {file} not changed):")

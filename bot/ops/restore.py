@@ -28,7 +28,7 @@ import aiosqlite
 
 from bot.dataout.backup import _sha256
 from bot.ops.backups import HEAD_SUFFIX, STAMP
-from storage import audit
+from storage import audit, keys
 from storage.db import latest_version
 
 COUNTS = {
@@ -141,11 +141,11 @@ def _inspect(copy: Path) -> tuple[list[str], int, dict[str, int | None]]:
     return integrity, version, counts
 
 
-async def _chain(copy: Path) -> tuple[audit.VerifyResult, str | None]:
+async def _chain(copy: Path, key: bytes) -> tuple[audit.VerifyResult, str | None]:
     conn = await aiosqlite.connect(str(copy))
     try:
         conn.row_factory = aiosqlite.Row
-        return await audit.verify(conn), await audit.head(conn)
+        return await audit.verify(conn, key=key), await audit.head(conn)
     finally:
         await conn.close()
 
@@ -159,7 +159,7 @@ def _recorded_head(file: Path) -> str | None:
     return str(value) if value else None
 
 
-async def _check_copy(file: Path, copy: Path) -> Report:
+async def _check_copy(file: Path, copy: Path, key: bytes) -> Report:
     if not await asyncio.to_thread(file.is_file):
         raise RestoreError(f"{file}: no such file")
     try:
@@ -170,18 +170,19 @@ async def _check_copy(file: Path, copy: Path) -> Report:
     report = Report(file, await asyncio.to_thread(_sha256, file), integrity, version, counts)
     if integrity == ["ok"]:
         try:
-            report.chain, report.head = await _chain(copy)
+            report.chain, report.head = await _chain(copy, key)
         except sqlite3.DatabaseError as exc:
             report.integrity = [f"audit trail unreadable: {exc}"]
     report.recorded_head = await asyncio.to_thread(_recorded_head, file)
     return report
 
 
-async def check(file: Path) -> Report:
-    """Restore into a temporary file and report what it holds; nothing else is touched."""
+async def check(file: Path, key: bytes) -> Report:
+    """Restore into a temporary file and report what it holds; nothing else is touched.
+    `key`: the study's audit key (storage/keys.py), which signed the backup's audit trail."""
     folder = Path(tempfile.mkdtemp(prefix="diarybot-restore-"))  # 0700
     try:
-        return await _check_copy(file, folder / "restored.sqlite3")
+        return await _check_copy(file, folder / "restored.sqlite3", key)
     finally:
         await asyncio.to_thread(shutil.rmtree, folder, True)
 
@@ -219,10 +220,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-async def _record(db: Path, now: datetime, report: Report, kept: Path | None) -> None:
+async def _record(db: Path, now: datetime, report: Report, kept: Path | None, key: bytes) -> None:
     conn = await aiosqlite.connect(str(db), isolation_level=None)
     try:
         conn.row_factory = aiosqlite.Row
+        keys.register(conn, key)
         await conn.execute("BEGIN IMMEDIATE")
         await audit.record(
             conn,
@@ -244,8 +246,9 @@ async def _record(db: Path, now: datetime, report: Report, kept: Path | None) ->
 async def restore(file: Path, db: Path, now: datetime) -> Restored:
     """Put a checked copy of `file` in place of `db`, keeping the old one. Bot must be stopped."""
     part = db.with_name(f".{db.name}.restoring")
+    key = await asyncio.to_thread(keys.load, db)
     try:
-        report = await _check_copy(file, part)
+        report = await _check_copy(file, part, key)
         if not report.ok:
             raise RestoreError(f"{file} failed the check: {'; '.join(report.problems)}")
         with part.open("rb") as fp:
@@ -255,5 +258,5 @@ async def restore(file: Path, db: Path, now: datetime) -> Restored:
         await asyncio.to_thread(_fsync_dir, db.parent)
     finally:
         await asyncio.to_thread(part.unlink, True)
-    await _record(db, now, report, kept)
+    await _record(db, now, report, kept, key)
     return Restored(report, kept)

@@ -281,7 +281,7 @@ def _error_screens(s: Samples) -> Iterable[Screen]:
     for code in diary_view.ERRORS:
         if code in ("not_a_number", "out_of_range", "whole_number"):
             item = by_kind.get("number") or by_kind.get("count")
-        elif code in ("too_long", "empty"):
+        elif code in ("too_long", "empty", "control_chars"):
             item = by_kind.get("text")
         elif code == "choose_one":
             item = by_kind.get("multi")

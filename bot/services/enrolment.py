@@ -13,7 +13,7 @@ from bot.clock import from_iso, iso
 from bot.domain.schedule import diary_occurrences
 from bot.services import codes
 from bot.services.runtime import Runtime
-from storage import audit, repo
+from storage import audit, keys, repo
 
 SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,23}$")
 MAX_FAILURES = 5
@@ -95,13 +95,7 @@ async def _enroll(
         ),
     )
     patient_id = cur.lastrowid or 0
-    code = codes.new_code()
-    expires = now + timedelta(hours=rt.study.code_valid_hours)
-    await conn.execute(
-        "INSERT INTO enrolment_codes (code_hash, patient_id, expires_at, created_at)"
-        " VALUES (?,?,?,?)",
-        (codes.code_hash(code), patient_id, iso(expires), iso(now)),
-    )
+    code = await _new_code(rt, conn, patient_id, now)
     await audit.record(
         conn,
         now,
@@ -117,6 +111,66 @@ async def _enroll(
         },
     )
     return Enrolment(subject, code, deep_link(rt.bot_username, code))
+
+
+async def _new_code(rt: Runtime, conn: aiosqlite.Connection, patient_id: int, now: datetime) -> str:
+    code = codes.new_code()
+    expires = now + timedelta(hours=rt.study.code_valid_hours)
+    hashed = codes.code_hash(code, keys.for_conn(conn))
+    await repo.insert_code(conn, hashed, patient_id, expires, now)
+    return code
+
+
+async def reissue(rt: Runtime, subject: str, *, actor: str = "cli") -> Enrolment:
+    """A new one-time code for a subject not linked to Telegram; the old ones stop working."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        patient = await repo.patient_by_subject(conn, subject)
+        if patient is None:
+            raise EnrolError(f"no subject {subject!r}")
+        if patient.status in ("withdrawn", "completed"):
+            raise EnrolError(f"subject {subject} is {patient.status}: no new code")
+        if patient.chat_id is not None:
+            raise EnrolError(
+                f"subject {subject} is linked to a Telegram account; if it is lost or not"
+                f" theirs, run `diarybot subject unlink {subject}` first"
+            )
+        revoked = await repo.revoke_codes(conn, patient.id, now)
+        code = await _new_code(rt, conn, patient.id, now)
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "code_reissue",
+            subject=subject,
+            entity="enrolment_code",
+            new={"revoked": revoked, "valid_hours": rt.study.code_valid_hours},
+        )
+    return Enrolment(subject, code, deep_link(rt.bot_username, code))
+
+
+async def unlink(rt: Runtime, subject: str, *, reason: str, actor: str = "cli") -> None:
+    """Detach a lost or hijacked Telegram account from a subject (see repo.unlink_patient)."""
+    now = rt.now()
+    async with rt.db.transaction() as conn:
+        patient = await repo.patient_by_subject(conn, subject)
+        if patient is None:
+            raise EnrolError(f"no subject {subject!r}")
+        if patient.chat_id is None:
+            raise EnrolError(f"subject {subject} is not linked to a Telegram account")
+        await repo.unlink_patient(conn, patient.id)
+        await repo.revoke_codes(conn, patient.id, now)
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "unlink",
+            subject=subject,
+            entity="patient",
+            old={"chat_id": patient.chat_id, "user_id": patient.user_id, "status": patient.status},
+            new="unlinked",
+            reason=reason,
+        )
 
 
 @dataclass(frozen=True)
@@ -138,17 +192,15 @@ async def link_chat(rt: Runtime, chat_id: int, user_id: int, code_text: str) -> 
         )
         if attempt and attempt["locked_until"] and from_iso(attempt["locked_until"]) > now:
             return LinkResult("locked", locked_until=from_iso(attempt["locked_until"]))
-        row = await repo._one(
-            conn,
-            "SELECT * FROM enrolment_codes WHERE code_hash = ?",
-            (codes.code_hash(code_text),),
+        row = await repo.code_by_hash(
+            conn, codes.code_hash(code_text, keys.for_conn(conn)), codes.legacy_hash(code_text)
         )
         status = "ok"
         if row is None:
             status = "wrong"
         elif row["used_at"] is not None:
             status = "used"
-        elif from_iso(row["expires_at"]) <= now:
+        elif row["revoked_at"] is not None or from_iso(row["expires_at"]) <= now:
             status = "expired"
         if status != "ok":
             failures = (attempt["failures"] if attempt else 0) + 1
@@ -165,14 +217,16 @@ async def link_chat(rt: Runtime, chat_id: int, user_id: int, code_text: str) -> 
             return LinkResult(status)
         patient = await repo.patient_by_id(conn, row["patient_id"])
         assert patient is not None
-        if patient.chat_id is not None or patient.status != "invited":
+        if patient.chat_id is not None or patient.status in ("withdrawn", "completed"):
             return LinkResult("used")
         await conn.execute(
             "UPDATE enrolment_codes SET used_at = ? WHERE code_hash = ?",
             (iso(now), row["code_hash"]),
         )
+        # A paused patient whose account was unlinked stays paused on the new account.
         await conn.execute(
-            "UPDATE patients SET chat_id = ?, user_id = ?, status = 'active' WHERE id = ?",
+            "UPDATE patients SET chat_id = ?, user_id = ?, unreachable = 0,"
+            " status = CASE WHEN status = 'invited' THEN 'active' ELSE status END WHERE id = ?",
             (chat_id, user_id, patient.id),
         )
         await conn.execute("DELETE FROM code_attempts WHERE chat_id = ?", (chat_id,))
