@@ -107,6 +107,11 @@ def build_parser() -> Parser:
     enroll.add_argument("--lang", type=lang, default=None)
     enroll.add_argument("--timezone", default="Asia/Shanghai")
     enroll.add_argument("--prompt-time", type=hhmm, default=None)
+    enroll.add_argument(
+        "--channel", choices=("telegram", "web"), default="telegram", help="how the patient answers"
+    )
+    enroll.add_argument("--phone", help="web patients: mobile number, E.164 (+8613812345678)")
+    enroll.add_argument("--birth-year", type=int, help="web patients: asked on a new device")
     enroll.add_argument("--from-csv", metavar="FILE", help="enrol every row of a CSV file")
     enroll.add_argument(
         "--reissue",
@@ -128,8 +133,9 @@ def _feature_commands() -> list[Callable[[Any], None]]:
     from bot.followup import cli as followup
     from bot.ops import cli as ops
     from bot.ops import watchdog
+    from bot.web import cli as web
 
-    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add, watchdog.add]
+    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add, watchdog.add, web.add]
 
 
 # Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
@@ -139,7 +145,7 @@ EXTRA_COMMANDS: list[Callable[[Any], None]] = _feature_commands()
 # ------------------------------------------------------------------ commands
 async def open_runtime(settings: Settings, study: Study) -> Runtime:
     db = await Database.open(settings.db_path)
-    rt = Runtime(db=db, study=study, clock=SystemClock())
+    rt = Runtime(db=db, study=study, clock=SystemClock(), public_url=settings.public_url)
     rt.bot_username = await repo.meta_get(db.conn, "bot_username") or None
     return rt
 
@@ -270,9 +276,17 @@ async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
             args.lang,
             args.timezone,
             args.prompt_time or rt.study.default_prompt_time,
+            channel=args.channel,
+            phone=args.phone,
+            birth_year=args.birth_year,
         )
     except EnrolError as exc:
         raise UsageError(str(exc)) from None
+    if result.channel == "web":
+        from bot.web.cli import print_link
+
+        print_link(result.subject, result.link or "", as_json=args.json)
+        return 0
     _print_code(args, rt, result.subject, result.code, result.link)
     return 0
 
@@ -295,6 +309,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     if not settings.token:
         print(TOKEN_HELP, file=sys.stderr, end="")
         return 2
+    if settings.web:
+        from bot.web.server import parse_bind
+
+        try:
+            parse_bind(settings.web)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     from bot.app import DiaryBot
     from bot.dataout.backup import BackupError
     from bot.ops import lock, service
@@ -337,6 +358,12 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         schedule = bot.extras["backups"]
         assert isinstance(schedule, BackupSchedule)
         schedule.configure(policy)
+        bot.rt.public_url = settings.public_url
+        web = None
+        if settings.web:
+            from bot.web.server import WebDiary
+
+            web = WebDiary(bot.rt, bot.diary, settings.web)
         try:
             ops = await service.start_ops(bot, health=health, heartbeat=service.heartbeat_url())
         except BaseException:
@@ -352,8 +379,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             loop.add_signal_handler(sig, stop.set)
         try:
             await bot.start()
+            if web is not None:
+                await web.start()
+                print(f"diarybot: web diary on http://{web.bound} (public {settings.public_url})")
             await stop.wait()
         finally:
+            if web is not None:
+                await web.stop()
             await bot.stop()
             await ops.stop()
     return 0

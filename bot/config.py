@@ -17,6 +17,8 @@ class Settings:
     db_path: Path
     study_path: Path | None
     proxy: str | None = None  # TELEGRAM_PROXY: http://, https:// or socks5:// for the Bot API
+    web: str | None = None  # DIARYBOT_WEB: host:port the web diary listens on (bot/web)
+    public_url: str | None = None  # DIARYBOT_PUBLIC_URL: what patients open, e.g. https://…
 
     def __repr__(self) -> str:  # keep the token out of every log line and traceback
         return (
@@ -44,4 +46,6 @@ def load_settings(env_file: str | None = ".env") -> Settings:
         db_path=Path(os.environ.get("DIARYBOT_DB", "diarybot.sqlite3")),
         study_path=Path(study) if study else None,
         proxy=os.environ.get("TELEGRAM_PROXY") or None,
+        web=os.environ.get("DIARYBOT_WEB") or None,
+        public_url=(os.environ.get("DIARYBOT_PUBLIC_URL") or "").rstrip("/") or None,
     )

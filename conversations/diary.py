@@ -14,6 +14,7 @@ from telegram.ext import ContextTypes
 
 from bot.messenger import Buttons, enqueue, enqueue_edit
 from bot.services.diary import DiaryService, Outcome
+from bot.services.diary_screen import Action, perform
 from conversations import diary_view as view
 from conversations.callbacks import Callback
 from conversations.common import current_patient, runtime, say, toast, tr, ut
@@ -73,20 +74,8 @@ async def on_diary_button(
     # "Start" keeps the prompt; the diary starts in its own message. Every other step edits
     # the message whose button was pressed.
     reply = Reply(update, context, patient, message_id=None if cb.verb == "s" else message_id)
-    if cb.verb == "s":
-        outcome = await svc.open(patient, occ_id, respond=reply)
-    elif cb.verb == "a" and item and code:
-        outcome = await svc.answer(patient, occ_id, item, code, respond=reply)
-    elif cb.verb == "t" and item and code:
-        outcome = await svc.toggle(patient, occ_id, item, code, respond=reply)
-    elif cb.verb == "n" and item:
-        outcome = await svc.multi_done(patient, occ_id, item, respond=reply)
-    elif cb.verb == "e" and item:
-        outcome = await svc.change(patient, occ_id, item, respond=reply)
-    elif cb.verb == "x":
-        outcome = await svc.submit(patient, occ_id, respond=reply)
-    else:
-        outcome = Outcome("not_yours")  # a button is answered by its toast alone
+    # What the button means is the same Action the web's form buttons carry.
+    outcome = await perform(svc, patient, Action(cb.verb, occ_id, item, code), respond=reply)
     await reply.after(outcome)
 
 

@@ -28,6 +28,8 @@ class Patient:
     chat_id: int | None
     user_id: int | None
     unreachable: bool
+    channel: str = "telegram"  # telegram | web (migration 0013)
+    phone: str | None = None  # E.164, web patients only
 
     @classmethod
     def from_row(cls, r: aiosqlite.Row) -> Patient:
@@ -43,6 +45,8 @@ class Patient:
             chat_id=r["chat_id"],
             user_id=r["user_id"],
             unreachable=bool(r["unreachable"]),
+            channel=r["channel"] if "channel" in r.keys() else "telegram",
+            phone=r["phone"] if "phone" in r.keys() else None,
         )
 
 

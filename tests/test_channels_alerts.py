@@ -237,12 +237,9 @@ async def test_sms_link_shows_the_alert_and_records_seen_once(
 async def test_web_patient_gets_prompt_and_reminder_by_sms(
     routed: tuple[Harness, Gateway, MailBox],
 ) -> None:
-    """A web-diary patient (the patients table given `channel` and `phone` here, as the web
-    diary's migration does) is prompted and reminded by SMS, through the same scheduler."""
+    """A web-diary patient (`channel` and `phone`, migration 0013) is prompted and reminded by
+    SMS, through the same scheduler."""
     h, gw, _box = routed
-    async with h.rt.db.transaction() as conn:
-        await conn.execute("ALTER TABLE patients ADD COLUMN channel TEXT DEFAULT 'telegram'")
-        await conn.execute("ALTER TABLE patients ADD COLUMN phone TEXT")
     await h.enroll("RP-009", injection=date(2026, 11, 30), lang="zh_Hans")
     async with h.rt.db.transaction() as conn:
         await conn.execute(

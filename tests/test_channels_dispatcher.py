@@ -207,8 +207,6 @@ async def test_notify_patient_by_sms_or_telegram(tmp_path: Path, study: Study) -
     db = await Database.open(tmp_path / "p.sqlite3")
     try:
         async with db.transaction() as conn:
-            await conn.execute("ALTER TABLE patients ADD COLUMN channel TEXT DEFAULT 'telegram'")
-            await conn.execute("ALTER TABLE patients ADD COLUMN phone TEXT")
             for subject, chat, channel, phone in (
                 ("RP-001", 501, "telegram", None),
                 ("RP-002", None, "web", "+8613812345678"),

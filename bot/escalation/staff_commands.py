@@ -130,6 +130,10 @@ async def on_enroll(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     _ = t(staff.lang)
     chat_id = _chat_id(update)
     args = context.args or []
+    web: tuple[str, str] | None = None  # /enroll RP-004 2026-12-10 zh web +8613812345678 1956
+    if len(args) == 6 and args[3].lower() == "web":
+        web = (args[4], args[5])
+        args = args[:3]
     if len(args) not in (2, 3):
         await say(rt, chat_id, _("Usage: /enroll RP-004 2026-12-10 zh"))
         return
@@ -160,9 +164,17 @@ async def on_enroll(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             rt.study.timezone,
             rt.study.default_prompt_time,
             actor=f"staff:{staff.telegram_id}",
+            channel="web" if web else "telegram",
+            phone=web[0] if web else None,
+            birth_year=int(web[1]) if web and web[1].isdigit() else (0 if web else None),
         )
     except EnrolError as exc:  # e.g. enrolled a moment ago by someone else
         await say(rt, chat_id, _("Not enrolled: {reason}", reason=str(exc)))
+        return
+    if result.channel == "web" and result.link:
+        from bot.web.feature import send_link
+
+        await send_link(rt, chat_id, _, subject, injection, result.link)
         return
     lines = [
         _("{subject} enrolled; Day 0 is {date}.", subject=subject, date=_.date(injection)),

@@ -26,7 +26,8 @@ AREA = "al"  # callback area of the staff alert buttons
 MISSED = "MISSED"
 BLOCKED = "BLOCKED"
 DATA_CHANGE = "DATA_CHANGE"
-NON_CLINICAL = (MISSED, BLOCKED, DATA_CHANGE)
+WEB_LOCKED = "WEB_LOCKED"  # five wrong years of birth on a web diary link (bot/web/links.py)
+NON_CLINICAL = (MISSED, BLOCKED, DATA_CHANGE, WEB_LOCKED)
 
 LEVELS = {
     "urgent": ("🔴", N_("URGENT")),

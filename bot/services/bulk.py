@@ -14,6 +14,7 @@ from bot.services.enrolment import EnrolError, Enrolment, enroll
 from bot.services.runtime import Runtime
 
 COLUMNS = ("subject", "injection_date", "lang", "timezone", "prompt_time")
+OPTIONAL = ("channel", "phone", "birth_year")  # web patients: channel "web", phone, birth_year
 
 
 class BulkError(EnrolError):
@@ -83,8 +84,25 @@ async def _enroll_rows(rt: Runtime, text: str, *, actor: str, preview: bool) -> 
                 except ValueError:
                     raise EnrolError(f"bad time {time_raw!r}") from None
                 tz = (row["timezone"] or "").strip() or rt.study.timezone
+                channel = (row.get("channel") or "").strip().lower() or "telegram"
+                phone = (row.get("phone") or "").strip() or None
+                year_raw = (row.get("birth_year") or "").strip()
+                if year_raw and not year_raw.isdigit():
+                    raise EnrolError(f"bad year of birth {year_raw!r}")
                 results.append(
-                    await enroll(rt, subject, injection, lang, tz, at, actor=actor, conn=conn)
+                    await enroll(
+                        rt,
+                        subject,
+                        injection,
+                        lang,
+                        tz,
+                        at,
+                        actor=actor,
+                        conn=conn,
+                        channel=channel,
+                        phone=phone,
+                        birth_year=int(year_raw) if year_raw else None,
+                    )
                 )
             except EnrolError as exc:
                 raise BulkError(f"line {line}: {exc}") from None

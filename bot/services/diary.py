@@ -247,12 +247,20 @@ class DiaryService:
         )
 
     async def typed(
-        self, patient: repo.Patient, text: str, *, respond: Respond | None = None
+        self,
+        patient: repo.Patient,
+        text: str,
+        *,
+        respond: Respond | None = None,
+        expect: tuple[int, str] | None = None,
     ) -> Outcome | None:
-        """Typed text while a diary is open. None: no diary question is waiting."""
+        """Typed text while a diary is open. None: no diary question is waiting.
+
+        `expect` (occurrence id, item code): the question the text answers (a web form says
+        which one it was); text for any other question is "stale" and changes nothing."""
         if await _session(self.rt.db.conn, patient.id) is None:
             return None  # the common case, answered without taking the write lock
-        return await self._step(lambda conn: self._typed(conn, patient, text), respond)
+        return await self._step(lambda conn: self._typed(conn, patient, text, expect), respond)
 
     async def change(
         self, patient: repo.Patient, occ_id: int, item_code: str, *, respond: Respond | None = None
@@ -261,6 +269,17 @@ class DiaryService:
         return await self._step(
             lambda conn: self._change(conn, patient, occ_id, item_code), respond
         )
+
+    async def back(
+        self,
+        patient: repo.Patient,
+        occ_id: int,
+        item_code: str | None,
+        *,
+        respond: Respond | None = None,
+    ) -> Outcome:
+        """Back to the question before `item_code` (None: from the review, the last one)."""
+        return await self._step(lambda conn: self._back(conn, patient, occ_id, item_code), respond)
 
     async def submit(
         self, patient: repo.Patient, occ_id: int, *, respond: Respond | None = None
@@ -372,12 +391,19 @@ class DiaryService:
         return await self._advance(conn, patient, occ)
 
     async def _typed(
-        self, conn: aiosqlite.Connection, patient: repo.Patient, text: str
+        self,
+        conn: aiosqlite.Connection,
+        patient: repo.Patient,
+        text: str,
+        expect: tuple[int, str] | None = None,
     ) -> Outcome | None:
         """Typed text while a diary is open. None: no diary question is waiting."""
         session = await _session(conn, patient.id)
         if session is None:
             return None
+        if expect is not None and (session.occurrence_id, session.item) != expect:
+            occ, refusal = await self._guard(conn, patient, expect[0])
+            return refusal or Outcome("stale", occ)
         occ, refusal = await self._guard(conn, patient, session.occurrence_id)
         if refusal:
             await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
@@ -427,6 +453,30 @@ class DiaryService:
             return Outcome("stale", occ)
         if item.code not in q.clean(self.study, occ.study_day, answers):
             return Outcome("stale", occ)
+        await _set_session(conn, patient.id, occ.id, item.code, True, self.rt.now())
+        return Outcome("question", occ, item=item, answers=answers, returning=True)
+
+    async def _back(
+        self,
+        conn: aiosqlite.Connection,
+        patient: repo.Patient,
+        occ_id: int,
+        item_code: str | None,
+    ) -> Outcome:
+        occ, refusal = await self._guard(conn, patient, occ_id)
+        if refusal:
+            return refusal
+        assert occ is not None
+        session = await _session(conn, patient.id)
+        if session is None or session.occurrence_id != occ.id or session.item != item_code:
+            return Outcome("stale", occ)
+        answers = await repo.answers(conn, occ.id)
+        codes = [it.code for it in q.applicable_items(self.study, occ.study_day, answers)]
+        before = codes[: codes.index(item_code)] if item_code in codes else codes
+        answered = [c for c in before if c in answers]
+        if not answered:
+            return Outcome("stale", occ)
+        item = self.study.item(answered[-1])
         await _set_session(conn, patient.id, occ.id, item.code, True, self.rt.now())
         return Outcome("question", occ, item=item, answers=answers, returning=True)
 

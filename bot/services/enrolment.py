@@ -27,8 +27,9 @@ class EnrolError(ValueError):
 @dataclass(frozen=True)
 class Enrolment:
     subject: str
-    code: str
-    link: str | None
+    code: str  # "" for a web patient (nothing to redeem)
+    link: str | None  # Telegram: the t.me deep link; web: the personal link PUBLIC_URL/p/…
+    channel: str = "telegram"
 
 
 def check_timezone(name: str) -> str:
@@ -57,15 +58,34 @@ async def enroll(
     *,
     actor: str = "cli",
     conn: aiosqlite.Connection | None = None,
+    channel: str = "telegram",
+    phone: str | None = None,
+    birth_year: int | None = None,
 ) -> Enrolment:
-    """Create the subject and a fresh one-time code. Raises EnrolError, writing nothing."""
+    """Create the subject and a fresh one-time code (Telegram) or personal link (web: with the
+    patient's phone and year of birth). Raises EnrolError, writing nothing."""
     if not SUBJECT_RE.match(subject):
         raise EnrolError(f"bad subject ID {subject!r}: letters, digits, '-' and '_' only")
     check_timezone(timezone)
+    web = None
+    if channel == "web":
+        from bot.web import links
+
+        web = (
+            links.check_phone(phone),
+            links.check_birth_year(birth_year, rt.local_today(timezone).year),
+        )
+        links.link_url(rt, "")  # refuses before writing when DIARYBOT_PUBLIC_URL is missing
+    elif channel != "telegram":
+        raise EnrolError(f"unknown channel {channel!r}: telegram or web")
+    elif phone is not None or birth_year is not None:
+        raise EnrolError("a phone and a year of birth are stored for web patients only")
     if conn is None:
         async with rt.db.transaction() as c:
-            return await _enroll(rt, c, subject, injection_date, lang, timezone, prompt_time, actor)
-    return await _enroll(rt, conn, subject, injection_date, lang, timezone, prompt_time, actor)
+            return await _enroll(
+                rt, c, subject, injection_date, lang, timezone, prompt_time, actor, web
+            )
+    return await _enroll(rt, conn, subject, injection_date, lang, timezone, prompt_time, actor, web)
 
 
 async def _enroll(
@@ -77,6 +97,7 @@ async def _enroll(
     timezone: str,
     prompt_time: time,
     actor: str,
+    web: tuple[str, int] | None = None,
 ) -> Enrolment:
     if await repo.patient_by_subject(conn, subject) is not None:
         raise EnrolError(f"subject {subject} is already enrolled")
@@ -95,22 +116,39 @@ async def _enroll(
         ),
     )
     patient_id = cur.lastrowid or 0
+    if web is not None:
+        from bot.web import links
+
+        await _audit_enrol(
+            conn, now, actor, subject, injection_date, lang, timezone, prompt_time, "web"
+        )
+        url = await links.enrol_web(rt, conn, patient_id, subject, web[0], web[1], actor)
+        return Enrolment(subject, "", url, "web")
     code = await _new_code(rt, conn, patient_id, now)
-    await audit.record(
-        conn,
-        now,
-        actor,
-        "enrol",
-        subject=subject,
-        entity="patient",
-        new={
-            "injection_date": injection_date.isoformat(),
-            "lang": lang,
-            "timezone": timezone,
-            "prompt_time": prompt_time.strftime("%H:%M"),
-        },
-    )
+    await _audit_enrol(conn, now, actor, subject, injection_date, lang, timezone, prompt_time)
     return Enrolment(subject, code, deep_link(rt.bot_username, code))
+
+
+async def _audit_enrol(
+    conn: aiosqlite.Connection,
+    now: datetime,
+    actor: str,
+    subject: str,
+    injection_date: date,
+    lang: str | None,
+    timezone: str,
+    prompt_time: time,
+    channel: str = "telegram",
+) -> None:
+    new = {
+        "injection_date": injection_date.isoformat(),
+        "lang": lang,
+        "timezone": timezone,
+        "prompt_time": prompt_time.strftime("%H:%M"),
+    }
+    if channel != "telegram":
+        new["channel"] = channel  # the phone and year of birth stay out of the audit trail
+    await audit.record(conn, now, actor, "enrol", subject=subject, entity="patient", new=new)
 
 
 async def _new_code(rt: Runtime, conn: aiosqlite.Connection, patient_id: int, now: datetime) -> str:

@@ -18,6 +18,8 @@ class Runtime:
     study: Study
     clock: Clock
     bot_username: str | None = None
+    # DIARYBOT_PUBLIC_URL: where patients open the web diary (personal links PUBLIC_URL/p/…).
+    public_url: str | None = None
     # Set by the application: wakes the outbox sender / the scheduler after a commit.
     wake_sender: Callable[[], None] = field(default=lambda: None)
     wake_scheduler: Callable[[], Awaitable[None]] | None = None

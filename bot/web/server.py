@@ -1,0 +1,441 @@
+"""The web diary's aiohttp application: the app factory, its middlewares, and the runner.
+
+    root app (security headers on every response, /static/)
+      └── /p/      the patient's diary (bot/web/patient.py): CSRF, rate limits
+      └── /console/ (later) a staff console: `app.add_subapp("/console/", console)`
+
+Served by `diarybot run` when DIARYBOT_WEB=host:port is set, behind a reverse proxy that
+terminates TLS (docs/deploy.md). Nothing here logs a path: the personal token is in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from bot.i18n import LOCALES, N_, T, locale_for, t
+from bot.services.diary import DiaryService
+from bot.services.runtime import Runtime
+from storage import repo
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    # The personal link is in the address: never send it to another site as a referrer.
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+NO_LINK = N_("This link does not work. Please check it, or call your study team.")
+OPEN_YOUR_LINK = N_(
+    "Please open your personal diary link: the one in the first text message from your study "
+    "team, or the QR code they gave you."
+)
+# On a phone that passed the year-of-birth check: its personal link's token, so that
+# PUBLIC_URL/ (the address prompt SMS carry) opens that diary. Path "/", HttpOnly.
+LINK_COOKIE = "lk"
+TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+SEED_COOKIE = "ds"  # the browser's random CSRF seed (the form's token is its HMAC)
+CSRF_KEY = web.RequestKey("csrf", str)  # this request's form token
+
+RT_KEY = web.AppKey("rt", Runtime)
+DIARY_KEY = web.AppKey("diary", DiaryService)
+SECRET_KEY = web.AppKey("secret", bytes)
+ENV_KEY = web.AppKey("jinja", dict)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """Limits, per rolling window of `window` seconds (token buckets, refilled continuously)."""
+
+    per_ip: int = 300  # requests per IP address (a clinic's Wi-Fi shares one)
+    per_link: int = 60  # requests per personal link
+    window: float = 60.0
+    max_body: int = 128 * 1024  # a 5,000-character answer fits; anything much larger does not
+    trust_proxy: bool = True  # X-Forwarded-For/-Proto from a proxy on the loopback
+
+
+class Bucket:
+    __slots__ = ("at", "tokens")
+
+    def __init__(self, tokens: float, at: float) -> None:
+        self.tokens = tokens
+        self.at = at
+
+
+class RateLimits:
+    """In-memory token buckets per IP and per link (one process serves the study)."""
+
+    MAX_KEYS = 20000
+
+    def __init__(self, config: WebConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.buckets: dict[str, Bucket] = {}
+
+    def allow(self, key: str, capacity: int) -> bool:
+        now = self.clock()
+        rate = capacity / self.config.window
+        b = self.buckets.get(key)
+        if b is None:
+            if len(self.buckets) >= self.MAX_KEYS:
+                self._prune(now)
+            b = self.buckets[key] = Bucket(float(capacity), now)
+        b.tokens = min(float(capacity), b.tokens + (now - b.at) * rate)
+        b.at = now
+        if b.tokens < 1:
+            return False
+        b.tokens -= 1
+        return True
+
+    def _prune(self, now: float) -> None:
+        full = [k for k, b in self.buckets.items() if now - b.at > self.config.window]
+        for k in full or list(self.buckets)[: self.MAX_KEYS // 2]:
+            del self.buckets[k]
+
+
+CONFIG_KEY = web.AppKey("config", WebConfig)
+LIMITS_KEY = web.AppKey("limits", RateLimits)
+
+
+def client_ip(request: web.Request, config: WebConfig) -> str:
+    remote = request.remote or "?"
+    forwarded = request.headers.get("X-Forwarded-For")
+    if config.trust_proxy and forwarded and remote in ("127.0.0.1", "::1"):
+        return forwarded.split(",")[-1].strip() or remote
+    return remote
+
+
+def is_https(request: web.Request, rt: Runtime) -> bool:
+    """Served over HTTPS: directly, or by the reverse proxy on the loopback (X-Forwarded-Proto).
+    Cookies are then Secure; on plain HTTP (tests, a LAN trial) they could not be."""
+    if request.secure:
+        return True
+    config: WebConfig = request.config_dict[CONFIG_KEY]
+    proto = request.headers.get("X-Forwarded-Proto", "")
+    return config.trust_proxy and request.remote in ("127.0.0.1", "::1") and proto == "https"
+
+
+def environments() -> dict[str, Environment]:
+    """One Jinja2 environment per locale: autoescaping, `_` bound to that locale's catalog."""
+    envs = {}
+    for locale in LOCALES:
+        env = Environment(
+            loader=PackageLoader("bot.web", "templates"),
+            autoescape=select_autoescape(["html"]),
+            extensions=["jinja2.ext.i18n"],
+            trim_blocks=True,
+            lstrip_blocks=True,
+            auto_reload=False,  # packaged templates do not change while running: no stat per page
+        )
+        tr = t(locale)
+        env.install_gettext_callables(  # type: ignore[attr-defined]
+            tr, tr.n, newstyle=False
+        )
+        envs[locale] = env
+    return envs
+
+
+def render(
+    request: web.Request, template: str, locale: str, status: int = 200, **context: Any
+) -> web.Response:
+    env: dict[str, Environment] = request.config_dict[ENV_KEY]
+    html = (
+        env[locale]
+        .get_template(template)
+        .render(
+            lang="zh-Hans" if locale == "zh_Hans" else "en",
+            csrf=request.get(CSRF_KEY, ""),
+            **context,
+        )
+    )
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def request_locale(request: web.Request) -> str:
+    return locale_for(request.headers.get("Accept-Language", "zh").split(",")[0])
+
+
+# ------------------------------------------------------------------ middlewares
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status == 404:
+            response = _plain_page(request, 404)
+        elif exc.status == 413:
+            response = _plain_page(request, 413)
+        else:
+            raise
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)  # a page's own policy wins (bot/channels/ack_web)
+    if request.path.startswith("/p/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _plain_page(request: web.Request, status: int) -> web.Response:
+    locale = request_locale(request)
+    _ = t(locale)
+    rt: Runtime = request.config_dict[RT_KEY]
+    if status == 413:
+        text = _(
+            "That is too long: please keep it under {max} characters.", max=rt.study.max_free_text
+        )
+    else:
+        text = _(NO_LINK)
+    return render(
+        request,
+        "message.html",
+        locale,
+        status=status,
+        title="",
+        lines=[text],
+        phones=phones(rt, _),
+        nav=False,
+    )
+
+
+def phones(rt: Runtime, _: T) -> list[tuple[str, str]]:
+    """(label, tel: URI) of the study team's phone and the emergency number."""
+    study = rt.study
+    return [
+        (_("Call the study team: {phone}", phone=study.contact_phone), tel(study.contact_phone)),
+        (_("Emergency: call {number}", number=study.emergency_number), tel(study.emergency_number)),
+    ]
+
+
+def tel(number: str) -> str:
+    return "tel:" + "".join(ch for ch in number if ch.isdigit() or ch == "+")
+
+
+def sign(secret: bytes, seed: str) -> str:
+    return hmac.new(secret, b"csrf:" + seed.encode("ascii", "replace"), hashlib.sha256).hexdigest()
+
+
+@web.middleware
+async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Signed double submit: every form carries HMAC(secret, the browser's seed cookie)."""
+    secret: bytes = request.config_dict[SECRET_KEY]
+    seed = request.cookies.get(SEED_COOKIE, "")
+    fresh = not (
+        16 <= len(seed) <= 64
+        and seed.isascii()
+        and seed.replace("_", "").replace("-", "").isalnum()
+    )
+    if fresh:
+        seed = secrets.token_urlsafe(24)
+    request[CSRF_KEY] = sign(secret, seed)
+    if request.method == "POST":
+        form = await request.post()
+        sent = form.get("csrf")
+        if fresh or not isinstance(sent, str) or not hmac.compare_digest(sent, request[CSRF_KEY]):
+            rt: Runtime = request.config_dict[RT_KEY]
+            locale = request_locale(request)
+            _ = t(locale)
+            log.warning("web: a form without a valid CSRF token was refused")
+            response: web.StreamResponse = render(
+                request,
+                "message.html",
+                locale,
+                status=403,
+                title="",
+                lines=[
+                    _("This page had expired, so nothing was saved. Please open your link again.")
+                ],
+                phones=phones(rt, _),
+                nav=False,
+            )
+            _set_seed(request, response, seed, fresh)
+            return response
+    response = await handler(request)
+    _set_seed(request, response, seed, fresh)
+    return response
+
+
+def _set_seed(request: web.Request, response: web.StreamResponse, seed: str, fresh: bool) -> None:
+    if fresh:
+        rt: Runtime = request.config_dict[RT_KEY]
+        response.set_cookie(
+            SEED_COOKIE,
+            seed,
+            path="/p/",
+            httponly=True,
+            samesite="Lax",
+            secure=is_https(request, rt),
+        )
+
+
+@web.middleware
+async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    limits: RateLimits = request.config_dict[LIMITS_KEY]
+    config = limits.config
+    token = request.match_info.get("token", "")
+    ok = limits.allow("ip:" + client_ip(request, config), config.per_ip)
+    if ok and token:
+        ok = limits.allow(
+            "link:" + hashlib.sha256(token.encode()).hexdigest()[:32], config.per_link
+        )
+    if not ok:
+        locale = request_locale(request)
+        _ = t(locale)
+        response = render(
+            request,
+            "message.html",
+            locale,
+            status=429,
+            title="",
+            lines=[_("Too many requests. Please wait a minute and try again.")],
+            phones=[],
+            nav=False,
+        )
+        response.headers["Retry-After"] = str(int(config.window))
+        return response
+    return await handler(request)
+
+
+class QuietAccessLogger(AbstractAccessLogger):
+    """Method, status and time; a personal link's token never reaches the log."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = request.path
+        if path.startswith("/p/"):
+            rest = path[3:].split("/", 1)
+            path = "/p/…" + ("/" + rest[1] if len(rest) > 1 else "")
+        self.logger.debug("%s %s %s %.1f ms", request.method, path, response.status, time * 1000)
+
+
+# ------------------------------------------------------------------ the app
+async def _load_secret(rt: Runtime) -> bytes:
+    """The HMAC key for CSRF tokens: made once, kept in the database (survives restarts)."""
+    value = await repo.meta_get(rt.db.conn, "web_secret")
+    if value is None:
+        async with rt.db.transaction() as conn:
+            value = await repo.meta_get(conn, "web_secret")
+            if value is None:
+                value = secrets.token_hex(32)
+                await repo.meta_set(conn, "web_secret", value)
+    return bytes.fromhex(value)
+
+
+async def build_app(
+    rt: Runtime, diary: DiaryService, config: WebConfig | None = None
+) -> web.Application:
+    """The root application; mount further sub-apps (a staff console) with add_subapp."""
+    from bot.web import patient
+
+    config = config or WebConfig()
+    app = web.Application(middlewares=[security_headers], client_max_size=config.max_body)
+    app[RT_KEY] = rt
+    app[DIARY_KEY] = diary
+    app[CONFIG_KEY] = config
+    app[SECRET_KEY] = await _load_secret(rt)
+    app[ENV_KEY] = environments()
+    app[LIMITS_KEY] = RateLimits(config)
+    app.router.add_get("/static/{name}", static)
+    app.router.add_get("/", root)
+    app.add_subapp("/p/", patient.build())
+    from bot.channels import ack_web  # staff: the one-time alert links of SMS/WeCom/e-mail alerts
+
+    ack_web.add_routes(app, rt)
+    return app
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        raise web.HTTPNotFound()
+    types = {
+        ".css": "text/css",
+        ".svg": "image/svg+xml",
+        ".png": "image/png",
+        ".js": "text/javascript",
+    }
+    response = web.Response(
+        body=path.read_bytes(),  # a few KB, cached by the browser
+        content_type=types.get(path.suffix, "application/octet-stream"),
+    )
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+async def root(request: web.Request) -> web.StreamResponse:
+    """PUBLIC_URL/ (the address in prompt SMS): on a phone that has opened its personal link,
+    that diary; anywhere else, a page that says to open the personal link."""
+    token = request.cookies.get(LINK_COOKIE, "")
+    if TOKEN_RE.match(token):
+        return web.Response(status=303, headers={"Location": f"/p/{token}"})
+    rt: Runtime = request.config_dict[RT_KEY]
+    locale = request_locale(request)
+    _ = t(locale)
+    return render(
+        request,
+        "message.html",
+        locale,
+        title="",
+        lines=[_(OPEN_YOUR_LINK)],
+        phones=phones(rt, _),
+        nav=False,
+    )
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """DIARYBOT_WEB: `host:port` (IPv6 as `[::1]:8090`). Raises ValueError."""
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"DIARYBOT_WEB must be host:port, e.g. 127.0.0.1:8090 (not {bind!r})")
+    return host.strip("[]"), int(port)
+
+
+class WebDiary:
+    """The web diary's HTTP server, started and stopped with the bot (`diarybot run`)."""
+
+    def __init__(
+        self, rt: Runtime, diary: DiaryService, bind: str, config: WebConfig | None = None
+    ) -> None:
+        self.rt, self.diary, self.config = rt, diary, config
+        self.host, self.port = parse_bind(bind)
+        self.runner: web.AppRunner | None = None
+        self.bound = bind
+
+    async def start(self) -> None:
+        app = await build_app(self.rt, self.diary, self.config)
+        self.runner = web.AppRunner(app, access_log_class=QuietAccessLogger)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.host, self.port)
+        await site.start()
+        addresses = self.runner.addresses
+        if addresses:
+            host, port = addresses[0][:2]
+            self.bound = f"{host}:{port}"
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+
+Page = Callable[[web.Request], Awaitable[web.StreamResponse]]
