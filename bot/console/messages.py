@@ -28,6 +28,7 @@ MESSAGES = {
     ),
     "forbidden": N_("Your role does not allow this."),
     "too_large": N_("This form is too large."),
+    "too_many": N_("Too many attempts from this address. Please wait a minute and try again."),
     "not_found": N_("Not found."),
     "stale": N_("This alert has changed in the meantime; here is its current state."),
     "note_empty": N_("The note is empty."),

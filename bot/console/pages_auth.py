@@ -17,6 +17,7 @@ from bot.console.web import (
     locale_of,
     redirect,
     render,
+    secure_cookie,
     signed_in,
 )
 from bot.i18n import t
@@ -50,7 +51,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         SESSION_COOKIE,
         done.cookie,
         httponly=True,
-        secure=c.secure_cookies,
+        secure=secure_cookie(request),
         samesite="Strict",
         path="/",
     )

@@ -24,6 +24,7 @@ from bot.console.keys import SecretBox
 from bot.escalation import permissions
 from bot.i18n import LOCALES, t
 from bot.services.runtime import Runtime
+from bot.web.server import CONFIG_KEY, RateLimits, WebConfig, client_ip, is_https
 from storage import audit
 
 SESSION_COOKIE = "diarybot_console"
@@ -43,7 +44,8 @@ class Console:
     rt: Runtime
     box: SecretBox
     templates: jinja2.Environment
-    secure_cookies: bool
+    secure_cookies: bool | None  # None: Secure exactly when the request came over HTTPS
+    limits: RateLimits
 
 
 CONSOLE: web.AppKey[Console] = web.AppKey("console", Console)
@@ -53,6 +55,15 @@ NEW_ANON_CSRF: web.RequestKey[str] = web.RequestKey("new_anon_csrf", str)
 
 def console(request: web.Request) -> Console:
     return request.config_dict[CONSOLE]
+
+
+def secure_cookie(request: web.Request) -> bool:
+    fixed = console(request).secure_cookies
+    if fixed is not None:
+        return fixed
+    if CONFIG_KEY in request.config_dict:
+        return is_https(request, console(request).rt)
+    return request.secure
 
 
 def who(request: web.Request) -> Current | None:
@@ -93,6 +104,22 @@ def redirect(request: web.Request, name: str, **parts: str) -> web.Response:
     """303 See Other to a named page (POST-redirect-GET)."""
     location = str(request.app.router[name].url_for(**parts))
     return web.Response(status=303, headers={"Location": location})
+
+
+# Forms that take a password or a code, per client IP and rolling minute: on top of the
+# per-account lockout, so guessing across many accounts from one place is slowed down too.
+POSTS_PER_MINUTE = 20
+
+
+@web.middleware
+async def throttle(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method == "POST":
+        c = console(request)
+        if not c.limits.allow("console:" + client_ip(request, c.limits.config), POSTS_PER_MINUTE):
+            response = await refuse(request, "too_many", status=429)
+            response.headers["Retry-After"] = str(int(c.limits.config.window))
+            return response
+    return await handler(request)
 
 
 @web.middleware
@@ -141,7 +168,7 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
             ANON_CSRF_COOKIE,
             new,
             httponly=True,
-            secure=console(request).secure_cookies,
+            secure=secure_cookie(request),
             samesite="Strict",
             path="/",
         )
@@ -221,8 +248,16 @@ def templates() -> jinja2.Environment:
 
 
 def build(
-    rt: Runtime, *, box: SecretBox | None = None, secure_cookies: bool = False
+    rt: Runtime,
+    *,
+    box: SecretBox | None = None,
+    secure_cookies: bool | None = None,
+    limits: RateLimits | None = None,
 ) -> web.Application:
+    """The console as a sub-application (mounted at /console/ by bot.web.server).
+
+    Cookies are Secure when the request came over HTTPS, directly or through the TLS proxy on
+    the loopback (X-Forwarded-Proto), as the web diary's are."""
     from bot.console import (
         pages_alerts,
         pages_auth,
@@ -232,12 +267,15 @@ def build(
         pages_staff,
     )
 
-    app = web.Application(middlewares=[security_headers, session, csrf], client_max_size=MAX_BODY)
+    app = web.Application(
+        middlewares=[security_headers, throttle, session, csrf], client_max_size=MAX_BODY
+    )
     app[CONSOLE] = Console(
         rt=rt,
         box=box or SecretBox.for_database(rt.db.path),
         templates=templates(),
         secure_cookies=secure_cookies,
+        limits=limits or RateLimits(WebConfig()),
     )
     pages_auth.add_routes(app)
     pages_alerts.add_routes(app)
