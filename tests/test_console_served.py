@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bot.domain.study import Study
 from tests.console_support import PASSWORD, accept_invite, code_at, invite
@@ -29,10 +30,10 @@ async def test_sign_in_posts_are_throttled_per_address(tmp_path: Path, study: St
         token = await invite(h, "x@example.org", "coordinator")
 
         class Client:  # accept_invite's client interface over the real server
-            async def get(self, path: str, **kw: object):  # type: ignore[no-untyped-def]
+            async def get(self, path: str, **kw: Any) -> Any:
                 return await b.session.get(base + path.removeprefix("/console"), **kw)
 
-            async def post(self, path: str, **kw: object):  # type: ignore[no-untyped-def]
+            async def post(self, path: str, **kw: Any) -> Any:
                 return await b.session.post(base + path.removeprefix("/console"), **kw)
 
         secret = await accept_invite(h, Client(), token)  # type: ignore[arg-type]
