@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -76,6 +77,11 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="run the bot (long polling)")
+    run.add_argument(
+        "--init",
+        action="store_true",
+        help="create the database if it does not exist (otherwise a missing file is an error)",
+    )
     run.add_argument(
         "--health",
         metavar="ADDR",
@@ -331,11 +337,23 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             parse_address(health)
         except ValueError as exc:
             raise UsageError(f"--health / DIARYBOT_HEALTH: {exc}") from None
+    if not settings.db_path.exists() and not getattr(args, "init", False):
+        # Never a silent new empty database (a wrong path, a deleted file): say so.
+        print(
+            f"diarybot: error: no database at {settings.db_path}; check DIARYBOT_DB, or start"
+            " with `diarybot run --init` to create a new one",
+            file=sys.stderr,
+        )
+        return 1
     try:
         policy = policy_from_env(settings.db_path)
-        held = lock.acquire(settings.db_path)
-    except (PolicyError, lock.Locked) as exc:
+    except PolicyError as exc:
         raise UsageError(str(exc)) from None
+    try:
+        held = lock.acquire(settings.db_path)  # one bot per database
+    except lock.Locked as exc:
+        print(f"diarybot: error: {exc}", file=sys.stderr)
+        return 1
     with held:
         clock = SystemClock()
         try:
@@ -373,22 +391,59 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             f"diarybot: running the real bot (database {settings.db_path}); Ctrl-C stops it.",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         try:
-            await bot.start()
-            if web is not None:
-                await web.start()
-                print(f"diarybot: web diary on http://{web.bound} (public {settings.public_url})")
-            await stop.wait()
+            return await _serve(bot, web, settings.public_url)
         finally:
-            if web is not None:
-                await web.stop()
-            await bot.stop()
             await ops.stop()
-    return 0
+
+
+async def _serve(bot: Any, web: Any, public_url: str | None) -> int:
+    """Start (retrying while Telegram is unreachable), then run until a signal (0) or until a
+    task the bot depends on dies (1: the service manager restarts it). A rejected token: 2.
+    `web`: the web diary (bot/web), started once the bot runs, stopped before it."""
+    from telegram.error import InvalidToken
+
+    from bot.app import describe_error
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stopped = asyncio.create_task(stop.wait())
+    starting = asyncio.create_task(bot.start())
+    web_started = False
+    try:
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting  # start() stops the bot (database closed) when cancelled
+            return 0
+        try:
+            starting.result()
+        except InvalidToken:
+            print("diarybot: error: Telegram rejected the bot token (check .env)", file=sys.stderr)
+            return 2
+        except Exception as exc:  # start() has stopped the bot and closed the database
+            print(f"diarybot: error: start-up failed: {describe_error(exc)}", file=sys.stderr)
+            return 1
+        if web is not None:
+            await web.start()
+            web_started = True
+            print(f"diarybot: web diary on http://{web.bound} (public {public_url})")
+        failure = asyncio.create_task(bot.failed())
+        await asyncio.wait({failure, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        failure.cancel()
+        if failure.done() and not failure.cancelled():
+            print(f"diarybot: error: {failure.result()}", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        stopped.cancel()
+        if web_started:
+            await web.stop()
+        if starting.done() and not starting.cancelled() and starting.exception() is None:
+            await bot.stop()
 
 
 Handler = Callable[[argparse.Namespace, Runtime], Awaitable[int]]

@@ -9,6 +9,7 @@ recording it is the only way a message can go out twice (see docs/delivery.md).
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
@@ -26,6 +27,32 @@ class Priority(IntEnum):
     REPLY = 1  # replies to a user's own action
     PROMPT = 2  # scheduled prompts and reminders
     DIGEST = 3  # digests and other bulk
+
+
+class ReplyGate:
+    """Set for the update being handled when its sender is a stranger: at most one message a
+    `every` reaches their chat (issue 11 §1). Anything else queued for it is left out."""
+
+    def __init__(self, chat_id: int, last: dict[int, datetime], now: datetime, every: float):
+        self.chat_id = chat_id
+        self._last = last  # chat → when its last reply was queued (shared, in memory)
+        self._now = now
+        self._every = every
+        self.suppressed = 0
+
+    def allows(self, chat_id: int) -> bool:
+        if chat_id != self.chat_id:
+            return True
+        last = self._last.get(chat_id)
+        if last is not None and (self._now - last).total_seconds() < self._every:
+            self.suppressed += 1
+            return False
+        self._last[chat_id] = self._now
+        return True
+
+
+#: The gate of the update being handled (None: no limit). Set before every update.
+reply_gate: ContextVar[ReplyGate | None] = ContextVar("reply_gate", default=None)
 
 
 @dataclass(frozen=True)
@@ -117,6 +144,9 @@ async def _insert(
     priority: Priority,
     ref: str | None,
 ) -> int:
+    gate = reply_gate.get()
+    if gate is not None and not gate.allows(chat_id):
+        return 0  # a stranger had their one reply this minute: nothing queued
     cur = await conn.execute(
         "INSERT INTO outbox (priority, chat_id, kind, payload, ref, not_before, created_at)"
         " VALUES (?,?,?,?,?,?,?)",

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 TickHook = Callable[[datetime], Awaitable[None]]
 SAFETY_NET = timedelta(minutes=5)
+RETRY_AFTER_FAILURE = timedelta(seconds=30)
 
 
 class DiaryScheduler:
@@ -76,15 +77,26 @@ class DiaryScheduler:
         async with self._lock:
             now = self.rt.now()
             self.ticks += 1
+            failed = True
             try:
                 await self._close_windows(now)
                 await self._send_prompts(now)
                 await self._send_reminders(now)
                 for hook in self.hooks:
                     await hook(now)
+                failed = False
             finally:
                 self.rt.wake_sender()
-                self._arm(await self.next_wake(now))
+                # Always arm the next wake, or the scheduler would stop for good: a tick that
+                # failed (disk full, database locked) is tried again soon.
+                try:
+                    when = await self.next_wake(now)
+                except Exception:
+                    log.exception("scheduler: could not compute the next wake")
+                    when = now + RETRY_AFTER_FAILURE
+                if failed:
+                    when = min(when, now + RETRY_AFTER_FAILURE)
+                self._arm(when)
 
     async def next_wake(self, now: datetime) -> datetime:
         """Earliest future change in the occurrences table (or the safety net)."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -40,7 +39,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from bot.clock import Clock, from_iso, iso
 from bot.delivery.pacing import FloodGate, Pacing, Scope
 from bot.messenger import Outgoing, row_to_outgoing
-from storage import audit
+from storage import audit, outbox
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,8 @@ __all__ = ["Pacing", "Sender", "markup"]
 # Rows looked at per round. Chats that cannot send now are left out of the query, so this only
 # has to cover chats whose head row is skipped for pacing or waits for the message it edits.
 BATCH = 200
+# Queries per round at most: each one leaves out the chats the rounds before looked at.
+MAX_QUERIES = 4
 IDLE_WAIT = 30.0
 
 
@@ -112,6 +113,9 @@ class Sender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._stopping = False
+        # Rows parked by an earlier process (or this one) are released by the first send that
+        # goes through: Telegram is reachable again.
+        self._release_parked = True
         self.stats: dict[str, int] = {
             "sent": 0,
             "retry_after": 0,
@@ -126,6 +130,11 @@ class Sender:
         }
 
     # ------------------------------------------------------------------ lifecycle
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        """The sender's loop (the bot exits if it ever ends while not stopping)."""
+        return self._runner
+
     def start(self) -> None:
         self._stopping = False
         if self._runner is None:
@@ -174,74 +183,58 @@ class Sender:
         if overall > now:
             return min(IDLE_WAIT, overall - now)
         held, free_at = gate.held_chats(now)
-        heads = await self._heads(held)
         wait = min(IDLE_WAIT, free_at - now)
         started = 0
         looked: set[int] = set()
-        for head in heads:
-            if head.chat_id in looked:
-                continue
-            looked.add(head.chat_id)  # per-chat order: only a chat's first row may go
-            ready = gate.chat_ready_at(head.chat_id, head.priority, now)
-            if ready > now:
-                wait = min(wait, ready - now)
-                continue
-            # Load the row first: a send counts from its start, so start it just before the call.
-            rows = await self.db.conn.execute_fetchall(
-                "SELECT * FROM outbox WHERE id = ? AND status = 'queued'", (head.id,)
-            )
-            if not rows:
-                continue
-            row = next(iter(rows))
-            now = time.monotonic()
-            gate.start(head.chat_id, now)
-            started += 1
-            self._in_flight[head.id] = head.chat_id
-            msg = row_to_outgoing(row)
-            task = asyncio.create_task(self._deliver(head, msg), name=f"outbox-{head.id}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            if len(self._in_flight) >= self.pacing.max_in_flight:
-                return IDLE_WAIT
-            overall = gate.overall_ready_at(now)
-            if overall > now:
-                return max(0.001, min(wait, overall - now))
+        # Fair across chats: a chat whose first row must wait (pacing, an edit's message still
+        # queued) is left out of the next query, so however long its backlog it never hides
+        # other chats' rows from the batch looked at.
+        for _ in range(MAX_QUERIES):
+            heads = await self._heads(set(held) | looked)
+            for head in heads:
+                if head.chat_id in looked:
+                    continue
+                looked.add(head.chat_id)  # per-chat order: only a chat's first row may go
+                ready = gate.chat_ready_at(head.chat_id, head.priority, now)
+                if ready > now:
+                    wait = min(wait, ready - now)
+                    continue
+                # Load the row first: a send counts from its start, so start it just before
+                # the call.
+                row = await outbox.telegram_row(self.db.conn, head.id)
+                if row is None:
+                    continue
+                now = time.monotonic()
+                gate.start(head.chat_id, now)
+                started += 1
+                self._in_flight[head.id] = head.chat_id
+                msg = row_to_outgoing(row)
+                task = asyncio.create_task(self._deliver(head, msg), name=f"outbox-{head.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+                if len(self._in_flight) >= self.pacing.max_in_flight:
+                    return IDLE_WAIT
+                overall = gate.overall_ready_at(now)
+                if overall > now:
+                    return max(0.001, min(wait, overall - now))
+            if len(heads) < BATCH:
+                break
         if not started:
             wait = min(wait, await self._until_parked_due())
         return max(0.001, wait)
 
-    async def _heads(self, held: list[int]) -> list[_Head]:
-        """Queued rows due now, most urgent first, minus held chats and rows that must wait.
-
-        Within a chat, order is (priority, id): a row waits while an earlier row of its chat
-        is parked (so a late retry never overwrites a newer edit), and an edit of a message
-        whose own row is still queued (`enqueue_edit_ref`) waits until that message is sent.
-        """
-        busy = sorted(set(held) | set(self._in_flight.values()))
-        now = iso(self.clock.now())
+    async def _heads(self, exclude: set[int]) -> list[_Head]:
+        """Queued rows due now, most urgent first, minus excluded chats and rows that must wait
+        (`storage.outbox.telegram_due_heads`)."""
+        busy = exclude | set(self._in_flight.values())
         # The transaction is the lock: never read another task's half-done transaction.
         async with self.db.transaction() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT o.id, o.priority, o.chat_id FROM outbox o"
-                " WHERE o.status = 'queued' AND o.not_before <= :now AND o.channel = 'telegram'"
-                " AND o.chat_id NOT IN (SELECT value FROM json_each(:busy))"
-                " AND NOT EXISTS (SELECT 1 FROM outbox b WHERE b.status = 'queued'"
-                "   AND b.chat_id = o.chat_id AND b.not_before > :now"
-                "   AND (b.priority < o.priority OR (b.priority = o.priority AND b.id < o.id)))"
-                " AND NOT (o.kind = 'edit' AND EXISTS (SELECT 1 FROM outbox t"
-                "   WHERE t.ref = json_extract(o.payload, '$.edit_ref') AND t.chat_id = o.chat_id"
-                "   AND t.kind = 'send' AND t.status = 'queued'))"
-                " ORDER BY o.priority, o.id LIMIT :limit",
-                {"now": now, "busy": json.dumps(busy), "limit": BATCH},
-            )
-        return [_Head(r[0], r[1], r[2]) for r in rows if r[0] not in self._in_flight]
+            rows = await outbox.telegram_due_heads(conn, self.clock.now(), busy, BATCH)
+        return [_Head(*r) for r in rows if r[0] not in self._in_flight]
 
     async def _until_parked_due(self) -> float:
         """Seconds until the earliest parked row is due (the study clock's seconds)."""
-        when = await self.db.scalar(
-            "SELECT MIN(not_before) FROM outbox WHERE status = 'queued' AND not_before > ?",
-            (iso(self.clock.now()),),
-        )
+        when = await outbox.telegram_next_parked(self.db.conn, self.clock.now())
         if when is None:
             return IDLE_WAIT
         return max(0.001, (from_iso(when) - self.clock.now()).total_seconds())
@@ -359,9 +352,11 @@ class Sender:
         now = time.monotonic()
         gate = self.gate
         if result.kind == "sent":
-            gate.on_success(msg.chat_id)
+            outage_over = gate.on_success(msg.chat_id)
             self.stats["sent"] += 1
             await self._finish(msg, "sent", result.message_id, None)
+            if outage_over or self._release_parked:
+                await self._release()
         elif result.kind == "retry_after":
             scope = gate.on_retry_after(msg.chat_id, result.retry_after, now)
             self.stats["retry_after"] += 1
@@ -392,6 +387,7 @@ class Sender:
         attempts = msg.attempts + 1
         if self.gate.should_park(attempts):
             self.stats["parked"] += 1
+            self._release_parked = True
             until = self.clock.now() + timedelta(seconds=self.gate.park_delay())
             log.warning(
                 "outbox %s: %d failures (%s), retrying at %s", msg.id, attempts, error, iso(until)
@@ -416,6 +412,15 @@ class Sender:
                 " WHERE id = ? AND status = 'queued'",
                 (status, message_id, iso(self.clock.now()), error, msg.id),
             )
+
+    async def _release(self) -> None:
+        """Telegram answers again: parked rows are due now (taken urgent first, as always)."""
+        self._release_parked = False
+        async with self.db.transaction() as conn:
+            released = await outbox.telegram_release_parked(conn, self.clock.now())
+        if released:
+            log.info("Telegram answers again: %d parked messages released", released)
+            self.wake()
 
     async def _failed_attempt(
         self, msg: Outgoing, error: str, *, not_before: datetime | None = None
@@ -457,10 +462,7 @@ class Sender:
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            queued = await self.db.scalar(
-                "SELECT COUNT(*) FROM outbox WHERE status = 'queued' AND not_before <= ?",
-                (iso(self.clock.now()),),
-            )
+            queued = await outbox.due_count(self.db.conn, self.clock.now())
             if not queued and not self._in_flight:
                 return
             await asyncio.sleep(0.01)

@@ -9,10 +9,11 @@ from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
 from bot import messenger
+from bot.delivery.inbound import audit_or_count
 from bot.i18n import T, locale_for, t
 from bot.messenger import Buttons, Priority
 from bot.services.runtime import Runtime
-from storage import audit, repo
+from storage import repo
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ async def refuse_unauthorized(rt: Runtime, update: Update, what: str) -> None:
     user = update.effective_user
     chat = update.effective_chat
     async with rt.db.transaction() as conn:
-        await audit.record(
+        # a stranger's attempts are counted per hour, not audited one by one (issue 11)
+        await audit_or_count(
             conn, rt.now(), f"user:{user.id if user else '?'}", "unauthorized", entity=what
         )
     text = ut(update, "This is not available.")

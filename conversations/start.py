@@ -5,6 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.delivery.inbound import not_a_stranger
 from bot.domain.study import Study
 from bot.i18n import T, t
 from bot.services import codes
@@ -79,6 +80,7 @@ async def redeem(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) 
     _ = tr(update, result.patient)
     if result.status == "ok":
         assert result.patient is not None
+        not_a_stranger()  # a patient now: the welcome is not held back
         if result.patient.lang is None:
             await say(rt, chat.id, *language_question())
         else:

@@ -35,13 +35,18 @@ handling_update: ContextVar[UpdateMark | None] = ContextVar("handling_update", d
 
 
 class UpdateMark:
-    """The update being handled, and whether a commit has recorded it yet."""
+    """The update being handled, and whether a commit has recorded it yet.
 
-    __slots__ = ("recorded", "update_id")
+    `failed`: a write of its handler failed (disk full, database locked, read-only): if nothing
+    of it was committed it is handled again later.
+    """
+
+    __slots__ = ("failed", "recorded", "update_id")
 
     def __init__(self, update_id: int) -> None:
         self.update_id = update_id
         self.recorded = False
+        self.failed: BaseException | None = None
 
 
 class IntegrityError(RuntimeError):
@@ -95,6 +100,22 @@ class Database:
         self.conn = conn
         self.path = path
         self._lock = _Lock()
+        self._identity = _identity(path)
+
+    def missing(self) -> str | None:
+        """Why the file at `path` is no longer the database we opened (deleted or replaced).
+
+        SQLite keeps writing to a deleted file it has open, so without this check the bot
+        would go on storing answers into a file nobody can ever read again.
+        """
+        if self._identity is None:
+            return None
+        now = _identity(self.path)
+        if now is None:
+            return f"the database file {self.path} has disappeared"
+        if now != self._identity:
+            return f"the database file {self.path} was replaced by another file"
+        return None
 
     @classmethod
     async def open(
@@ -139,6 +160,7 @@ class Database:
                     " backup (docs/data.md)."
                 ) from exc
             raise
+        db._identity = _identity(str(path))  # the file exists now
         return db
 
     async def close(self) -> None:
@@ -259,6 +281,16 @@ class Database:
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         async with self.transaction() as c:
             await c.executemany(sql, rows)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    if path == ":memory:" or path.startswith("file:"):
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _private(path: str | Path) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from bot import messenger
 from bot.app import DiaryBot
 from bot.clock import iso
+from bot.delivery.inbound import NO_LIMITS
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi
 from bot.messenger import Priority
@@ -56,6 +57,7 @@ async def restart(h: Harness, pacing: Pacing | None = None) -> None:
         base_url=h.api.base_url,
         base_file_url=h.api.base_file_url,
         pacing=pacing,
+        inbound=NO_LIMITS,
     )
     await h.bot.start(poll_timeout=1)
 

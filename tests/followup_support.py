@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from bot.app import DiaryBot
 from bot.clock import FakeClock, from_iso
+from bot.delivery.inbound import NO_LIMITS
 from bot.domain.study import Study
 from bot.services.enrolment import enroll, link_chat
 from storage import repo
@@ -32,6 +33,7 @@ async def offline_bot(path: Path, study: Study, start: datetime) -> AsyncIterato
         clock=FakeClock(start),
         token="123456:OFFLINE",
         base_url="http://127.0.0.1:9/bot",
+        inbound=NO_LIMITS,
     )
     try:
         yield bot
@@ -160,6 +162,7 @@ async def restart(h: Harness, at: datetime) -> Harness:
         token="123456:TEST-TOKEN",
         base_url=h.api.base_url,
         base_file_url=h.api.base_file_url,
+        inbound=NO_LIMITS,
     )
     await bot.start(poll_timeout=1)
     new = Harness(api=h.api, bot=bot, clock=c, study=h.study, db_path=h.db_path)

@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.app import DiaryBot
 from bot.clock import FakeClock
+from bot.delivery.inbound import NO_LIMITS, InboundLimits
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi, SentMessage
 from bot.services.enrolment import enroll
@@ -205,6 +206,7 @@ async def running_harness(
     api: LocalBotApi | None = None,
     pacing: Any = None,
     read_timeout: float = 15,
+    inbound: InboundLimits = NO_LIMITS,
 ) -> AsyncIterator[Harness]:
     """The real bot against a fresh loopback Bot API server and database, stopped afterwards."""
     api = api or LocalBotApi()
@@ -220,6 +222,7 @@ async def running_harness(
         base_file_url=api.base_file_url,
         pacing=pacing,
         read_timeout=read_timeout,
+        inbound=inbound,
     )
     await bot.start(poll_timeout=1)
     h = Harness(api=api, bot=bot, clock=clock, study=study, db_path=db_path)

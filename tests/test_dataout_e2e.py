@@ -16,6 +16,7 @@ from bot.app import DiaryBot
 from bot.clock import FakeClock, iso
 from bot.dataout import charts
 from bot.dataout import exports as dataout_exports
+from bot.delivery.inbound import NO_LIMITS
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi, SentMessage
 from bot.sender import Pacing
@@ -51,6 +52,7 @@ async def h(tmp_path, study: Study) -> AsyncIterator[Harness]:  # type: ignore[n
         base_url=api.base_url,
         base_file_url=api.base_file_url,
         pacing=Pacing(private_interval=0.0, private_burst=1000, group_interval=0.0),
+        inbound=NO_LIMITS,
     )
     await bot.start(poll_timeout=1)
     harness = Harness(

@@ -38,6 +38,7 @@ from tests.diary_helpers import QUIET
 
 PATIENTS = 150
 PLAYERS = 12
+TAP_EVERY = 0.55  # seconds between one player's taps at least
 KILLS = 10
 FIRST_USER = 70000
 TOKEN = "123456:CRASH-TEST"
@@ -80,6 +81,7 @@ class World:
     db_path: Path
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     presses: Counter[int] = field(default_factory=Counter)
+    last_press: dict[int, float] = field(default_factory=dict)  # user → time.monotonic()
     released: int = 0  # players allowed to start their diary (a few more for each child)
 
     def read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
@@ -143,6 +145,10 @@ async def _play(w: World, user: int, index: int) -> None:
             data = f"d:n:{occ}:EVENTS" if events == "NONE" else f"d:t:{occ}:EVENTS:NONE"
         else:
             data = f"d:a:{occ}:{item}:{QUIET[str(item)]}"
+        # Not faster than two taps a second, as people tap: the bot's per-user flood limit
+        # (issue 11: five at once, then two a second) drops what comes faster.
+        await asyncio.sleep(max(0.0, w.last_press.get(user, 0.0) + TAP_EVERY - time.monotonic()))
+        w.last_press[user] = time.monotonic()
         w.api.press(user, message.message_id, data, language_code="en")
         w.presses[user] += 1
         await w.api.wait_until(

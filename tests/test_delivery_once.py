@@ -89,7 +89,8 @@ async def test_updates_fetched_but_not_processed_are_not_confirmed(tmp_path, stu
     async with delivery_harness(tmp_path, study) as h:
         p = await h.patient(501, "RP-001", lang="en")
         before = len(p.messages)
-        await h.bot.app.stop()  # processing stops; polling goes on
+        lock = h.rt.db._lock  # the handler cannot write: processing stalls, polling goes on
+        await lock.__aenter__()
         h.api.send_text(p.user_id, "/help", language_code="en")
         poller = h.bot.poller
         assert poller is not None
@@ -97,9 +98,9 @@ async def test_updates_fetched_but_not_processed_are_not_confirmed(tmp_path, stu
         while poller.batches < 2:  # the poller fetched it (no server event tells us when)
             assert time.monotonic() < deadline, "the update was not fetched"
             await asyncio.sleep(0.005)
-        # fetched, handed to the update queue, not processed: still unconfirmed on the server
+        # fetched, being handled, not processed: still unconfirmed on the server
         assert h.api.pending_updates == 1
-        await h.bot.app.start()
+        await lock.__aexit__(None, None, None)
         await h.api.wait_updates_consumed(timeout=5)
         await h.settle()
         assert len(p.messages) == before + 1  # the /help answer

@@ -115,7 +115,10 @@ async def test_staff_commands_refuse_bad_input_and_other_people(harness: Harness
     await admin.send("/compliance RP-001")
     assert "RP-001" in admin.last.text
     unauthorized = await h.rows("SELECT entity FROM audit WHERE action = 'unauthorized'")
-    assert [r[0] for r in unauthorized] == ["/pause", "/withdraw", "/withdraw"]
+    assert [r[0] for r in unauthorized] == ["/pause", "/withdraw"]
+    # the stranger's attempt is counted for the hour's summary, not audited on its own
+    counted = await h.rows("SELECT user_id, action, count FROM stranger_activity")
+    assert [tuple(r) for r in counted] == [(777, "unauthorized:/withdraw", 1)]
 
     cases = [
         ("/pause", "Please write it like this: /pause RP-001 [reason]"),

@@ -16,6 +16,7 @@ from telegram import Update
 from telegram.ext import TypeHandler
 
 from bot.delivery.health import HealthLog
+from bot.delivery.inbound import FLOOD_GROUP, FloodGuard, InboundLimits
 from bot.delivery.reachability import UnreachableChats
 from bot.delivery.retention import OutboxRetention
 
@@ -26,6 +27,13 @@ REACHABILITY_GROUP = -2
 
 
 def install(bot: DiaryBot) -> None:
+    limits = bot.extras.get("inbound_limits")
+    guard = FloodGuard(bot.rt, limits if isinstance(limits, InboundLimits) else None)
+    bot.extras["flood_guard"] = guard
+    bot.app.bot_data["admit_update"] = guard.admit  # the poller asks before parsing
+    bot.app.add_handler(TypeHandler(Update, guard.on_update, block=True), group=FLOOD_GROUP)
+    bot.scheduler.hooks.append(guard.on_tick)
+    bot.scheduler.wake_hooks.append(guard.next_wake)
     hooks = bot.extras.setdefault("on_reachable", [])
     bot.app.bot_data["on_reachable"] = hooks  # the same list: hooks added later are seen
     unreachable = UnreachableChats(bot.rt)

@@ -94,7 +94,8 @@ class _Window:
 @dataclass
 class _Chat:
     window: _Window = field(default_factory=_Window)
-    paused_until: float = 0.0
+    paused_until: float = 0.0  # 429
+    backoff_until: float = 0.0  # network errors (lifted when an outage ends)
     # Private chats, GCRA form of the token bucket: the bucket is full at or after `tat`
     # (theoretical arrival time); each send moves it one interval on from its completion.
     tat: float = -math.inf
@@ -109,7 +110,8 @@ class FloodGate:
         self.rng = rng or random.Random()
         self._overall = _Window()
         self._slot = -math.inf  # the next start of the smooth schedule (GCRA, like a chat's tat)
-        self._paused_until = 0.0
+        self._paused_until = 0.0  # 429 for the whole bot
+        self._outage_until = 0.0  # many network errors in a row
         self._chats: dict[int, _Chat] = {}
         self._failures_in_a_row = 0
         self._last_429: tuple[float, int] | None = None
@@ -123,6 +125,7 @@ class FloodGate:
         # the one-second window above is what keeps us within the limit.
         return max(
             self._paused_until,
+            self._outage_until,
             self._slot - SMOOTH_SLACK / p.overall_per_second,
             self._overall.ready_at(now, OVERALL_WINDOW, p.overall_per_second),
         )
@@ -150,15 +153,16 @@ class FloodGate:
             ready = chat.tat - (p.private_burst - 1) * p.private_interval
         else:
             ready = chat.tat
-        return max(now, ready, chat.paused_until)
+        return max(now, ready, chat.paused_until, chat.backoff_until)
 
     def held_chats(self, now: float) -> tuple[list[int], float]:
         """Chats where no message at all can start now, and when the first of them frees up.
 
-        Held: a send in flight (a completion wakes the sender), paused (429, backoff) or a group
-        whose minute is full. The sender leaves their queued rows out of its query, so a chat
+        Held: a send in flight (a completion wakes the sender), paused (429, backoff), a group
+        whose minute is full, or a private chat waiting for its pace even for a reply (the
+        most lenient priority). The sender leaves their queued rows out of its query, so a chat
         with a long backlog cannot crowd everyone else out of the rows it looks at. Private
-        chats merely pacing their next scheduled message are not held: a reply may still go.
+        chats pacing only their next scheduled message are not held: a reply may still go.
         """
         held: list[int] = []
         soonest = math.inf
@@ -170,9 +174,11 @@ class FloodGate:
             if chat.window.in_flight:
                 held.append(chat_id)
                 continue
-            free = chat.paused_until
+            free = max(chat.paused_until, chat.backoff_until)
             if chat_id < 0:
                 free = max(free, self.chat_ready_at(chat_id, Priority.URGENT, now))
+            else:
+                free = max(free, self.chat_ready_at(chat_id, Priority.REPLY, now))
             if free > now:
                 held.append(chat_id)
                 soonest = min(soonest, free)
@@ -199,8 +205,16 @@ class FloodGate:
             chat.tat = max(chat.tat, now) + self.pacing.private_interval
         self._prune(now)
 
-    def on_success(self, chat_id: int) -> None:
+    def on_success(self, chat_id: int) -> bool:
+        """A send went through. True if it ends an outage (failures in a row across chats):
+        then every network backoff is lifted at once, and the sender releases parked rows."""
+        ended = self._failures_in_a_row >= self.pacing.outage_failures
         self._failures_in_a_row = 0
+        if ended:
+            self._outage_until = 0.0
+            for chat in self._chats.values():
+                chat.backoff_until = 0.0
+        return ended
 
     def on_retry_after(self, chat_id: int, seconds: float, now: float) -> Scope:
         """Honour a 429 for the scope it concerns.
@@ -232,12 +246,12 @@ class FloodGate:
         step = max(0, (attempts - 1) % p.quick_attempts)
         delay = self._jitter(min(p.backoff_max, p.backoff_base * 2**step))
         chat = self._chats.setdefault(chat_id, _Chat())
-        chat.paused_until = max(chat.paused_until, now + delay)
+        chat.backoff_until = max(chat.backoff_until, now + delay)
         self._watch.add(chat_id)
         beyond = self._failures_in_a_row - p.outage_failures
         if beyond >= 0:
             pause = self._jitter(min(p.backoff_max, p.backoff_base * 2 ** min(beyond, 16)))
-            self._paused_until = max(self._paused_until, now + pause)
+            self._outage_until = max(self._outage_until, now + pause)
         return delay
 
     def park_delay(self) -> float:
@@ -266,7 +280,11 @@ class FloodGate:
         for chat_id in list(self._chats):
             chat = self._chats[chat_id]
             chat.window.prune(now, GROUP_WINDOW if chat_id < 0 else 0.0)
-            idle = not chat.window.in_flight and chat.paused_until <= now and chat.tat <= now
+            idle = (
+                not chat.window.in_flight
+                and max(chat.paused_until, chat.backoff_until) <= now
+                and chat.tat <= now
+            )
             if idle and not chat.window.done:
                 del self._chats[chat_id]
                 self._watch.discard(chat_id)

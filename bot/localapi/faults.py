@@ -53,6 +53,11 @@ class Faults:
     """Chats whose user blocked the bot: sends answer 403."""
     apply_to: set[str] = field(default_factory=lambda: set(DEFAULT_FAULTY_METHODS))
     """Bot API method names the faults above apply to."""
+    fail_next: dict[str, int] = field(default_factory=dict)
+    """Method name → how many of its next calls answer ``502 Bad Gateway`` (any method,
+    ``getMe``, ``setMyCommands`` and ``deleteWebhook`` included; not limited by ``apply_to``)."""
+    reject_token: bool = False
+    """Every call answers ``401 Unauthorized``, as Telegram does for a revoked token."""
 
 
 class FaultKind(Enum):

@@ -329,6 +329,23 @@ class LocalBotApi:
         self._notify()
         return update_id
 
+    def add_unparsable_update(self, user_id: int) -> int:
+        """An update python-telegram-bot cannot parse (a message whose date is not a number),
+        as a newer Bot API or a broken proxy might send."""
+        chat = {"id": user_id, "type": "private", "first_name": "Patient"}
+        sender = {"id": user_id, "is_bot": False, "first_name": "Patient"}
+        return self.add_raw_update(
+            {
+                "message": {
+                    "message_id": 1,
+                    "date": "not a date",
+                    "chat": chat,
+                    "from": sender,
+                    "text": "bleeding badly",
+                }
+            }
+        )
+
     def block(self, chat_id: int) -> None:
         """The user blocks the bot: sends to ``chat_id`` answer 403 from now on."""
         self.faults.forbidden_chats.add(chat_id)
@@ -455,6 +472,13 @@ class LocalBotApi:
         entry = self._methods.get(request.match_info["method"].lower())
         method = entry[0] if entry else request.match_info["method"]
         self.stats[f"call:{method}"] += 1
+        if self.faults.reject_token:
+            self.stats["401"] += 1
+            return _error(401, "Unauthorized")
+        if self.faults.fail_next.get(method, 0) > 0:
+            self.faults.fail_next[method] -= 1
+            self.stats["5xx"] += 1
+            return _error(502, "Bad Gateway")
         if entry is None:
             return _error(404, "Not Found")
         try:

@@ -3,7 +3,8 @@
 `flock` locks belong to an open file, so a second holder is refused even in the same process,
 and the lock goes away with the process however it ends (crash, kill -9): no stale lock files
 to clean up by hand. Commands that must not run beside the bot (`diarybot restore`) ask
-`is_locked` first.
+`is_locked` first. The holder writes its pid into the file, so a refused second bot (`diarybot
+run` or `sandbox`, issue 11) can say which process holds it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from pathlib import Path
 
 class Locked(RuntimeError):
     """Another process holds the database's lock (the bot is running)."""
+
+    def __init__(self, message: str, pid: str = "") -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 def lock_path(db_path: str | Path) -> Path:
@@ -48,11 +53,15 @@ def acquire(db_path: str | Path) -> DatabaseLock:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
         os.close(fd)
-        raise Locked(f"{db_path} is in use by a running bot (lock {path})") from None
+        who = f"pid {pid}" if pid.isdigit() else "another process"
+        raise Locked(f"{db_path} is in use by a running bot ({who}, lock {path})", pid) from None
     except BaseException:
         os.close(fd)
         raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
     return DatabaseLock(path, fd)
 
 

@@ -60,6 +60,7 @@ async def cmd_up(args: argparse.Namespace, settings: Settings, study: Study) -> 
         print("diarybot: TELEGRAM_BOT_TOKEN is set: starting the real bot.", flush=True)
         from bot.cli import cmd_run
 
+        args.init = True  # `make run`: the first run creates the database
         return await cmd_run(args, settings, study)
     print(
         "diarybot: no TELEGRAM_BOT_TOKEN configured: starting the local sandbox "
@@ -91,6 +92,7 @@ async def cmd_sandbox(args: argparse.Namespace, settings: Settings, study: Study
 
 
 async def _serve(db_path: Path, port: int, study: Study, stop: asyncio.Event) -> int:
+    from bot.ops.lock import Locked
     from bot.sandbox import demo, web
     from bot.sandbox.world import Sandbox, SandboxError
 
@@ -106,6 +108,9 @@ async def _serve(db_path: Path, port: int, study: Study, stop: asyncio.Event) ->
         except SandboxError as exc:
             print(f"diarybot: error: {exc}", file=sys.stderr)
             return 2
+        except Locked as exc:
+            print(f"diarybot: error: {exc}", file=sys.stderr)
+            return 1
         try:
             runner = await web.serve(sb, port)
         except OSError as exc:

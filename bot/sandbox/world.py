@@ -19,9 +19,11 @@ from pathlib import Path
 
 from bot.app import DiaryBot
 from bot.clock import FakeClock, iso
+from bot.delivery.inbound import NO_LIMITS
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi
 from bot.localapi.state import BotApiState
+from bot.ops import lock
 from bot.sandbox import queries
 from bot.sender import Pacing
 from bot.services import patient_settings as ps
@@ -121,8 +123,15 @@ class Sandbox:
         return self._bot
 
     async def start(self, host: str = "127.0.0.1") -> None:
-        await asyncio.to_thread(prepare_database, self.db_path)
-        await self.api.start(host=host)
+        # One bot per database, checked before the old sandbox file is cleared away (raises
+        # bot.ops.lock.Locked while another bot or sandbox uses it).
+        held = lock.acquire(self.db_path)
+        try:
+            await asyncio.to_thread(prepare_database, self.db_path)
+            await self.api.start(host=host)
+        except BaseException:
+            held.release()
+            raise
         self._bot = await DiaryBot.create(
             db_path=self.db_path,
             study=self.study,
@@ -131,6 +140,10 @@ class Sandbox:
             base_url=self.api.base_url,
             base_file_url=self.api.base_file_url,
             pacing=self.pacing,
+            lock=held,
+            # The sandbox's clock stands still between clicks: per-second limits would
+            # count a whole session as one instant.
+            inbound=NO_LIMITS,
         )
         async with self.bot.rt.db.transaction() as conn:
             await repo.meta_set(conn, MARKER_KEY, "1")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiosqlite
 
 from bot.clock import from_iso, iso
+from bot.delivery.inbound import audit_or_count
 from bot.domain.schedule import diary_occurrences
 from bot.services import codes
 from bot.services.runtime import Runtime
@@ -249,7 +250,7 @@ async def link_chat(rt: Runtime, chat_id: int, user_id: int, code_text: str) -> 
                 " locked_until = excluded.locked_until",
                 (chat_id, 0 if locked else failures, locked),
             )
-            await audit.record(conn, now, f"chat:{chat_id}", "code_refused", new=status)
+            await audit_or_count(conn, now, f"chat:{chat_id}", "code_refused", new=status)
             if locked:
                 return LinkResult("locked", locked_until=from_iso(locked))
             return LinkResult(status)

@@ -1,0 +1,311 @@
+"""A flood from one stranger while a 24-patient evening runs (issue 11 §1).
+
+    python -m bench.flood                 # the quiet evening, then the same with the flood
+    python -m bench.flood --json          # one JSON object
+
+Both runs: 24 patients get their 20:00 prompt and tap through their diary like people (one
+tap a second); one of them reports dripping blood and taps Submit, which raises an urgent
+alert to the coordinator. The server enforces Telegram's limits (30/s, 1/s per private chat,
+20/min per group), the bot runs with its real pacing and its real inbound limits.
+
+The flood run adds a stranger who sends `/alerts` 1,000 times at once when the prompts go out,
+and again every `--every` seconds until the evening is over. Measured for each run: the
+patients' tap → next question (p50/p95/max), Submit → the urgent alert in the coordinator's
+chat; for the flood: updates sent, dropped by the flood guard, messages the stranger got, and
+what the flood added to the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+from bot.app import DiaryBot
+from bot.clock import FakeClock
+from bot.delivery.inbound import FloodGuard
+from bot.domain.study import load_study
+from bot.localapi import Faults, LocalBotApi, SentMessage
+from bot.services.enrolment import enroll, link_chat
+
+# As in bench/delivery.py (not imported: mypy checks bench/ as plain files).
+T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)  # 19:00 in Shanghai; Day 0 is tomorrow
+INJECTION = date(2026, 12, 1)
+COORDINATOR = 1002
+GROUP = -100500
+FIRST_USER = 100_000
+QUIET = {
+    "BLEED": "0",
+    "URGENCY": "1",
+    "LEAK": "0",
+    "PAIN": "2",
+    "BM": "2",
+    "TENESMUS": "0",
+    "FEVER": "N",
+    "EVENTS": "NONE",
+    "OTHER": "N",
+}
+
+
+@contextlib.asynccontextmanager
+async def running_bot(api: LocalBotApi, tmp: Path) -> AsyncIterator[DiaryBot]:
+    """The real bot with its real pacing and inbound limits."""
+    bot = await DiaryBot.create(
+        db_path=tmp / "bench.sqlite3",
+        study=load_study(),
+        clock=FakeClock(T0),
+        token="123456:BENCH",
+        base_url=api.base_url,
+        base_file_url=api.base_file_url,
+    )
+    await bot.start(poll_timeout=1)
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
+async def enrol(bot: DiaryBot, count: int, prompt: dtime, first: int, tag: str) -> list[int]:
+    users = []
+    for n in range(count):
+        user = first + n
+        result = await enroll(bot.rt, f"{tag}-{n:04d}", INJECTION, "en", "Asia/Shanghai", prompt)
+        assert (await link_chat(bot.rt, user, user, result.code)).status == "ok"
+        users.append(user)
+    return users
+
+
+async def team(bot: DiaryBot) -> None:
+    now = bot.rt.now().isoformat()
+    async with bot.rt.db.transaction() as conn:
+        await conn.execute(
+            "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
+            " VALUES (?, 'coordinator', 'Bench Coordinator', 'en', 1, ?)",
+            (COORDINATOR, now),
+        )
+        await conn.execute("INSERT INTO meta (key, value) VALUES ('staff_group', ?)", (str(GROUP),))
+
+
+async def settle(bot: DiaryBot, api: LocalBotApi, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+    target = api.state._next_update_id - 1
+    deadline = time.monotonic() + timeout
+    while bot.app.last_update_id < target:
+        if time.monotonic() > deadline:
+            raise TimeoutError("updates not processed")
+        await asyncio.sleep(0.002)
+    await bot.sender.wait_idle(timeout=max(0.1, deadline - time.monotonic()))
+
+
+PATIENTS = 24
+STRANGER = 6_660_000
+ALERTING = {**QUIET, "BLEED": "3", "BLEED_FAINT": "N"}
+
+
+async def _patient(
+    api: LocalBotApi,
+    user: int,
+    answers: dict[str, str],
+    think: float,
+    taps: list[float],
+    alert: list[float],
+) -> None:
+    """Start, answer every question (`think` s apart), submit; time each answer's next
+    question, and for an alerting diary Submit → the coordinator's alert."""
+    prompt = await api.wait_for_message(user, lambda m: bool(m.flat_buttons), after=0, timeout=60)
+    occ = str(prompt.flat_buttons[0][1]).split(":")[2]
+    n0 = len(api.messages(user))
+    api.press(user, prompt.message_id, f"d:s:{occ}", language_code="en")
+    diary = await api.wait_for_message(user, after=n0, timeout=60)
+    for _ in range(40):
+        await asyncio.sleep(think)
+        current = api.state.bot_messages[(user, diary.message_id)]
+        data = [str(d) for _, d in current.flat_buttons if d]
+        edits = current.edits
+
+        def edited(m: SentMessage, e: int = edits) -> bool:
+            return m.edits > e
+
+        single = [d for d in data if d.startswith("d:a:")]
+        toggles = [d for d in data if d.startswith("d:t:")]
+        submit = [d for d in data if d.startswith("d:x:")]
+        if single:
+            item = single[0].split(":")[3]
+            t = time.perf_counter()
+            data_ = f"d:a:{occ}:{item}:{answers[item]}"
+            api.press(user, diary.message_id, data_, language_code="en")
+            await api.wait_for_edit(user, diary.message_id, edited, timeout=60)
+            taps.append(time.perf_counter() - t)
+        elif toggles:
+            item = toggles[0].split(":")[3]
+            data_ = f"d:t:{occ}:{item}:{answers[item]}"
+            api.press(user, diary.message_id, data_, language_code="en")
+            await api.wait_for_edit(user, diary.message_id, edited, timeout=60)
+            await asyncio.sleep(think)
+            edits = api.state.bot_messages[(user, diary.message_id)].edits
+            t = time.perf_counter()
+            api.press(user, diary.message_id, f"d:n:{occ}:{item}", language_code="en")
+            await api.wait_for_edit(user, diary.message_id, edited, timeout=60)
+            taps.append(time.perf_counter() - t)
+        elif submit:
+            before = len(api.messages(COORDINATOR))
+            t = time.perf_counter()
+            api.press(user, diary.message_id, submit[0], language_code="en")
+            if answers is ALERTING:
+                await api.wait_for_message(COORDINATOR, after=before, timeout=60)
+                alert.append(time.perf_counter() - t)
+            return
+        else:
+            return
+    raise AssertionError(f"patient {user}: the diary did not end")
+
+
+async def evening(
+    flood: bool, think: float = 1.0, every: float = 5.0, strict: bool = False
+) -> dict[str, Any]:
+    api = LocalBotApi(seed=3)
+    await api.start()
+    taps: list[float] = []
+    alert: list[float] = []
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            async with running_bot(api, Path(tmp)) as bot:
+                await team(bot)
+                users = await enrol(bot, PATIENTS, dtime(20, 0), FIRST_USER, "EV")
+                clock = bot.rt.clock
+                assert isinstance(clock, FakeClock)
+                api.faults = Faults(
+                    rate_limit_per_second=30,
+                    per_chat_per_second=1 if strict else None,
+                    group_per_minute=20,
+                )
+                audit0 = await bot.rt.db.scalar("SELECT COUNT(*) FROM audit")
+                outbox0 = await bot.rt.db.scalar("SELECT COUNT(*) FROM outbox")
+                sent = 0
+                done = asyncio.Event()
+
+                async def flooder() -> None:
+                    nonlocal sent
+                    while not done.is_set():
+                        for _ in range(1000):
+                            api.send_text(STRANGER, "/alerts", language_code="en")
+                        sent += 1000
+                        try:
+                            await asyncio.wait_for(done.wait(), every)
+                        except TimeoutError:
+                            pass
+
+                await clock.set(T0 + timedelta(hours=1))  # 20:00 in Shanghai: the prompts
+                task = asyncio.create_task(flooder()) if flood else None
+                t0 = time.perf_counter()
+                await asyncio.gather(
+                    *(
+                        _patient(api, u, ALERTING if i == 0 else QUIET, think, taps, alert)
+                        for i, u in enumerate(users)
+                    )
+                )
+                evening_s = time.perf_counter() - t0
+                done.set()
+                if task is not None:
+                    await task
+                guard = bot.extras["flood_guard"]
+                assert isinstance(guard, FloodGuard)
+                await settle(bot, api, timeout=120)
+                audit1 = await bot.rt.db.scalar("SELECT COUNT(*) FROM audit")
+                outbox1 = await bot.rt.db.scalar("SELECT COUNT(*) FROM outbox")
+                out = {
+                    "evening_s": round(evening_s, 1),
+                    "alert_submit_to_coordinator_s": round(alert[0], 3),
+                    "server_429": api.stats["429"],
+                }
+                if flood:
+                    counted = await bot.rt.db.scalar(
+                        "SELECT COALESCE(SUM(count), 0) FROM stranger_activity"
+                    )
+                    out.update(
+                        flood_updates=sent,
+                        flood_dropped=guard.stats["dropped"],
+                        flood_handled_counted=counted,
+                        flood_messages_to_stranger=len(api.messages(STRANGER)),
+                        flood_slow_down=guard.stats["slow_down"],
+                        audit_rows_added=audit1 - audit0,
+                        outbox_rows_added=outbox1 - outbox0,
+                    )
+                else:
+                    out.update(
+                        audit_rows_added=audit1 - audit0, outbox_rows_added=outbox1 - outbox0
+                    )
+        finally:
+            await api.stop()
+    taps.sort()
+    out.update(
+        tap_samples=len(taps),
+        tap_p50_ms=round(1000 * statistics.median(taps), 1),
+        tap_p95_ms=round(1000 * taps[int(0.95 * (len(taps) - 1))], 1),
+        tap_max_ms=round(1000 * taps[-1], 1),
+    )
+    return out
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bot").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    p = argparse.ArgumentParser(description="A stranger's flood during a 24-patient evening.")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--every", type=float, default=5.0, help="seconds between flood bursts")
+    p.add_argument("--rounds", type=int, default=2, help="quiet/flood pairs (medians reported)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="the server also refuses a 2nd message within a second into one chat (stricter"
+        " than Telegram: reply bursts then meet 429s, which dominate the tap times)",
+    )
+    args = p.parse_args()
+    quiet: list[dict[str, Any]] = []
+    flooded: list[dict[str, Any]] = []
+    for n in range(args.rounds):  # alternating, so both see the same machine
+        quiet.append(asyncio.run(evening(False, strict=args.strict)))
+        print(f"[quiet {n + 1} done]", file=sys.stderr, flush=True)
+        flooded.append(asyncio.run(evening(True, every=args.every, strict=args.strict)))
+        print(f"[flood {n + 1} done]", file=sys.stderr, flush=True)
+    results: dict[str, Any] = {}
+    for name, runs in (("quiet", quiet), ("flood_run", flooded)):
+        for key in runs[0]:
+            values = [r[key] for r in runs]
+            results[f"{name}_{key}"] = statistics.median(values) if len(values) > 1 else values[0]
+            if key in ("tap_p95_ms", "alert_submit_to_coordinator_s"):
+                results[f"{name}_{key}_runs"] = values
+    results["tap_p95_ratio"] = round(
+        results["flood_run_tap_p95_ms"] / results["quiet_tap_p95_ms"], 2
+    )
+    results["alert_ratio"] = round(
+        results["flood_run_alert_submit_to_coordinator_s"]
+        / results["quiet_alert_submit_to_coordinator_s"],
+        2,
+    )
+    if args.json:
+        print(json.dumps(results))
+    else:
+        width = max(len(k) for k in results)
+        for key, value in results.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
