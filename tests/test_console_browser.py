@@ -61,6 +61,7 @@ async def test_invited_coordinator_signs_in_and_acknowledges_in_chromium(h: Harn
             await act(lambda: d.find_element(By.ID, "confirm-code").click())
             await wait_for(d, lambda d: d.find_element(By.ID, "to-login"), "account ready")
             await act(lambda: d.find_element(By.ID, "to-login").click())
+            await wait_for(d, lambda d: d.find_element(By.ID, "sign-in"), "the sign-in page")
 
             await h.clock.advance(timedelta(seconds=31))  # a fresh code for signing in
             code = pyotp.TOTP(secret).at(h.clock.now())
