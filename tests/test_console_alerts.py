@@ -143,3 +143,32 @@ async def test_viewing_an_alert_is_audited_as_staff_access(h: Harness) -> None:
     rows = await h.rows("SELECT actor, subject, entity FROM audit WHERE action = 'staff_access'")
     assert [(r["subject"], r["entity"]) for r in rows][-1] == ("RP-001", f"alert:{aid}")
     assert rows[-1]["actor"].startswith("staff:-")
+
+
+async def test_a_link_to_an_alert_returns_there_after_signing_in(h: Harness) -> None:
+    from tests.console_support import PASSWORD, accept_invite, code_at, invite
+
+    aid = await urgent_alert(h)
+    async with console_client(h) as client:
+        secret = await accept_invite(h, client, await invite(h, "a@example.org", "coordinator"))
+        resp = await client.get(f"/console/alerts/{aid}", allow_redirects=False)
+        assert resp.status == 303
+        login = resp.headers["Location"]
+        assert login == f"/console/login?next=/console/alerts/{aid}"
+        html = await (await client.get(login)).text()
+        assert f'name="next" value="/console/alerts/{aid}"' in html
+        for bad in ("https://evil.example/", "//evil.example/x", "/p/elsewhere"):
+            page = await client.get("/console/login", params={"next": bad})
+            assert 'name="next" value=""' in await page.text()
+        resp = await client.post(
+            "/console/login",
+            data={
+                "csrf": csrf_of(html),
+                "email": "a@example.org",
+                "password": PASSWORD,
+                "code": code_at(h, secret),
+                "next": f"/console/alerts/{aid}",
+            },
+            allow_redirects=False,
+        )
+        assert resp.status == 303 and resp.headers["Location"] == f"/console/alerts/{aid}"

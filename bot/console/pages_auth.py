@@ -17,6 +17,7 @@ from bot.console.web import (
     locale_of,
     redirect,
     render,
+    safe_next,
     secure_cookie,
     signed_in,
 )
@@ -31,7 +32,8 @@ def _field(form: object, name: str) -> str:
 
 
 async def login_page(request: web.Request) -> web.Response:
-    return render(request, "login.html", error=None, email="")
+    target = safe_next(request, request.query.get("next", "")) or ""
+    return render(request, "login.html", error=None, email="", next=target)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -44,8 +46,14 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     except AccountError as exc:
         error = message(t(locale_of(request)), exc.code)
-        return render(request, "login.html", status=401, error=error, email=email)
-    response = redirect(request, "inbox")
+        target = safe_next(request, _field(form, "next")) or ""
+        return render(request, "login.html", status=401, error=error, email=email, next=target)
+    target = safe_next(request, _field(form, "next"))
+    response = (
+        web.Response(status=303, headers={"Location": target})
+        if target
+        else redirect(request, "inbox")
+    )
     # Session cookie: no Max-Age (ends with the browser), HttpOnly, SameSite=Strict.
     response.set_cookie(
         SESSION_COOKIE,

@@ -212,8 +212,25 @@ def signed_in(request: web.Request) -> Current:
     """The member, or a redirect to the sign-in page."""
     member = who(request)
     if member is None:
-        raise web.HTTPSeeOther(str(request.app.router["login"].url_for()))
+        login = request.app.router["login"].url_for()
+        if request.method == "GET":  # back to this page after signing in
+            login = login.with_query(next=request.path_qs)
+        raise web.HTTPSeeOther(str(login))
     return member
+
+
+def safe_next(request: web.Request, target: str) -> str | None:
+    """A page of this console to return to after signing in, or None (never another site)."""
+    root = str(request.app.router["inbox"].url_for())
+    if (
+        target.startswith(root)
+        and "//" not in target
+        and "\\" not in target
+        and len(target) < 200
+        and target.isascii()
+    ):
+        return target
+    return None
 
 
 async def require(request: web.Request, action: str) -> Current:
