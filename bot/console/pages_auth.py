@@ -46,8 +46,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         )
     except AccountError as exc:
         error = message(t(locale_of(request)), exc.code)
-        target = safe_next(request, _field(form, "next")) or ""
-        return render(request, "login.html", status=401, error=error, email=email, next=target)
+        back = safe_next(request, _field(form, "next")) or ""
+        return render(request, "login.html", status=401, error=error, email=email, next=back)
     target = safe_next(request, _field(form, "next"))
     response = (
         web.Response(status=303, headers={"Location": target})
