@@ -13,8 +13,8 @@ from bot.console.web import Current, console, render, require
 from bot.dataout.dataset import UnknownSubject
 from bot.domain.schedule import visit_schedule
 from bot.escalation import overview, permissions
-from bot.escalation.staff_views import STATUS_LABELS, phase_name, ratio
-from bot.escalation.views import list_line, number
+from bot.escalation.staff_views import STATUS_LABELS, baseline_line, phase_name, ratio
+from bot.escalation.views import list_line
 from bot.i18n import t
 from conversations.dataout import patient_chart
 from storage import audit
@@ -99,7 +99,7 @@ async def patient(request: web.Request) -> web.Response:
             "month": ratio(_, s.compliance.last_30_days),
             "overall": ratio(_, s.compliance.overall),
         },
-        baseline=" · ".join(f"{code} {number(_, v)}" for code, v in d.baseline.items()),
+        baseline=baseline_line(_, rt.study, d.baseline),
         alerts=[{"id": a.id, "line": list_line(_, rt.study, a, rt.now())} for a in d.alerts],
         items=[i.code for i in items],
         diaries=diaries,
