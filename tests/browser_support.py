@@ -38,7 +38,9 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1280, height: int = 900, lang: str = "en-GB") -> Iterator[WebDriver]:
+def chromium(
+    width: int = 1280, height: int = 900, lang: str = "en-GB", extra: tuple[str, ...] = ()
+) -> Iterator[WebDriver]:
     for path in (CHROMIUM, CHROMEDRIVER):
         assert path.exists(), f"{path} missing: run .ci/system-packages (Debian chromium)"
     os.environ["SE_OFFLINE"] = "true"
