@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from selenium.common.exceptions import WebDriverException
@@ -29,7 +29,6 @@ from tests.browser_support import act, chromium
 from tests.escalation_support import EN_COORD, ZH_COORD
 from tests.web_support import web_harness
 
-R = TypeVar("R")
 WECHAT_UA = (
     "Mozilla/5.0 (Linux; Android 12; V2134A) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Version/4.0 Chrome/111.0 Mobile Safari/537.36 MicroMessenger/8.0.47.2560 WeChat/arm64"
