@@ -359,6 +359,24 @@ def test_enrol_diary_urgent_answer_alert_acknowledge_triage(
     page.quiet()
     zh = page.shot("sandbox-zh")
 
+    # The study team enrols a web patient on the page: the link arrives in the phone's inbox.
+    page.select("#web-select", "new")
+    page.type("#web-enrol-subject", "RP-W09")
+    page.type("#web-enrol-phone", "+8613900009999")
+    page.type("#web-enrol-year", "1949")
+    page.click("#web-enrol-submit")
+    page.wait(
+        lambda: (
+            (
+                browser.find_element(By.ID, "web-select").get_attribute("value") == "RP-W09"
+                and any("/p/" in sms for sms in web_sms(page))
+            )
+            or None
+        ),
+        "the link SMS of RP-W09",
+    )
+    assert len(web_sms(page)) == 1 and "1949" in browser.find_element(By.ID, "web-sub").text
+
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
         shutil.copyfile(en, DOCS / "sandbox-en.png")
         shutil.copyfile(zh, DOCS / "sandbox-zh.png")

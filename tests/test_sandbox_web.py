@@ -428,3 +428,52 @@ async def test_the_sms_inbox_of_a_patient_who_is_not_on_the_web_is_refused(
     await _enrol(client)  # RP-301: a Telegram patient
     answer = await _json(await client.get("/api/sms", params={"subject": subject}), 400)
     assert answer == {"error": "no such web patient"}
+
+
+async def test_enrol_a_web_patient_from_the_page(client: TestClient, sb: Sandbox) -> None:
+    answer = await _json(
+        await client.post(
+            "/api/enroll",
+            json={
+                "channel": "web",
+                "subject": "RP-W02",
+                "injection_date": "2026-12-01",
+                "lang": "en",
+                "prompt_time": "20:00",
+                "phone": "+8613900002222",
+                "birth_year": "1950",
+            },
+        )
+    )
+    assert sb.web is not None
+    assert answer["channel"] == "web" and answer["link"].startswith(f"http://{sb.web.bound}/p/")
+    inbox = await _json(await client.get("/api/sms", params={"subject": "RP-W02"}))
+    [sms] = inbox["messages"]
+    assert sms["purpose"] == "web_link" and sms["text"].startswith("Your personal study diary link")
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"phone": "13900002222"}, "bad phone number"),
+        ({"birth_year": "2020"}, "bad year of birth"),
+        ({"birth_year": "nineteen"}, "year of birth must be a number"),
+        ({"channel": "wechat"}, "channel: telegram or web"),
+    ],
+)
+async def test_bad_web_enrolment_is_refused_and_changes_nothing(
+    client: TestClient, sb: Sandbox, extra: dict[str, str], error: str
+) -> None:
+    body = {
+        "channel": "web",
+        "subject": "RP-W03",
+        "injection_date": "2026-12-01",
+        "lang": "zh",
+        "phone": "+8613900003333",
+        "birth_year": "1956",
+        **extra,
+    }
+    answer = await _json(await client.post("/api/enroll", json=body), 400)
+    assert error in answer["error"]
+    state = await _json(await client.get("/api/state"))
+    assert state["patients"] == [] and sb.sms.inbox == []

@@ -310,6 +310,14 @@ async def enrol(request: web.Request) -> web.Response:
             at = parse_hhmm(str(body["prompt_time"]))
         except ValueError:
             raise SandboxError("prompt time: expected HH:MM") from None
+    if body.get("channel") == "web":  # the web diary: the personal link goes out by SMS
+        birth_year = _int(body.get("birth_year"), "year of birth")
+        link = await sb.enroll_web(
+            subject, injection, lang, at, str(body.get("phone") or ""), birth_year
+        )
+        return web.json_response({"subject": subject, "channel": "web", "link": link})
+    if body.get("channel") not in (None, "telegram"):
+        raise SandboxError("channel: telegram or web")
     invite = await sb.enroll(subject, injection, lang, at)
     return web.json_response(
         {"subject": invite.subject, "code": invite.code, "user_id": invite.user_id}

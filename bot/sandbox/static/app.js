@@ -19,7 +19,9 @@ const I18N = {
     group_readonly: "The bot posts here; nobody types in the group in this sandbox.",
     web_patient: "Patient · web diary by SMS", sms_inbox: "Messages (SMS)", browser: "Browser",
     open_link: "Tap the link in an SMS to open the web diary.", no_sms: "No SMS yet.",
-    no_web_patient: "No patient on the web diary.", birth_year: "year of birth",
+    birth_year: "year of birth", year_of_birth: "Year of birth",
+    web_enrol_title: "Enrol a new web-diary patient (as the study team)", phone: "Mobile number",
+    web_enrol: "Enrol and send the link by SMS", new_web_patient: "+ Enrol a new web-diary patient…",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
   },
   zh: {
@@ -39,7 +41,9 @@ const I18N = {
     group_readonly: "机器人在此发布消息；本沙盒中不在群里输入。",
     web_patient: "患者 · 短信和网页日记", sms_inbox: "短信", browser: "浏览器",
     open_link: "点击短信里的链接，打开网页日记。", no_sms: "还没有短信。",
-    no_web_patient: "没有使用网页日记的患者。", birth_year: "出生年份",
+    birth_year: "出生年份", year_of_birth: "出生年份",
+    web_enrol_title: "登记新的网页日记患者（研究团队操作）", phone: "手机号码",
+    web_enrol: "登记并用短信发送链接", new_web_patient: "+ 登记新的网页日记患者…",
     weekdays: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
   },
 };
@@ -169,7 +173,8 @@ function webPatients() {
 
 function currentWebPatient() {
   const list = webPatients();
-  if (!list.some((p) => p.subject === selected.web)) selected.web = list.length ? list[0].subject : null;
+  if (selected.web === "new") return null;
+  if (!list.some((p) => p.subject === selected.web)) selected.web = list.length ? list[0].subject : "new";
   return list.find((p) => p.subject === selected.web) || null;
 }
 
@@ -242,15 +247,20 @@ function render() {
 // diary) that the links in the SMS open.
 function drawWebPhone() {
   const web = currentWebPatient();
-  fillSelect($("web-select"), webPatients().map((p) => ({
+  const wopts = webPatients().map((p) => ({
     value: p.subject,
     label: `${p.subject} · ${dayLabel(p.study_day)} · ${langName(p.lang)}` + (p.status !== "active" ? ` · ${tr(p.status)}` : ""),
-  })), selected.web || "");
-  $("web-sub").textContent = web ? `${web.phone} · ${tr("birth_year")} ${web.birth_year}` : tr("no_web_patient");
+  }));
+  wopts.push({ value: "new", label: tr("new_web_patient") });
+  fillSelect($("web-select"), wopts, selected.web || "new");
+  $("web-enrol-form").hidden = selected.web !== "new";
+  if (!$("web-enrol-date").value) $("web-enrol-date").value = $("enrol-date").value;
+  $("web-sub").textContent = web ? `${web.phone} · ${tr("birth_year")} ${web.birth_year}` : "";
   $("web-tab-sms").classList.toggle("on", webTab === "sms");
   $("web-tab-browser").classList.toggle("on", webTab === "browser");
-  $("web-sms").hidden = webTab !== "sms";
-  $("web-browser").hidden = webTab !== "browser";
+  $("web-tabs").hidden = !web;
+  $("web-sms").hidden = !web || webTab !== "sms";
+  $("web-browser").hidden = !web || webTab !== "browser";
   const inbox = smsInbox && web && smsInbox.subject === web.subject ? smsInbox : null;
   const key = uiLang + JSON.stringify(inbox);
   if (drawn.sms === key) return;
@@ -259,7 +269,7 @@ function drawWebPhone() {
   drawn.sms = key;
   box.innerHTML = "";
   const messages = inbox ? inbox.messages : [];
-  if (!messages.length) box.appendChild(TG.el("div", "empty", tr(web ? "no_sms" : "no_web_patient")));
+  if (!messages.length && web) box.appendChild(TG.el("div", "empty", tr("no_sms")));
   for (const m of messages) {
     const node = TG.el("div", "sms");
     node.appendChild(TG.el("div", "sms-at", m.at));
@@ -382,6 +392,27 @@ async function enrol(ev) {
   await poll();
 }
 
+async function enrolWeb(ev) {
+  ev.preventDefault();
+  const body = {
+    channel: "web",
+    subject: $("web-enrol-subject").value.trim(),
+    injection_date: $("web-enrol-date").value,
+    lang: $("web-enrol-lang").value,
+    prompt_time: $("web-enrol-time").value,
+    phone: $("web-enrol-phone").value.trim(),
+    birth_year: $("web-enrol-year").value.trim(),
+  };
+  const res = await post("/api/enroll", body);
+  selected.web = res.subject;
+  localStorage.setItem("sandbox.web", selected.web);
+  $("web-enrol-subject").value = "";
+  webTab = "sms";
+  $("web-frame").src = "about:blank";
+  $("web-hint").hidden = false;
+  await poll();
+}
+
 function wire() {
   $("clock-hour").addEventListener("click", () => post("/api/clock", { action: "hour" }).catch(() => {}));
   $("clock-day").addEventListener("click", () => post("/api/clock", { action: "day" }).catch(() => {}));
@@ -417,6 +448,7 @@ function wire() {
     ev.target.blur();
     pollNow();
   });
+  $("web-enrol-form").addEventListener("submit", (ev) => enrolWeb(ev).catch(() => {}));
   $("web-tab-sms").addEventListener("click", () => { webTab = "sms"; drawWebPhone(); });
   $("web-tab-browser").addEventListener("click", () => { webTab = "browser"; drawWebPhone(); });
   $("invite-send").addEventListener("click", () => {
