@@ -41,7 +41,7 @@ from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filte
 from bot import messenger
 from bot.app import DiaryBot
 from bot.clock import FakeClock
-from bot.domain.study import load_study
+from bot.domain.study import SHIPPED_PLACEHOLDER_PHONE, load_study
 from bot.localapi import Faults, LocalBotApi, SentMessage
 from bot.messenger import Priority
 from bot.services.enrolment import enroll, link_chat
@@ -60,6 +60,8 @@ QUIET = {
     "BM": "2",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
@@ -163,10 +165,10 @@ async def fill_until_review(
         msg = api.messages(user)[-1]
         if item is None:
             return occ
-        if item == "EVENTS":
-            api.press(user, msg.message_id, f"d:t:{occ}:EVENTS:NONE", language_code="en")
+        if item in ("COMPL", "EVENTS"):
+            api.press(user, msg.message_id, f"d:t:{occ}:{item}:NONE", language_code="en")
             await settle(bot, api)
-            api.press(user, msg.message_id, f"d:n:{occ}:EVENTS", language_code="en")
+            api.press(user, msg.message_id, f"d:n:{occ}:{item}", language_code="en")
         else:
             api.press(user, msg.message_id, f"d:a:{occ}:{item}:{answers[item]}", language_code="en")
     raise AssertionError("diary did not reach the review screen")
@@ -451,6 +453,7 @@ async def _startup(db: Path, tmp: Path) -> dict[str, Any]:
         TELEGRAM_BASE_URL=api.base_url,
         TELEGRAM_BASE_FILE_URL=api.base_file_url,
         DIARYBOT_DB=str(db),
+        DIARYBOT_STUDY=str(_site_study(Path(tmp))),  # `run` refuses the placeholder phone
         PTB_TIMEDELTA="true",
     )
     runs = []
@@ -562,6 +565,14 @@ def main() -> int:
         for key, value in results.items():
             print(f"{key:<{width}}  {value}")
     return 0
+
+
+def _site_study(folder: Path) -> Path:
+    """The packaged study with a site's own contact phone, as `diarybot run` requires."""
+    path = folder / "site-study.toml"
+    text = Path(load_study().source).read_text(encoding="utf-8")
+    path.write_text(text.replace(SHIPPED_PLACEHOLDER_PHONE, "+86 21 5555 0100"), encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

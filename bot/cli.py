@@ -19,7 +19,13 @@ from typing import Any, NoReturn
 
 from bot.clock import SystemClock, iso
 from bot.config import Settings, load_settings
-from bot.domain.study import Study, StudyError, load_study, parse_hhmm
+from bot.domain.study import (
+    SHIPPED_PLACEHOLDER_PHONE,
+    Study,
+    StudyError,
+    load_study,
+    parse_hhmm,
+)
 from bot.i18n import parse_lang
 from bot.ops import logs
 from bot.sandbox import cli as sandbox_cli
@@ -295,6 +301,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             parse_address(health)
         except ValueError as exc:
             raise UsageError(f"--health / DIARYBOT_HEALTH: {exc}") from None
+    if study.contact_phone == SHIPPED_PLACEHOLDER_PHONE:  # patients must get a staffed number
+        raise UsageError(
+            f"study.contact_phone in {study.source} is still the shipped placeholder; "
+            "set the site's staffed study phone before running the real bot."
+        )
     if not settings.db_path.exists() and not getattr(args, "init", False):
         # Never a silent new empty database (a wrong path, a deleted file): say so.
         print(

@@ -103,7 +103,7 @@ def review(_: T, study: Study, o: Outcome) -> tuple[str, Buttons]:
 
 def prompt(_: T, occ: OccRow, *, reminder: bool = False) -> tuple[str, Buttons]:
     if reminder:
-        text = _("A gentle reminder: today's diary is still open. It takes about a minute.")
+        text = _("A gentle reminder: your diary is still open. It takes about a minute.")
     elif occ.form == "weekly":
         text = _("Time for your weekly diary. It takes about a minute.")
     else:

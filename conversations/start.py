@@ -161,7 +161,8 @@ def help_text(_: T, study: Study) -> str:
         _("/settings – language, reminder time, time zone"),
         "",
         _(
-            "If you feel very unwell, call {emergency} or go to the nearest emergency department.",
+            "If you feel very unwell, call {emergency} now (or your local emergency number if "
+            "you are outside mainland China), or go to the nearest emergency department.",
             emergency=study.emergency_number,
         ),
         _("Study team phone: {phone}", phone=study.contact_phone),

@@ -183,6 +183,13 @@ async def occurrences_for(conn: aiosqlite.Connection, patient_id: int) -> list[O
     return [OccRow.from_row(r) for r in rows]
 
 
+async def set_study_days(conn: aiosqlite.Connection, changes: list[tuple[int, int]]) -> None:
+    """Relabel stored diaries with new study days, (occurrence id, day) each: after a re-anchor."""
+    await conn.executemany(
+        "UPDATE occurrences SET study_day = ? WHERE id = ?", [(day, i) for i, day in changes]
+    )
+
+
 async def insert_occurrences(
     conn: aiosqlite.Connection, patient_id: int, occs: list[Occurrence]
 ) -> None:

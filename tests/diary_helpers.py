@@ -13,9 +13,15 @@ QUIET = {
     "BM": "2",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "BM_USUAL": "2",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
+
+MULTI = ("COMPL", "EVENTS")
+"""Multi-select items: answered by toggling each code, then Done."""
 
 
 def current_item(p: Player) -> str | None:
@@ -43,10 +49,10 @@ async def answer_until_review(p: Player, answers: dict[str, str], *, max_steps: 
             continue
         code = answers[item]
         occ = _occ(p.last_with_buttons())
-        if item == "EVENTS":
+        if item in MULTI:
             for c in code.split(","):
-                await p.press_data(f"d:t:{occ}:EVENTS:{c}", p.last_with_buttons())
-            await p.press_data(f"d:n:{occ}:EVENTS", p.last_with_buttons())
+                await p.press_data(f"d:t:{occ}:{item}:{c}", p.last_with_buttons())
+            await p.press_data(f"d:n:{occ}:{item}", p.last_with_buttons())
         else:
             await p.press_data(f"d:a:{occ}:{item}:{code}", p.last_with_buttons())
     raise AssertionError(f"no review screen after {max_steps} steps: {p.last.text}")

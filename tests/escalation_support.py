@@ -33,6 +33,8 @@ QUIET = {
     "BM": "2",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.domain.study import Study
+from bot.domain.study import SHIPPED_PLACEHOLDER_PHONE, Study, load_study
 from bot.localapi import SentMessage
 from bot.sandbox.world import Sandbox
 
@@ -49,6 +49,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def site_study_file(folder: Path) -> Path:
+    """The packaged study with a site's own contact phone: what `diarybot run` needs."""
+    path = folder / "site-study.toml"
+    path.write_text(
+        Path(load_study().source)
+        .read_text(encoding="utf-8")
+        .replace(SHIPPED_PLACEHOLDER_PHONE, "+86 21 5555 0100"),
+        encoding="utf-8",
+    )
+    return path
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -137,6 +137,29 @@ def test_run_without_token_exits_2_with_botfather_help(db: Path, tmp_path: Path)
     assert "@BotFather" in proc.stderr and ".env" in proc.stderr
 
 
+def test_run_refuses_the_shipped_placeholder_phone(db: Path, tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DIARYBOT_DB": str(db),
+        "HOME": str(tmp_path),
+        "TELEGRAM_BOT_TOKEN": "123456:TEST-TOKEN",
+        "TELEGRAM_BASE_URL": "http://127.0.0.1:9/bot",  # never reached: it stops before
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "contact_phone" in err and "placeholder" in err
+    assert not db.exists()  # nothing was started or created
+
+
 def test_every_subcommand_has_help(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for args in (["run"], ["staff", "add"], ["enroll"]):
         with pytest.raises(SystemExit) as exc:

@@ -96,6 +96,8 @@ QUIET = {
     "BM": "2",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
@@ -318,8 +320,10 @@ async def test_pause_mid_diary_keeps_the_answers_incomplete_and_runs_review_rule
 ) -> None:
     p = await day0_patient(h, lang="en")
     await p.send("/diary")
-    await answer_all(h, p, {"BLEED": "0", "URGENCY": "1", "LEAK": "0", "PAIN": "2", "BM": "2"})
-    await answer_all(h, p, {"TENESMUS": "0", "FEVER": "N", "EVENTS": "MED"})
+    await answer_all(
+        h, p, {"BLEED": "0", "MUCUS": "0", "URGENCY": "1", "LEAK": "0", "PAIN": "2", "BM": "2"}
+    )
+    await answer_all(h, p, {"TENESMUS": "0", "FEVER": "N", "COMPL": "NONE", "EVENTS": "MED"})
 
     await lifecycle.pause(h.rt, "RP-001", actor="cli", reason="in hospital")
     await h.settle()
@@ -395,7 +399,7 @@ async def test_correction_raises_alerts_at_once_on_that_diary_and_the_next(
 async def test_withdraw_mid_diary_keeps_the_answers_incomplete(h: Harness) -> None:
     p = await day0_patient(h, lang="en")
     await p.send("/diary")
-    await answer_all(h, p, {"BLEED": "0", "URGENCY": "1", "LEAK": "0", "PAIN": "3"})
+    await answer_all(h, p, {"BLEED": "0", "MUCUS": "0", "URGENCY": "1", "LEAK": "0", "PAIN": "3"})
 
     await lifecycle.withdraw(h.rt, "RP-001", actor="cli", reason="consent withdrawn")
     await h.settle()

@@ -12,7 +12,7 @@ import pytest
 
 from bot.cli import main
 from bot.dataout.backup import BackupError, backup
-from bot.domain.study import Study
+from bot.domain.study import SHIPPED_PLACEHOLDER_PHONE, Study, load_study
 from storage import audit
 from storage.db import Database
 from tests.dataout_seed import SeedFile, seed_file
@@ -149,6 +149,15 @@ def test_damage_is_a_clear_error_at_start_up(
     assert err.endswith("\nStop the bot and restore the latest backup (docs/data.md).\n")
     assert "Traceback" not in err
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN")  # `run` stops before Telegram
+    # `run` refuses the shipped placeholder phone before anything else: a site's own study file.
+    site_study = db_file.parent / "site-study.toml"
+    site_study.write_text(
+        Path(load_study().source)
+        .read_text(encoding="utf-8")
+        .replace(SHIPPED_PLACEHOLDER_PHONE, "+86 21 5555 0100"),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DIARYBOT_STUDY", str(site_study))
     assert main(["run"]) == 1
     assert message in capsys.readouterr().err
 

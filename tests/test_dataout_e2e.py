@@ -33,6 +33,8 @@ ANSWERS = {
     "PAIN": "3",
     "BM": "4",
     "TENESMUS": "0",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }

@@ -95,7 +95,7 @@ def test_long_csv_has_every_answer_and_missed_and_paused_diaries(
     assert (pain["value_code"], pain["study_day"], pain["phase"]) == ("1", "0", "daily")
     assert pain["local_date"] == "2026-12-03" and pain["submitted_at"].endswith("Z")
     events = next(r for r in rows if r["item"] == "EVENTS" and "," in r["value_code"])
-    assert events["value"] == "Emergency visit; New medicine for bowel symptoms"
+    assert events["value"] == "Emergency department visit; Another new medicine for bowel symptoms"
     temp = next(r for r in rows if r["item"] == "TEMP")
     assert temp["value_code"] == "38.4"  # typed as "38,4"
 
@@ -166,7 +166,9 @@ def test_data_dictionary_round_trips_to_the_study_definition(
         for g, o in zip([g for g in group if g["option_code"]], item.options, strict=True):
             assert g["option_zh"] == zh(o.text)
     assert tuple(rebuilt) == study.items
-    assert next(r["forms"] for r in rows if r["item"] == "FEVER") == "daily"
+    assert next(r["forms"] for r in rows if r["item"] == "FEVER") == "daily|weekly"
+    assert next(r["forms"] for r in rows if r["item"] == "BLEED_DAYS") == "weekly"
+    assert next(r["forms"] for r in rows if r["item"] == "COMPL") == "daily|weekly"
     assert next(r["forms"] for r in rows if r["item"] == "BLEED") == "daily|weekly"
 
 
@@ -335,7 +337,8 @@ def test_fhir_texts_are_bilingual_and_answers_coded(
     ]
     faint = next(i for i in daily["item"] if i["linkId"] == "BLEED_FAINT")
     assert faint["enableWhen"][0]["question"] == "BLEED"
-    assert faint["enableWhen"][0]["answerCoding"]["code"] == "3"
+    # asked after any visible blood: options 2 and 3
+    assert [w["answerCoding"]["code"] for w in faint["enableWhen"]] == ["2", "3"]
     events = next(i for i in daily["item"] if i["linkId"] == "EVENTS")
     assert events["repeats"] is True and events["type"] == "choice"
     response = next(

@@ -35,6 +35,7 @@ from bot.services.runtime import Runtime
 from storage import audit
 from storage.db import Database
 from tests.diary_helpers import QUIET
+from tests.sandbox_support import site_study_file
 
 PATIENTS = 150
 PLAYERS = 12
@@ -100,10 +101,10 @@ class World:
 
 
 def _state(w: World, user: int) -> tuple[object, ...]:
-    """(occurrence id, its status, session occurrence, item asked, EVENTS answer) from SQLite."""
+    """(occurrence id, its status, session occurrence, item asked, its answer) from SQLite."""
     rows = w.read(
         "SELECT o.id, o.status, s.occurrence_id, s.item,"
-        " (SELECT value FROM answers a WHERE a.occurrence_id = o.id AND a.item = 'EVENTS')"
+        " (SELECT value FROM answers a WHERE a.occurrence_id = o.id AND a.item = s.item)"
         " FROM patients p JOIN occurrences o ON o.patient_id = p.id AND o.study_day = 0"
         " LEFT JOIN diary_sessions s ON s.patient_id = p.id WHERE p.user_id = ?",
         (user,),
@@ -141,8 +142,8 @@ async def _play(w: World, user: int, index: int) -> None:
             data = f"d:s:{occ}"
         elif item is None:
             data = f"d:x:{occ}"
-        elif item == "EVENTS":
-            data = f"d:n:{occ}:EVENTS" if events == "NONE" else f"d:t:{occ}:EVENTS:NONE"
+        elif item in ("COMPL", "EVENTS"):
+            data = f"d:n:{occ}:{item}" if events == "NONE" else f"d:t:{occ}:{item}:NONE"
         else:
             data = f"d:a:{occ}:{item}:{QUIET[str(item)]}"
         # Not faster than two taps a second, as people tap: the bot's per-user flood limit
@@ -164,6 +165,7 @@ async def _child(w: World, log: Path) -> asyncio.subprocess.Process:
         TELEGRAM_BASE_URL=w.api.base_url,
         TELEGRAM_BASE_FILE_URL=w.api.base_file_url,
         DIARYBOT_DB=str(w.db_path),
+        DIARYBOT_STUDY=str(site_study_file(w.db_path.parent)),  # `run` needs the site's phone
         DIARYBOT_AUDIT_KEY=os.environ["DIARYBOT_AUDIT_KEY"],  # the key the parent wrote with
         PTB_TIMEDELTA="true",
     )

@@ -47,7 +47,7 @@ async def test_an_update_delivered_again_after_a_restart_is_not_processed_twice(
         )
         update = copy.deepcopy(h.api.state.updates[-1])
         await h.settle()
-        assert current_item(p) == "URGENCY"
+        assert current_item(p) == "MUCUS"
         sent_before = len(h.api.state.sent_order)
         edits_before = diary.edits
 
@@ -61,7 +61,7 @@ async def test_an_update_delivered_again_after_a_restart_is_not_processed_twice(
         assert [(r["item"], r["value"]) for r in rows] == [("BLEED", "0")]
         assert len(h.api.state.sent_order) == sent_before  # no second reply
         assert h.api.messages(p.chat_id)[-1].edits == edits_before
-        assert current_item(p) == "URGENCY"
+        assert current_item(p) == "MUCUS"
         assert h.bot.app.last_update_id == update["update_id"]
 
 
@@ -79,7 +79,7 @@ async def test_a_double_tap_stores_one_answer(tmp_path, study: Study) -> None:  
         assert await _answer_audits(h) == [("answer", "baseline:-1/BLEED")]
         rows = await h.rows("SELECT item, value FROM answers")
         assert [(r["item"], r["value"]) for r in rows] == [("BLEED", "1")]
-        assert current_item(p) == "URGENCY"
+        assert current_item(p) == "MUCUS"
         assert diary.edits == 1  # the next question shown once
         assert len(h.api.callback_answers()) == 3  # Start, and both taps answered
 

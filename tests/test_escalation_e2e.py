@@ -57,7 +57,7 @@ async def test_dripping_blood_safety_text_ack_triage_sae_reminders(h: Harness) -
         "• Rectal bleeding: Dripping blood or clots",
         "• Dizzy or faint with bleeding: No",
         "Answered at 20:00 (0 min ago)",
-        "No baseline diaries",
+        "No baseline (fewer than 3",
         "Waiting for acknowledgement",
     ):
         assert expected in en, en

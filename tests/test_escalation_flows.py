@@ -264,7 +264,7 @@ async def test_staff_commands(h: Harness) -> None:
     text = coord.last.text or ""
     assert text.startswith("Open alerts, oldest first:")
     assert "#1 RP-001 · Day 0 · Pain 8 or more" in text
-    assert "#2 RP-001 · Day 0 · New medicine for bowel symptoms" in text
+    assert "#2 RP-001 · Day 0 · Rescue treatment or new medicine for bowel symptoms" in text
     assert datas(coord.last) == ["al:show:1", "al:show:2"]
     await coord.tap("Show #2")  # a fresh copy here, edited like the others
     shown = coord.last
@@ -281,7 +281,7 @@ async def test_staff_commands(h: Harness) -> None:
     detail = coord.last.text or ""  # after the chart (bot/dataout)
     assert coord.messages[-2].photo is not None
     assert "Last 14 days:" in detail and "PAIN 9" in detail and "EVENTS MED" in detail
-    assert "No baseline diaries" in detail
+    assert "No baseline (fewer than 3" in detail
     await coord.send("/patient")
     assert coord.last.text == "Usage: /patient RP-001"
     await coord.send("/patient RP-999")

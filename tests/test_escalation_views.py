@@ -62,7 +62,7 @@ def test_card_shows_answers_baseline_and_time_since_answer() -> None:
     assert lines[0] == "🔴 URGENT · alert #7"
     assert lines[1] == "Subject RP-002 · Day 3"
     assert "• Bowel movements: 10" in lines
-    assert "Baseline (mean) Bowel movements: 2.3" in lines
+    assert "Baseline (median) Bowel movements: 2.3" in lines
     assert "Answered at 19:40 (1 h 20 min ago)" in lines
     assert lines[-1] == "⏳ Waiting for acknowledgement"
     assert rows == [[("Acknowledge", "al:ack:7")]]

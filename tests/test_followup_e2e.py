@@ -164,7 +164,7 @@ async def test_patient_schedule_shows_next_diary_phase_visit_and_streak(harness:
     await complete_diary(h.bot, "RP-001", occ[0][0])
     await p.send("/schedule")
     text = p.last_text
-    assert "Today is study day -1: Baseline diary." in text
+    assert "Today is study day -1: Before-treatment diary." in text
     assert "Your next diary opens on 1 December 2026 at 20:00." in text
     assert "Next visit: Month 1 visit on 31 December 2026" in text
     assert "from 24 December 2026 to 7 January 2027" in text
@@ -207,7 +207,7 @@ async def test_staff_compliance(harness: Harness) -> None:
     await staff.send("/compliance rp-001")
     text = staff.last_text
     assert "Compliance of RP-001" in text
-    assert "Baseline diary: 1/1 (100%)" in text
+    assert "Before-treatment diary: 1/1 (100%)" in text
     assert "Daily diary: 0/1 (0%)" in text
     assert "Missed in a row now: 1" in text
     await staff.send("/schedule")

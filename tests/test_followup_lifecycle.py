@@ -197,9 +197,9 @@ async def test_reanchor_forward_mid_phase(tmp_path: Path, study: Study) -> None:
             bot.rt, "RP-001", new_anchor, actor="staff:9001", reason="injection postponed"
         )
         after = await by_key(bot)
-        for day in (17, 18, 19):  # completed entries: untouched but for the dated key
+        for day in (17, 18, 19):  # completed entries: a dated key, relabelled from new Day 0
             dated = f"daily:{day}@{(INJECTION + timedelta(days=day)).isoformat()}"
-            assert after[dated] == {**before[f"daily:{day}"], "key": dated}
+            assert after[dated] == {**before[f"daily:{day}"], "key": dated, "study_day": day - 5}
             assert after[dated]["status"] == "completed"
         # Today (old Day 20) is new Day 15, asked tonight; every later day follows the new anchor.
         assert after["daily:15"]["local_date"] == "2027-03-21"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from bot.i18n import t
+from conversations import diary_view
 from tests.diary_helpers import QUIET, answer_until_review
 from tests.harness import Harness
 
@@ -53,13 +54,13 @@ async def test_daily_diary_zh_with_review_change_and_submit(harness: Harness) ->
     await answer_until_review(p, dict(QUIET))
     review = p.last.text or ""
     assert ZH("Please check your answers:") in review
-    # Day -1: the fever question (Days 0–14 only) is not asked.
+    # Day -1: the fever and complication questions (from Day 0) are not asked.
     assert ZH("Fever of 38.0 °C or more") not in review
     # Change bleeding to "dripping blood or clots": the dizziness follow-up now applies.
     await p.tap(ZH("Rectal bleeding"))
     occ = (await h.rows("SELECT id FROM occurrences WHERE status != 'scheduled'"))[0]["id"]
     await p.press_data(f"d:a:{occ}:BLEED:3", p.last_with_buttons())
-    assert ZH("Did you feel dizzy or faint?") in (p.last.text or "")
+    assert ZH("Did you feel dizzy or nearly faint, or did you faint?") in (p.last.text or "")
     await p.press_data(f"d:a:{occ}:BLEED_FAINT:N", p.last_with_buttons())
     assert ZH("Dizzy or faint with bleeding") in (p.last.text or "")
     # and back to "none": the follow-up is dropped on submit
@@ -71,7 +72,8 @@ async def test_daily_diary_zh_with_review_change_and_submit(harness: Harness) ->
         " JOIN occurrences o ON o.id = a.occurrence_id ORDER BY a.id"
     )
     stored = {r["item"]: r["value"] for r in rows}
-    assert stored == {k: v for k, v in QUIET.items() if k != "FEVER"}
+    not_asked = ("FEVER", "COMPL", "BM_USUAL")  # from Day 0; weekly only
+    assert stored == {k: v for k, v in QUIET.items() if k not in not_asked}
     assert all(r["answered_at"] and r["submitted_at"] and r["status"] == "completed" for r in rows)
     assert ZH("Thank you! Your diary has been saved.") in (p.last.text or "")
     assert "2026年12月1日" in (p.last.text or "")  # next diary: Day 0, Babel date
@@ -103,7 +105,7 @@ async def test_bad_inputs_change_nothing(harness: Harness) -> None:
     assert p.last.text == EN("Please tap one of the buttons above to answer.")
     assert await h.rows("SELECT * FROM answers") == []
     occ = (await h.rows("SELECT id FROM occurrences WHERE study_day = 0"))[0]["id"]
-    for item, code in (("BLEED", "0"), ("URGENCY", "0"), ("LEAK", "0")):
+    for item, code in (("BLEED", "0"), ("MUCUS", "0"), ("URGENCY", "0"), ("LEAK", "0")):
         await p.press_data(f"d:a:{occ}:{item}:{code}", p.last_with_buttons())
     before = len(await h.rows("SELECT * FROM answers"))
     for bad, expected in (
@@ -126,13 +128,16 @@ async def test_bad_inputs_change_nothing(harness: Harness) -> None:
     for item, code in (("BM", "3"), ("TENESMUS", "0"), ("FEVER", "Y")):
         await p.press_data(f"d:a:{occ}:{item}:{code}", p.last_with_buttons())
     for bad, expected in (
-        ("45", "Please give a number from 35 to 43."),
+        ("45", "Please give a number from 35.0 to 43.0."),
         ("hot", "Please type a number, for example 38.5."),
+        ("37.95", EN(diary_view.ERRORS["one_decimal"], example="38.5")),  # never rounded
     ):
         await p.send(bad)
         assert p.last.text == expected, (bad, p.last.text)
     assert await h.rows("SELECT * FROM answers WHERE item='TEMP'") == []
     await p.send("38,2")
+    await p.press_data(f"d:t:{occ}:COMPL:NONE", p.last_with_buttons())
+    await p.press_data(f"d:n:{occ}:COMPL", p.last_with_buttons())
     await p.press_data(f"d:t:{occ}:EVENTS:MED", p.last_with_buttons())
     # "None of these" together with another: exclusive
     await p.press_data(f"d:t:{occ}:EVENTS:NONE", p.last_with_buttons())
@@ -243,7 +248,7 @@ async def test_bad_input_is_answered_in_the_language_the_patient_chose(harness: 
     await p.send("没有")  # text where a button is expected
     assert p.last.text == ZH("Please tap one of the buttons above to answer.")
     occ = (await h.rows("SELECT id FROM occurrences WHERE study_day = 0"))[0]["id"]
-    for item, code in (("BLEED", "0"), ("URGENCY", "0"), ("LEAK", "0")):
+    for item, code in (("BLEED", "0"), ("MUCUS", "0"), ("URGENCY", "0"), ("LEAK", "0")):
         await p.press_data(f"d:a:{occ}:{item}:{code}", p.last_with_buttons())
     before = [tuple(r) for r in await h.rows("SELECT item, value FROM answers")]
     await p.send("十一")

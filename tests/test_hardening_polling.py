@@ -27,6 +27,7 @@ from bot.ops import lock
 from bot.sandbox.world import Sandbox
 from tests.conftest import MACHINE_SPEED, T0
 from tests.harness import Harness, Player
+from tests.sandbox_support import site_study_file
 
 TOKEN = "123456:TEST-TOKEN"
 HELP = "symptom diary"
@@ -245,6 +246,7 @@ def _env(api: LocalBotApi, db: Path) -> dict[str, str]:
         TELEGRAM_BASE_URL=api.base_url,
         TELEGRAM_BASE_FILE_URL=api.base_file_url,
         DIARYBOT_DB=str(db),
+        DIARYBOT_STUDY=str(site_study_file(db.parent)),  # `run` refuses the placeholder phone
     )
     return env
 

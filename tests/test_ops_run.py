@@ -15,6 +15,7 @@ from bot.localapi import LocalBotApi
 from bot.ops.backups import scheduled_backups
 from storage.db import latest_version
 from tests.ops_support import OLD, build_old
+from tests.sandbox_support import site_study_file
 
 
 def environment(api: LocalBotApi, db: Path, backups: Path) -> dict[str, str]:
@@ -25,6 +26,7 @@ def environment(api: LocalBotApi, db: Path, backups: Path) -> dict[str, str]:
         TELEGRAM_BASE_FILE_URL=api.base_file_url,
         DIARYBOT_DB=str(db),
         DIARYBOT_BACKUP_DIR=str(backups),
+        DIARYBOT_STUDY=str(site_study_file(db.parent)),  # `run` refuses the placeholder phone
         PTB_TIMEDELTA="true",
     )
     return env

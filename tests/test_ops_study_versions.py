@@ -19,7 +19,7 @@ from bot.app import DiaryBot
 from bot.cli import main
 from bot.clock import FakeClock
 from bot.dataout import exports
-from bot.domain.study import Study, default_study_path, load_study
+from bot.domain.study import SHIPPED_PLACEHOLDER_PHONE, Study, default_study_path, load_study
 from bot.services.study_versions import StudyChangeRefused, removed_in_use
 from tests.dataout_seed import SeedFile, seed_file
 from tests.harness import Harness, fill_diary
@@ -33,6 +33,8 @@ ANSWERS = {
     "BM": "4",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
@@ -163,7 +165,10 @@ def test_run_refuses_a_study_file_removing_a_used_option(
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DIARYBOT_DB", str(db))
-    monkeypatch.setenv("DIARYBOT_STUDY", str(study_file(tmp_path, "s.toml", URGENCY_2, "")))
+    path = study_file(tmp_path, "s.toml", URGENCY_2, "")
+    site = path.read_text(encoding="utf-8").replace(SHIPPED_PLACEHOLDER_PHONE, "+86 21 5555 0100")
+    path.write_text(site, encoding="utf-8")  # the site's own phone: `run` refuses the shipped one
+    monkeypatch.setenv("DIARYBOT_STUDY", str(path))
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN")  # refused before Telegram
     monkeypatch.setenv("DIARYBOT_BACKUP_DIR", "off")
     assert main(["run"]) == 2

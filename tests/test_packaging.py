@@ -30,6 +30,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bot.localapi import LocalBotApi
+from tests.sandbox_support import site_study_file
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCK = ROOT / "requirements.lock"
@@ -203,6 +204,7 @@ async def test_installed_bot_starts_against_the_loopback_server(
         TELEGRAM_BOT_TOKEN=token,
         TELEGRAM_BASE_URL=api.base_url,
         DIARYBOT_LOG_FORMAT="json",
+        DIARYBOT_STUDY=str(site_study_file(tmp_path)),  # `run` refuses the placeholder phone
     )
     enrol = await asyncio.create_subprocess_exec(
         str(installed.diarybot),

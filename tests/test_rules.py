@@ -7,6 +7,7 @@ change in either the engine or the study file that moves a boundary fails loudly
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from bot.domain.rules import (
     Diary,
     Finding,
     baseline_means,
+    baseline_values,
     codes,
     evaluate,
     matches,
@@ -32,11 +34,13 @@ QUIET = {
     "PAIN": "0",
     "BM": "1",
     "TENESMUS": "0",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
 
-# Baseline means used by most tests: BLEED 0, URGENCY 1, PAIN 2, BM 2.
+# Baseline medians used by most tests: BLEED 0, URGENCY 1, PAIN 2, BM 2.
 BASE = {"BLEED": 0.0, "URGENCY": 1.0, "LEAK": 0.0, "PAIN": 2.0, "BM": 2.0, "TENESMUS": 0.0}
 
 BASELINE_RULES = ["BM_URGENT", "WORSE_BLEED", "WORSE_URGENCY", "WORSE_PAIN", "BM_REVIEW"]
@@ -70,8 +74,16 @@ def test_packaged_study_has_the_rules_these_tests_expect() -> None:
         "FEVER_HIGH",
         "HOSPITAL",
         "INCONTINENCE_URGENCY",
+        "COMPL_CHILLS",
+        "COMPL_CHILLS_LATE",
+        "COMPL_BELLY",
+        "COMPL_PUS",
+        "COMPL_MELENA",
         "BM_URGENT",
+        "BM_NOBASE_URGENT",
+        "BM_NOBASE_REVIEW",
         "WORSE_BLEED",
+        "BLEED_NOBASE",
         "WORSE_URGENCY",
         "WORSE_PAIN",
         "BM_REVIEW",
@@ -122,33 +134,71 @@ def test_codes(raw: str, expected: set[str]) -> None:
     assert codes(raw) == frozenset(expected)
 
 
-def test_baseline_means_average_only_baseline_diaries_that_answered() -> None:
+def test_baseline_is_the_median_of_baseline_diaries_that_answered() -> None:
     diaries = [
-        diary(-3, BM="2", PAIN="1", BLEED="1"),
-        diary(-2, BM="3", PAIN="2", BLEED="0", FEVER="N"),
-        diary(-1, BM="3", PAIN="", BLEED="0"),  # PAIN skipped: does not count as 0
+        diary(-4, BM="2", PAIN="1", BLEED="1", URGENCY="0"),
+        diary(-3, BM="9", PAIN="2", BLEED="0", URGENCY="1", FEVER="N"),
+        diary(-2, BM="3", PAIN="", BLEED="0", URGENCY="3"),  # PAIN skipped: does not count as 0
+        diary(-1, BM="3", PAIN="4", BLEED="1", URGENCY="1"),
         diary(5, BM="15", PAIN="10", BLEED="3"),  # not baseline
     ]
-    means = baseline_means(STUDY, diaries)
-    assert means["BM"] == pytest.approx(8 / 3)
-    assert means["PAIN"] == pytest.approx(1.5)
-    assert means["BLEED"] == pytest.approx(1 / 3)
-    assert means["FEVER"] == 0.0
-    assert "TEMP" not in means  # never answered
-    assert "EVENTS" not in means and "OTHER_TEXT" not in means  # no numeric value
-    assert list(means) == [i.code for i in STUDY.items if i.code in means]  # questionnaire order
+    base = baseline_values(STUDY, diaries)
+    assert base["BM"] == 3.0  # median of 2, 3, 3, 9 (a mean would say 4.25)
+    assert base["PAIN"] == 2.0  # median of 1, 2, 4
+    assert base["BLEED"] == 0.0  # ordinal: the lower median of 0, 0, 1, 1, a reported level
+    assert base["URGENCY"] == 1.0  # lower median of 0, 1, 1, 3 (a mean would say 1.25)
+    assert "FEVER" not in base  # asked on one baseline diary only: fewer than 3
+    assert "TEMP" not in base  # never answered
+    assert "EVENTS" not in base and "OTHER_TEXT" not in base  # no numeric value
+    assert list(base) == [i.code for i in STUDY.items if i.code in base]  # questionnaire order
+    assert baseline_means(STUDY, diaries) == base  # the former name
 
 
-def test_baseline_means_empty_without_baseline_diaries() -> None:
-    assert baseline_means(STUDY, []) == {}
-    assert baseline_means(STUDY, [diary(3), diary(4)]) == {}
+@pytest.mark.parametrize(
+    ("bleeds", "expected"),
+    [
+        ([], None),
+        (["2"], None),
+        (["2", "0"], None),  # 2 baseline diaries: no baseline
+        (["0", "0", "1"], 0.0),  # 3: a baseline
+        (["0", "1", "1"], 1.0),
+        (["0", "0", "1", "1"], 0.0),  # even count: the lower middle level
+        (["1", "1", "2", "2"], 1.0),
+        (["0", "0", "0", "0", "0", "3", "3"], 0.0),  # a mean (0.86) would hide +2 worse
+        (["3", "3", "3"], 3.0),
+    ],
+)
+def test_baseline_needs_three_diaries_and_takes_the_median(
+    bleeds: list[str], expected: float | None
+) -> None:
+    diaries = [diary(-7 + i, BLEED=b) for i, b in enumerate(bleeds)]
+    assert baseline_values(STUDY, diaries).get("BLEED") == expected
 
 
-def test_baseline_means_other_phase() -> None:
-    assert baseline_means(STUDY, [diary(3, BM="4"), diary(4, BM="5")], phase="daily") == {
-        **{k: 0.0 for k in ("BLEED", "URGENCY", "LEAK", "PAIN", "TENESMUS", "OTHER")},
-        "BM": 4.5,
-    }
+@pytest.mark.parametrize(
+    ("bms", "expected"), [(["2", "3"], None), (["2", "3", "4"], 3.0), (["2", "3", "4", "8"], 3.5)]
+)
+def test_bowel_movement_baseline_is_the_ordinary_median(
+    bms: list[str], expected: float | None
+) -> None:
+    diaries = [diary(-7 + i, BM=b) for i, b in enumerate(bms)]
+    assert baseline_values(STUDY, diaries).get("BM") == expected
+
+
+def test_baseline_is_the_diaries_before_day_0_whatever_their_phase() -> None:
+    # After a re-anchor the stored study days are relabelled: a "daily" diary now dated before
+    # the new Day 0 is baseline, and a "baseline" diary dated after it never is.
+    relabelled = [
+        diary(-3, phase="daily", BM="5"),
+        diary(-2, phase="daily", BM="5"),
+        diary(-1, phase="daily", BM="5"),
+        diary(0, phase="baseline", BM="1"),
+        diary(1, phase="baseline", BM="1"),
+    ]
+    assert baseline_values(STUDY, relabelled)["BM"] == 5.0
+    assert baseline_values(STUDY, relabelled[3:]) == {}
+    assert baseline_values(STUDY, [diary(3, BM="4"), diary(4, BM="5")], min_diaries=1) == {}
+    assert baseline_values(STUDY, relabelled[:2], min_diaries=2)["BM"] == 5.0
 
 
 # --------------------------------------------------------------------------- matches
@@ -223,8 +273,41 @@ def test_matches(cond: Condition, d: Diary, baseline: dict[str, float], expected
         pytest.param(diary(EVENTS="MED"), ["NEW_MEDICINE"], id="events-MED"),
         pytest.param(diary(EVENTS="HOSP,MED"), ["HOSPITAL", "NEW_MEDICINE"], id="events-HOSP-MED"),
         pytest.param(diary(EVENTS="NONE"), [], id="events-NONE"),
+        # Rescue treatment, each an option of its own: review.
+        *[
+            pytest.param(diary(EVENTS=code), ["NEW_MEDICINE"], id=f"rescue-{code}")
+            for code in (
+                "EN_SUCR",
+                "EN_STER",
+                "EN_5ASA",
+                "EN_OTH",
+                "IRON",
+                "APC",
+                "FORMALIN",
+                "HBO",
+            )
+        ],
+        pytest.param(diary(EVENTS="TRANSF,IRON"), ["HOSPITAL", "NEW_MEDICINE"], id="transf-iron"),
+        # Complications of the injection.
+        pytest.param(diary(0, COMPL="CHILLS"), ["COMPL_CHILLS"], id="chills-day0"),
+        pytest.param(diary(90, COMPL="CHILLS"), ["COMPL_CHILLS"], id="chills-day90"),
+        pytest.param(diary(91, COMPL="CHILLS"), ["COMPL_CHILLS_LATE"], id="chills-day91"),
+        pytest.param(diary(400, COMPL="BELLY"), ["COMPL_BELLY"], id="belly-weekly"),
+        pytest.param(diary(1, COMPL="BELLY"), ["COMPL_BELLY"], id="belly"),
+        pytest.param(diary(1, COMPL="PUS"), ["COMPL_PUS"], id="pus"),
+        pytest.param(diary(1, COMPL="MELENA"), ["COMPL_MELENA"], id="melena"),
+        pytest.param(
+            diary(2, COMPL="CHILLS,BELLY,PUS,MELENA"),
+            ["COMPL_CHILLS", "COMPL_BELLY", "COMPL_PUS", "COMPL_MELENA"],
+            id="all-complications",
+        ),
+        pytest.param(diary(2, COMPL="NONE"), [], id="complications-none"),
+        # Fever in the weekly phase: asked now, and 39.0 is urgent there too.
+        pytest.param(diary(200, FEVER="Y", TEMP="38.9"), [], id="temp-38.9-weekly"),
+        pytest.param(diary(200, FEVER="Y", TEMP="39.0"), ["FEVER_HIGH"], id="temp-39.0-wk"),
         # Bleeding.
         pytest.param(diary(BLEED="2"), [], id="bleed-2"),
+        pytest.param(diary(BLEED="2", BLEED_FAINT="Y"), ["BLEED_FAINT"], id="bleed-2-faint"),
         pytest.param(diary(BLEED="3", BLEED_FAINT="N"), ["BLEED_HEAVY"], id="bleed-3"),
         pytest.param(
             diary(BLEED="3", BLEED_FAINT="Y"), ["BLEED_HEAVY", "BLEED_FAINT"], id="bleed-3-faint"
@@ -386,9 +469,78 @@ def test_later_diaries_in_history_are_ignored() -> None:
 
 def test_no_baseline_skips_baseline_rules_and_lists_them() -> None:
     assert missing_baseline_rules(STUDY, {}) == BASELINE_RULES
-    assert fired(diary(21, BM="15", **WORSE), [diary(20, BM="15", **WORSE)], baseline={}) == []
+    # The worsening rules stand down; the fallbacks take their place.
+    got = fired(diary(21, BM="15", **WORSE), [diary(20, BM="15", **WORSE)], baseline={})
+    assert got == ["BM_NOBASE_URGENT", "BLEED_NOBASE"]
     # Absolute rules still protect the patient.
-    assert fired(diary(21, BM="15", PAIN="8"), baseline={}) == ["PAIN_SEVERE"]
+    assert fired(diary(21, BM="15", PAIN="8"), baseline={}) == ["PAIN_SEVERE", "BM_NOBASE_URGENT"]
+
+
+@pytest.mark.parametrize(
+    ("bm", "without", "with_baseline"),
+    [
+        ("0", [], []),
+        ("6", [], ["BM_REVIEW"]),  # BASE BM 2: +4
+        ("7", ["BM_NOBASE_REVIEW"], ["BM_REVIEW"]),
+        ("9", ["BM_NOBASE_REVIEW"], ["BM_URGENT"]),  # +7
+        ("10", ["BM_NOBASE_URGENT"], ["BM_URGENT"]),
+        ("20", ["BM_NOBASE_URGENT"], ["BM_URGENT"]),
+    ],
+)
+def test_bowel_movement_fallbacks_apply_only_without_baseline(
+    bm: str, without: list[str], with_baseline: list[str]
+) -> None:
+    assert fired(diary(BM=bm), baseline={}) == without
+    assert fired(diary(BM=bm), baseline=BASE) == with_baseline
+
+
+def test_a_high_baseline_can_still_report_seven_above() -> None:
+    # Baseline 13 a day: the buttons go to 20 ("20+"), so +7 is reportable.
+    assert STUDY.item("BM").max == 20
+    assert fired(diary(BM="19"), baseline={**BASE, "BM": 13.0}) == ["BM_REVIEW"]
+    assert fired(diary(BM="20"), baseline={**BASE, "BM": 13.0}) == ["BM_URGENT"]
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "expected"),
+    [
+        ("2", "2", ["BLEED_NOBASE"]),
+        ("3", "2", ["BLEED_NOBASE"]),
+        ("2", "3", ["BLEED_HEAVY", "BLEED_NOBASE"]),
+        ("1", "2", []),  # streaks on the paper are below the fallback
+        ("2", "1", []),
+        (None, "2", []),  # one diary is not "2 in a row"
+    ],
+)
+def test_bleeding_fallback_needs_two_diaries_in_a_row(
+    previous: str | None, current: str, expected: list[str]
+) -> None:
+    history = [] if previous is None else [diary(20, BLEED=previous)]
+    assert fired(diary(21, BLEED=current), history, baseline={}) == expected
+    # With a baseline the worsening rule judges instead (BASE BLEED 0: +2 also fires there).
+    with_base = fired(diary(21, BLEED=current), history, baseline=BASE)
+    assert "BLEED_NOBASE" not in with_base
+
+
+def test_fallbacks_never_judge_baseline_diaries() -> None:
+    prev = diary(-2, BM="12", BLEED="2")
+    assert fired(diary(-1, BM="12", BLEED="2"), [prev], baseline={}) == []
+
+
+def test_fallback_rule_cannot_compare_with_baseline(tmp_path: Path) -> None:
+    from bot.domain.study import StudyError, load_study
+
+    text = (
+        Path(STUDY.source)
+        .read_text(encoding="utf-8")
+        .replace(
+            'when = { item = "BM", gte = 10 }', 'when = { item = "BM", above_baseline_gte = 10 }'
+        )
+    )
+    path = tmp_path / "study.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(StudyError, match="without_baseline"):
+        load_study(path)
 
 
 def test_full_baseline_skips_nothing() -> None:

@@ -64,6 +64,8 @@ ANSWERS = {
     "BM": "3",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }

@@ -7,7 +7,14 @@ import sqlite3
 from pathlib import Path
 
 from bot.localapi import LocalBotApi
-from tests.sandbox_support import clean_env, free_port, launch, read_until, stop
+from tests.sandbox_support import (
+    clean_env,
+    free_port,
+    launch,
+    read_until,
+    site_study_file,
+    stop,
+)
 
 
 def test_up_without_a_token_starts_the_sandbox_and_says_so_first(tmp_path: Path) -> None:
@@ -34,10 +41,13 @@ def test_up_without_a_token_starts_the_sandbox_and_says_so_first(tmp_path: Path)
 async def test_up_with_a_token_runs_the_real_bot_and_says_so_first(tmp_path: Path) -> None:
     api = LocalBotApi()
     await api.start()
+    # The real bot needs the site's own contact phone (the shipped one is a placeholder).
+    site_study = site_study_file(tmp_path)
     env = clean_env(
         TELEGRAM_BOT_TOKEN="123456:TEST-TOKEN",
         TELEGRAM_BASE_URL=api.base_url,
         DIARYBOT_DB=str(tmp_path / "study.sqlite3"),
+        DIARYBOT_STUDY=str(site_study),
     )
     proc = launch(tmp_path, "up", env=env)
     try:

@@ -231,10 +231,17 @@ async def test_screens_cover_every_question_in_both_languages(
     keys = [s["key"] for s in screens]
     assert len(keys) == len(set(keys))
     samples = screens_mod.make_samples(study)
-    every_item = q.applicable_items(study, samples.daily.study_day, samples.answers)
-    assert {it.code for it in study.items} == {it.code for it in every_item}
-    for item in study.items:
+    assert samples.weekly is not None
+    daily = q.applicable_items(study, samples.daily.study_day, samples.answers)
+    full = {it.code: screens_mod.sample_value(study, it) for it in study.items}
+    weekly = q.applicable_items(study, samples.weekly.study_day, full)
+    # Every item is asked on the sample daily diary, or (weekly-only items) the weekly one.
+    assert {it.code for it in study.items} == {it.code for it in [*daily, *weekly]}
+    for item in daily:
         assert f"diary.question.{item.code}" in keys
+    for item in weekly:
+        if item not in daily:
+            assert f"diary.question.{item.code}.weekly" in keys
     by_key = {s["key"]: s for s in screens}
     bleed = by_key["diary.question.BLEED"]
     assert "bleeding" in bleed["en"]["text"]

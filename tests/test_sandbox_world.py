@@ -26,6 +26,8 @@ URGENT: dict[str, str] = {
     "BM": "3",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }

@@ -36,7 +36,13 @@ def test_the_packaged_study_is_valid() -> None:
     ("old", "new", "error"),
     [
         # a misspelt key is not silently ignored (the fever question would be asked every day)
-        ("days = [0, 14]", "dayz = [0, 14]", r"items\[\d+\]\.dayz: unknown key here"),
+        ("days = [0, 730]", "dayz = [0, 730]", r"items\[\d+\]\.dayz: unknown key here"),
+        ("days = [0, 14]", "dayz = [0, 14]", r"rules\[\d+\]\.when\.dayz: unknown key here"),
+        # the safety text: every study language, only the {emergency} placeholder
+        ('\nen = "Your study team', '\nfr = "Your study team', r"safety\.text\.en: missing"),
+        ('version = "2026-11-30 v2"\n', "", r"safety\.version: missing"),
+        ("call {emergency} now", "call {phone} now", r"safety\.text\.en: the only placeholder"),
+        ("baseline_min_diaries = 3", "baseline_min_diaries = 0", "must be 1 or more"),
         (
             "missed_in_a_row_alert = 3",
             "missed_in_row_alert = 3",
@@ -54,6 +60,19 @@ def test_the_packaged_study_is_valid() -> None:
 def test_a_bad_study_file_names_the_key(tmp_path: Path, old: str, new: str, error: str) -> None:
     with pytest.raises(StudyError, match=error):
         _load(tmp_path, _edit(old, new))
+
+
+def test_the_safety_text_comes_from_the_study_file_per_language() -> None:
+    study = load_study()
+    assert study.safety.version == "2026-11-30 v2"
+    assert study.emergency_number == study.safety.emergency_number == "120"
+    en, zh = study.safety.text("en"), study.safety.text("zh_Hans")
+    for needle in ("has been told", "Do not wait for our call", "call 120 now", "39 °C"):
+        assert needle in en
+    assert "outside mainland China" in en
+    assert en.index("call 120") < en.index("emergency department")  # 120 first
+    assert "急救电话120" in zh and "不要等我们的电话" in zh and "当地急救电话" in zh
+    assert "{" not in en + zh
 
 
 def test_not_toml_at_all(tmp_path: Path) -> None:

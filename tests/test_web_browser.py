@@ -56,6 +56,8 @@ ANSWERS = {
     "PAIN": "2",
     "BM": "3",
     "TENESMUS": "0",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
@@ -138,7 +140,7 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
         await run(lambda: d.find_element(By.ID, "year").send_keys("1956"))
         await run(lambda: press_label(d, "继续"))
         page = await run(lambda: text(d))
-        assert "第1题" in page and "直肠出血" in page, page
+        assert "第1题" in page and "肛门出血（便血）" in page, page
 
         # Older eyes: text ≥ 18 px, every button ≥ 48 px tall; nothing wider than the phone.
         def measure() -> tuple[float, float, float, int, int]:
@@ -169,9 +171,9 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
                 break
             first = next(v for v in values if v[:2] in ("a:", "t:"))
             code = first.split(":")[2]
-            if code == "EVENTS":
-                await run(lambda: press(d, f"t:{occ}:EVENTS:NONE"))
-                await run(lambda: press(d, f"n:{occ}:EVENTS"))
+            if code in ("COMPL", "EVENTS"):
+                await run(lambda c=code: press(d, f"t:{occ}:{c}:NONE"))  # type: ignore[misc]
+                await run(lambda c=code: press(d, f"n:{occ}:{c}"))  # type: ignore[misc]
             else:
                 value = ANSWERS[code] if code != "BLEED" else "0"
                 await run(lambda c=code, v=value: press(d, f"a:{occ}:{c}:{v}"))  # type: ignore[misc]
@@ -179,7 +181,7 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
             raise AssertionError("no review screen")
         review = await run(lambda: text(d))
         await run(lambda: d.save_screenshot(str(tmp_path / "web-review.png")))
-        assert "请核对您的回答" in review and "直肠出血：没有" in review
+        assert "请核对您的回答" in review and "便血：没有" in review
         # Change bleeding on the review screen: the follow-up question now applies.
         await run(lambda: press(d, f"e:{occ}:BLEED"))
         await run(lambda: press(d, f"a:{occ}:BLEED:3"))
@@ -191,8 +193,8 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
         await run(lambda: press(d, f"x:{occ}"))
 
         done = await run(lambda: text(d))
-        assert "谢谢您！日记已保存。" in done
-        assert "研究团队已收到您的回答" in done and "拨打120" in done, done
+        assert "谢谢您！日记已提交。" in done
+        assert "我们已把您的回答转告研究团队" in done and "急救电话120" in done, done
         tel = await run(
             lambda: [a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, "a.tel")]
         )
@@ -213,7 +215,7 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
 
         # Reloading the page later shows the same state; the next diary is announced.
         await run(lambda: d.get(link + "/next"))
-        assert "下一次日记将于" in await run(lambda: text(d))
+        assert "下一次日记会在" in await run(lambda: text(d))
         # At 320 CSS px (what 200 % zoom leaves of a small phone) nothing scrolls sideways.
         await run(lambda: d.set_window_size(320, 700))
         await run(lambda: d.get(link + "/help"))

@@ -23,6 +23,8 @@ URGENT = {
     "BM": "3",
     "TENESMUS": "0",
     "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
@@ -49,7 +51,8 @@ async def test_web_patient_fills_and_submits_with_plain_posts(wh: WebHarness) ->
         # text with its call buttons above the next question, before Submit.
         safety = [p for p in b.history if p.url.endswith("?m=safety")]
         assert len(safety) == 1 and "第2题" in safety[0].plain
-        assert "研究团队已收到您的回答" in safety[0].plain and 'href="tel:120"' in safety[0].text
+        assert "我们已把您的回答转告研究团队" in safety[0].plain
+        assert 'href="tel:120"' in safety[0].text
         assert page.url.endswith("/done"), page.url
         assert "谢谢" in page.plain
         assert 'href="tel:+862131166666"' in page.text and 'href="tel:120"' in page.text
@@ -189,9 +192,9 @@ async def test_a_5000_character_answer_is_refused_clearly(wh: WebHarness) -> Non
             first = next(v for v in page.values() if v[:2] in ("a:", "t:"))
             code = first.split(":")[2]
             occ = first.split(":")[1]
-            if code == "EVENTS":
-                await b.post(link + "/act", {"do": f"t:{occ}:EVENTS:NONE"})
-                page = await b.post(link + "/act", {"do": f"n:{occ}:EVENTS"})
+            if code in ("COMPL", "EVENTS"):
+                await b.post(link + "/act", {"do": f"t:{occ}:{code}:NONE"})
+                page = await b.post(link + "/act", {"do": f"n:{occ}:{code}"})
             else:
                 page = await b.post(link + "/act", {"do": f"a:{occ}:{code}:{answers[code]}"})
         assert page.values("item") == ["OTHER_TEXT"]

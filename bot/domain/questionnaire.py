@@ -9,8 +9,10 @@ naturally asks the follow-up that now applies, and drops the one that no longer 
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from bot.domain.study import Condition, Item, Study
 from bot.domain.textsafety import has_xml_forbidden
@@ -109,8 +111,40 @@ def toggle(item: Item, current: str | None, code: str) -> str:
     return ",".join(sorted(chosen, key=order.index))
 
 
+# Units people type after a temperature (after NFKC, "℃" is "°C" and full-width letters are ASCII).
+_TEMPERATURE_UNITS = ("摄氏度", "°c", "度", "°", "c")
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+ONE_DECIMAL = Decimal("0.1")
+
+
+def parse_number(text: str, unit: str | None = None) -> Decimal:
+    """The number someone typed, exactly as typed: no rounding. Pure, for every channel.
+
+    Accepts a decimal comma (``38,5``), full-width digits and punctuation (``３８．５``,
+    ``３８，５``), the Chinese full stop (``38。5``), surrounding spaces and, when ``unit`` is
+    a temperature (°C), a trailing unit: ``38.5℃``, ``38.5°C``, ``38.5 °``, ``38.5度``.
+    Raises ValueError when what is left is not a finite decimal number.
+    """
+    norm = unicodedata.normalize("NFKC", text).strip().lower()
+    if unit == "°C":
+        for suffix in _TEMPERATURE_UNITS:
+            if norm.endswith(suffix):
+                norm = norm[: -len(suffix)].strip()
+                break
+    norm = norm.replace(",", ".").replace("。", ".").replace(" ", "")
+    if not _DECIMAL.fullmatch(norm):  # no exponents, NaN or Infinity: digits as people write
+        raise ValueError(text)
+    return Decimal(norm)
+
+
 def parse_typed(item: Item, text: str, max_text: int) -> str:
-    """Validate a typed answer. Numbers accept a decimal comma and full-width digits."""
+    """Validate a typed answer; returns the raw answer to store.
+
+    Numbers go through :func:`parse_number`. A ``number`` item (the temperature) keeps one
+    decimal as typed: ``38`` is stored as ``38.0``, ``38.50`` as ``38.5``, and a value that
+    needs a second decimal (``37.95``) is refused with ``one_decimal`` — never rounded, since
+    rounding 37.95 to 38.0 would decide a fever rule on a number nobody reported.
+    """
     if item.kind == "text" and has_xml_forbidden(text):  # before strip(): it eats some of them
         raise InputError("control_chars", item)
     text = text.strip()
@@ -123,11 +157,9 @@ def parse_typed(item: Item, text: str, max_text: int) -> str:
     if item.kind in ("single", "multi"):
         raise InputError("use_buttons", item)
     try:
-        value = Decimal(text.replace(",", ".").replace("，", ".").replace("。", "."))
-    except InvalidOperation:
+        value = parse_number(text, item.unit)
+    except ValueError:
         raise InputError("not_a_number", item) from None
-    if not value.is_finite():
-        raise InputError("not_a_number", item)
     assert item.min is not None and item.max is not None
     if item.kind in ("scale", "count"):
         if value != value.to_integral_value():
@@ -135,7 +167,9 @@ def parse_typed(item: Item, text: str, max_text: int) -> str:
         if not item.min <= value <= item.max:
             raise InputError("out_of_range", item)
         return str(int(value))
-    value = value.quantize(Decimal("0.1"))
-    if not Decimal(str(item.min)) <= value <= Decimal(str(item.max)):
+    one = value.quantize(ONE_DECIMAL)
+    if one != value:
+        raise InputError("one_decimal", item)
+    if not Decimal(str(item.min)) <= one <= Decimal(str(item.max)):
         raise InputError("out_of_range", item)
-    return str(value)
+    return str(one)

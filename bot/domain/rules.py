@@ -19,13 +19,14 @@ on Day 40 (for instance through a data-change request) is judged by the rule's o
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.domain.study import Condition, Item, Rule, Study
 
 BASELINE_PHASE = "baseline"
-"""Phase whose diaries form the patient's baseline (the "worsening" reference)."""
+"""Phase that asks the baseline diaries (Days -7 to -1); see :func:`is_baseline`."""
 
 EVALUATED_LEVELS = ("urgent", "review")
 """Levels this module raises; compliance alerts come from the schedule, not from answers."""
@@ -45,7 +46,7 @@ class Diary:
     study_day: int
     """Day relative to the injection (Day 0), used by conditions limited to certain days."""
     phase: str
-    """Phase code; diaries in the "baseline" phase form the baseline."""
+    """Phase code (for display); whether a diary is baseline depends on its study day."""
     answers: Mapping[str, str]
     """Item code → raw stored answer; items not asked are absent."""
 
@@ -104,19 +105,33 @@ def numeric(item: Item, raw: str) -> float | None:
     return None
 
 
-def baseline_means(
-    study: Study, diaries: Sequence[Diary], phase: str = BASELINE_PHASE
-) -> dict[str, float]:
-    """Mean numeric answer per item over the diaries of the baseline phase.
+def is_baseline(diary: Diary) -> bool:
+    """A baseline diary is one dated before Day 0 (the injection).
 
-    Each item is averaged over the baseline diaries that answered it (a skipped question does
-    not count as 0). Items nobody answered at baseline are absent, which is how the rules know
-    the comparison is impossible. Returns {} for a patient enrolled after the injection.
+    The study day, not the phase, decides: after a re-anchor the stored study days are
+    recomputed from the new Day 0, so a diary answered after the real injection is never
+    baseline, and diaries before the new Day 0 are, whatever phase asked them.
     """
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
+    return diary.study_day < 0
+
+
+def baseline_values(
+    study: Study, diaries: Sequence[Diary], min_diaries: int | None = None
+) -> dict[str, float]:
+    """The patient's baseline per item: the median of the baseline diaries that answered it.
+
+    The median, not the mean: most baseline days of an ordinal item are 0 or 1, and a mean of
+    levels makes "2 levels worse" nearly unreachable. Single-choice (ordinal) items take the
+    lower median, so the baseline is always a level a patient actually reported; scale, count
+    and number items take the ordinary median (the mean of the middle two for an even count).
+    An item has a baseline only when at least ``min_diaries`` baseline diaries answered it
+    (``study.baseline_min_diaries`` by default, 3 for NCT06438809); otherwise it is absent,
+    which is how the rules know to use their fallbacks. A skipped question does not count as 0.
+    """
+    need = study.baseline_min_diaries if min_diaries is None else min_diaries
+    values: dict[str, list[float]] = {}
     for diary in diaries:
-        if diary.phase != phase:
+        if not is_baseline(diary):
             continue
         for item in study.items:
             raw = diary.answers.get(item.code)
@@ -125,11 +140,20 @@ def baseline_means(
             value = numeric(item, raw)
             if value is None:
                 continue
-            sums[item.code] = sums.get(item.code, 0.0) + value
-            counts[item.code] = counts.get(item.code, 0) + 1
-    return {
-        item.code: sums[item.code] / counts[item.code] for item in study.items if item.code in sums
-    }
+            values.setdefault(item.code, []).append(value)
+    out: dict[str, float] = {}
+    for item in study.items:
+        found = values.get(item.code, [])
+        if len(found) < need:
+            continue
+        middle = statistics.median_low(found) if item.kind == "single" else statistics.median(found)
+        out[item.code] = float(middle)
+    return out
+
+
+def baseline_means(study: Study, diaries: Sequence[Diary]) -> dict[str, float]:
+    """Former name of :func:`baseline_values` (the baseline is now a median)."""
+    return baseline_values(study, diaries)
 
 
 # --------------------------------------------------------------------------- conditions
@@ -157,7 +181,7 @@ def matches(study: Study, cond: Condition, diary: Diary, baseline: Mapping[str, 
         return False
     if cond.days is not None and not cond.days[0] <= diary.study_day <= cond.days[1]:
         return False
-    if cond.needs_baseline and (diary.phase == BASELINE_PHASE or cond.item not in baseline):
+    if cond.needs_baseline and (is_baseline(diary) or cond.item not in baseline):
         return False
 
     if cond.in_:
@@ -195,6 +219,11 @@ def _lacks_baseline(rule: Rule, baseline: Mapping[str, float]) -> bool:
     return any(c.needs_baseline and c.item not in baseline for c in rule.conditions)
 
 
+def _has_baseline(rule: Rule, baseline: Mapping[str, float]) -> bool:
+    """A fallback rule (``without_baseline``) stands down once its items have a baseline."""
+    return any(c.item in baseline for c in rule.conditions)
+
+
 # --------------------------------------------------------------------------- evaluation
 
 
@@ -203,27 +232,28 @@ def evaluate(
 ) -> list[Finding]:
     """The urgent and review findings for a just-completed diary, in study rule order.
 
-    ``history`` is the patient's earlier completed diaries, oldest first; baseline-phase ones may
-    be included and are ignored here. A rule with ``consecutive = N`` fires only when it also
-    held on each of the N-1 most recent earlier non-baseline diaries: missed diaries are not in
-    the history, so "in a row" means the preceding *completed* diaries (clinical.md's "2
+    ``history`` is the patient's earlier completed diaries, oldest first; baseline ones (before
+    Day 0) may be included and are ignored here. A rule with ``consecutive = N`` fires only when
+    it also held on each of the N-1 most recent earlier non-baseline diaries: missed diaries are
+    not in the history, so "in a row" means the preceding *completed* diaries (clinical.md's "2
     consecutive diaries"), and a single bad day followed by a better one breaks the run. If the
-    history is shorter than N-1, the rule cannot fire yet.
+    history is shorter than N-1, the rule cannot fire yet. A ``without_baseline`` rule (a
+    fallback) runs only while its items have no baseline, and never on a baseline diary.
 
     Only diaries of earlier study days count as predecessors, so passing the current diary in
     ``history`` too, or re-evaluating an old diary against a longer history, is safe.
     """
     earlier = sorted(
-        (d for d in history if d.phase != BASELINE_PHASE and d.study_day < diary.study_day),
+        (d for d in history if not is_baseline(d) and d.study_day < diary.study_day),
         key=lambda d: d.study_day,
     )
     findings: list[Finding] = []
     for rule in study.rules:
         if rule.level not in EVALUATED_LEVELS:
             continue
-        if rule.needs_baseline and (
-            diary.phase == BASELINE_PHASE or _lacks_baseline(rule, baseline)
-        ):
+        if rule.needs_baseline and (is_baseline(diary) or _lacks_baseline(rule, baseline)):
+            continue
+        if rule.without_baseline and (is_baseline(diary) or _has_baseline(rule, baseline)):
             continue
         if not _rule_matches(study, rule, diary, baseline):
             continue

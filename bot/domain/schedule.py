@@ -221,6 +221,25 @@ def next_occurrence(occurrences: Sequence[Occurrence], now: datetime) -> Occurre
     return min(pending, key=lambda o: (o.opens_at, o.study_day))
 
 
+def relabelled_days(
+    stored: Sequence[tuple[int, date, int]], injection_date: date
+) -> list[tuple[int, int]]:
+    """After a re-anchor, the stored diaries whose study day changes: (id, new study day).
+
+    ``stored`` holds (id, local date, stored study day). Every diary is relabelled from the new
+    Day 0 (its date does not move, so its study day does): exports, charts and rules then agree
+    that a diary answered after the real injection is Day 0 or later and never baseline, and that
+    the diaries dated before the new Day 0 are the baseline. The occurrence key is left as it
+    was (``daily:2`` or ``daily:2@2027-01-12``) so the original label stays traceable.
+    """
+    out = []
+    for occ_id, local_date, day in stored:
+        new = study_day(injection_date, local_date)
+        if new != day:
+            out.append((occ_id, new))
+    return out
+
+
 def reanchor(
     old: Sequence[Occurrence],
     new: Sequence[Occurrence],
@@ -239,8 +258,9 @@ def reanchor(
       anchor completely. When Day 0 moves later, the days after the real injection (the fever
       window, the acute safety days) are asked even if diaries with the same study-day numbers
       were already asked under the old anchor;
-    - such an old occurrence keeps its study day (what it was answered for) and is re-keyed
-      with its own date, ``daily:2`` → ``daily:2@2027-01-12``, so keys stay unique;
+    - such an old occurrence is re-keyed with its own date, ``daily:2`` →
+      ``daily:2@2027-01-12``, so keys stay unique (its study day is then relabelled from the
+      new Day 0 by :func:`relabelled_days`; the key keeps the original label);
     - a future old occurrence that `keep` holds stays as it is, and the new one of the same
       key is not inserted;
     - new occurrences that would already have opened are not inserted: no backfilling.

@@ -22,6 +22,9 @@ ITEM_KINDS = ("single", "multi", "scale", "count", "number", "text")
 LEVELS = ("urgent", "review", "compliance")
 FORMS = ("daily", "weekly")
 DEFAULT_STUDY = "nct06438809.toml"
+SHIPPED_PLACEHOLDER_PHONE = "+86 21 3116 6666"
+"""The contact phone the packaged study ships with: `diarybot run` refuses to start with it
+(patients would be told to call a number nobody answers); the sandbox and the tests may use it."""
 
 
 class StudyError(ValueError):
@@ -103,10 +106,34 @@ class Rule:
     reason: str
     conditions: tuple[Condition, ...]
     consecutive: int = 1
+    without_baseline: bool = False
+    """A fallback: the rule applies only while the patient has no baseline for its items."""
 
     @property
     def needs_baseline(self) -> bool:
         return any(c.needs_baseline for c in self.conditions)
+
+    @property
+    def needs_history(self) -> bool:
+        """Judging it needs the patient's earlier diaries: a baseline (or knowing there is
+        none, for a fallback) or the diaries before this one."""
+        return self.needs_baseline or self.without_baseline or self.consecutive > 1
+
+
+@dataclass(frozen=True)
+class Safety:
+    """The patient safety text shown with an urgent alert: ethics-approved, one per language,
+    versioned. ``{emergency}`` in a text is replaced by ``emergency_number``."""
+
+    version: str
+    emergency_number: str
+    texts: tuple[tuple[str, str], ...]
+    """(locale, text) for every study language, in the order of ``Study.languages``."""
+
+    def text(self, locale: str) -> str:
+        by_lang = dict(self.texts)
+        raw = by_lang.get(locale, self.texts[0][1])
+        return raw.replace("{emergency}", self.emergency_number)
 
 
 @dataclass(frozen=True)
@@ -130,10 +157,12 @@ class Study:
     visit_reminder_at: time
     items: tuple[Item, ...]
     rules: tuple[Rule, ...]
+    safety: Safety
     resend_every_minutes: float = 15
     sae_reminder_every_minutes: float = 60
     sae_report_within_hours: float = 24
     message_text_keep_days: int = 30
+    baseline_min_diaries: int = 3
     sms: SmsTemplates | None = None  # [sms]: provider-approved templates (bot/domain/sms_templates)
     source: str = field(default="", compare=False)
     content: str = field(default="", compare=False, repr=False)  # the file's text, as read
@@ -416,6 +445,11 @@ def parse_study(raw: dict[str, Any]) -> Study:
         consecutive = rr.get("consecutive", int, 1)
         if consecutive < 1:
             raise StudyError(f"{rr.key('consecutive')}: must be 1 or more")
+        without = rr.get("without_baseline", bool, False)
+        if without and any(c.needs_baseline for c in conds):
+            raise StudyError(
+                f"{rr.key('without_baseline')}: a fallback rule cannot compare with baseline"
+            )
         rules.append(
             Rule(
                 code=rr.text("code"),
@@ -423,6 +457,7 @@ def parse_study(raw: dict[str, Any]) -> Study:
                 reason=rr.text("reason"),
                 conditions=tuple(conds),
                 consecutive=consecutive,
+                without_baseline=without,
             )
         )
     _unique([r.code for r in rules], "rules code")
@@ -431,13 +466,17 @@ def parse_study(raw: dict[str, Any]) -> Study:
     keep_days = s.get("message_text_keep_days", int, 30)
     if keep_days < 1:
         raise StudyError(f"{s.key('message_text_keep_days')}: must be at least 1 day")
+    min_baseline = esc.get("baseline_min_diaries", int, 3)
+    if min_baseline < 1:
+        raise StudyError(f"{esc.key('baseline_min_diaries')}: must be 1 or more")
+    safety = _safety(_Reader(top.get("safety", dict), "safety", top.registry), languages)
     study = Study(
         id=s.text("id"),
         protocol=s.text("protocol"),
         title=s.text("title"),
         timezone=tz,
         contact_phone=s.text("contact_phone"),
-        emergency_number=s.text("emergency_number", "120"),
+        emergency_number=safety.emergency_number,
         languages=languages,
         default_prompt_time=s.clock("default_prompt_time", "20:00"),
         digest_time=s.clock("digest_time", "09:00"),
@@ -451,14 +490,30 @@ def parse_study(raw: dict[str, Any]) -> Study:
         visit_reminder_at=vr.clock("at", "10:00"),
         items=tuple(items),
         rules=tuple(rules),
+        safety=safety,
         resend_every_minutes=esc.get("resend_every_minutes", float, 15.0),
         sae_reminder_every_minutes=esc.get("sae_reminder_every_minutes", float, 60.0),
         sae_report_within_hours=esc.get("sae_report_within_hours", float, 24.0),
         message_text_keep_days=keep_days,
+        baseline_min_diaries=min_baseline,
         sms=_sms(top.get("sms", dict, None), languages),
     )
     top.reject_unknown()  # after every read above, including the ones in Study(...)
     return study
+
+
+def _safety(r: _Reader, languages: tuple[str, ...]) -> Safety:
+    texts = _Reader(r.get("text", dict), r.key("text"), r.registry)
+    by_lang = {lang: texts.text(lang) for lang in languages}
+    for lang, text in by_lang.items():
+        rest = text.replace("{emergency}", "")
+        if "{" in rest or "}" in rest:
+            raise StudyError(f"{texts.key(lang)}: the only placeholder allowed is {{emergency}}")
+    return Safety(
+        version=r.text("version"),
+        emergency_number=r.text("emergency_number"),
+        texts=tuple(by_lang.items()),
+    )
 
 
 def _sms(raw: dict[str, Any] | None, languages: tuple[str, ...]) -> SmsTemplates | None:

@@ -15,7 +15,7 @@ import aiosqlite
 
 from bot.clock import from_iso, iso
 from bot.domain import questionnaire as q
-from bot.domain.rules import BASELINE_PHASE, EVALUATED_LEVELS, Finding
+from bot.domain.rules import EVALUATED_LEVELS, Finding
 from bot.domain.study import Item
 from bot.domain.textsafety import has_xml_forbidden
 from bot.escalation import service, store
@@ -287,10 +287,10 @@ async def _later_diaries(
         return []
     rows = await repo._all(
         conn,
-        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day > ? AND phase != ?"
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day > ? AND study_day >= 0"
         " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
         " ORDER BY study_day LIMIT ?",
-        (patient.id, occ.study_day, BASELINE_PHASE, reach),
+        (patient.id, occ.study_day, reach),
     )
     raised: list[service.Raised] = []
     for row in rows:

@@ -648,8 +648,7 @@ async def evaluate_diary(
     """
     rules = [r for r in rt.study.rules if r.level in levels]
     needs_history = any(
-        (r.needs_baseline or r.consecutive > 1) and any(c.item in answers for c in r.conditions)
-        for r in rules
+        r.needs_history and any(c.item in answers for c in r.conditions) for r in rules
     )
     if levels != EVALUATED_LEVELS and not needs_history:
         history: list[Diary] = []

@@ -210,10 +210,14 @@ def _detail_lines(_: T, study: Study, d: PatientDetail, now: datetime) -> list[s
     )
     if d.baseline:
         values = " · ".join(f"{code} {number(_, v)}" for code, v in d.baseline.items())
-        lines.append(_("Baseline (mean): {values}", values=values))
+        lines.append(_("Baseline (median): {values}", values=values))
     else:
         lines.append(
-            _("No baseline diaries: worsening from baseline cannot be checked for this patient.")
+            _(
+                "No baseline (fewer than {n} diaries before Day 0): worsening from baseline "
+                "cannot be checked for this patient; the fallback rules apply.",
+                n=study.baseline_min_diaries,
+            )
         )
     if d.alerts:
         lines += ["", _("Open alerts:")]

@@ -102,7 +102,7 @@ def _answer_lines(_: T, study: Study, event: Mapping[str, Any]) -> list[str]:
             short = _(study.item(code).short)
         except KeyError:
             short = code
-        lines.append(_("Baseline (mean) {item}: {value}", item=short, value=number(_, mean)))
+        lines.append(_("Baseline (median) {item}: {value}", item=short, value=number(_, mean)))
     return lines
 
 
@@ -153,7 +153,11 @@ def _body(_: T, study: Study, alert: Alert, now: datetime) -> list[str]:
             )
     if alert.details.get("no_baseline"):
         lines.append(
-            _("No baseline diaries: worsening from baseline cannot be checked for this patient.")
+            _(
+                "No baseline (fewer than {n} diaries before Day 0): worsening from baseline "
+                "cannot be checked for this patient; the fallback rules apply.",
+                n=study.baseline_min_diaries,
+            )
         )
     if alert.answered_at is not None:
         lines.append(
@@ -370,15 +374,13 @@ def list_line(_: T, study: Study, alert: Alert, now: datetime) -> str:
 
 
 def safety_text(_: T, study: Study) -> str:
-    """The study's approved patient safety message for an urgent alert: no diagnosis, no grade."""
+    """The study's approved patient safety message for an urgent alert: no diagnosis, no grade.
+
+    The text itself is the ethics-approved one from the study file (``[safety]``, per language,
+    versioned), not a catalog entry; only the phone line is ours."""
     return "\n".join(
         [
-            _(
-                "Your study team has been told about your answers and will contact you. If the "
-                "bleeding is heavy, you feel faint, or your fever is high, go to the nearest "
-                "emergency department or call {emergency} now.",
-                emergency=study.emergency_number,
-            ),
+            study.safety.text(_.locale),
             _("Study team phone: {phone}", phone=study.contact_phone),
         ]
     )

@@ -26,7 +26,13 @@ import aiosqlite
 
 from bot import messenger
 from bot.clock import iso
-from bot.domain.schedule import Occurrence, closing_at, diary_occurrences, reanchor
+from bot.domain.schedule import (
+    Occurrence,
+    closing_at,
+    diary_occurrences,
+    reanchor,
+    relabelled_days,
+)
 from bot.followup import events
 from bot.i18n import N_, T, t
 from bot.messenger import Priority
@@ -286,6 +292,11 @@ async def reanchor_patient(
         if patient.status in ("active", "paused"):
             removed, added = await _recompute(conn, rt, updated, now)
             await events.sync_patient(conn, rt, updated, now)
+        stored = await repo.occurrences_for(conn, patient.id)
+        relabel = relabelled_days(
+            [(o.id, o.local_date, o.study_day) for o in stored], updated.injection_date
+        )
+        await repo.set_study_days(conn, relabel)
         await audit.record(
             conn,
             now,
@@ -294,7 +305,12 @@ async def reanchor_patient(
             subject=patient.subject,
             entity="injection_date",
             old=patient.injection_date.isoformat(),
-            new={"injection_date": new_date.isoformat(), "removed": removed, "added": added},
+            new={
+                "injection_date": new_date.isoformat(),
+                "removed": removed,
+                "added": added,
+                "relabelled": len(relabel),
+            },
             reason=reason,
         )
         notified = False
@@ -342,8 +358,8 @@ async def _recompute(
     await conn.executemany(
         "DELETE FROM occurrences WHERE id = ?", [(ids[o.key],) for o in to_delete]
     )
-    # Diaries asked under the old anchor keep their study day; their key names their date,
-    # freeing the plain key for the new anchor's diary of that study day.
+    # Diaries asked under the old anchor: their key names their date, freeing the plain key for
+    # the new anchor's diary of that study day (reanchor_patient then relabels their study day).
     await conn.executemany(
         "UPDATE occurrences SET key = ? WHERE id = ?", [(key, ids[o.key]) for o, key in to_rekey]
     )

@@ -104,6 +104,11 @@ ALERT_ANSWERS: Answers = {
     "PAIN": "4",
     "BM": "4",
     "TENESMUS": "1",
+    "BLEED_DAYS": "2",
+    "BM_USUAL": "3",
+    "FEVER": "N",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "EVENTS": "NONE",
     "OTHER": "N",
 }
@@ -123,6 +128,10 @@ def everyday_answers(rng: random.Random) -> Answers:
         "BM": str(rng.choice([2, 3, 3])),
         "TENESMUS": rng.choice(["0", "1"]),
         "FEVER": "N",
+        "BLEED_DAYS": "1",
+        "BM_USUAL": "2",
+        "MUCUS": "0",
+        "COMPL": "NONE",
         "EVENTS": "NONE",
         "OTHER": "N",
     }

@@ -87,14 +87,14 @@ Provider = Callable[[Samples], Iterable[Screen]]
 # ------------------------------------------------------------------ example data
 def sample_value(study: Study, item: Item) -> str:
     """An answer to `item` that makes its follow-up questions apply (so they can be shown)."""
-    wanted = {
+    wanted = [
         code
         for other in study.items
         if other.show_if is not None and other.show_if.item == item.code
         for code in (*other.show_if.in_, *other.show_if.any_)
-    }
-    if item.kind == "single":
-        return next((o.code for o in item.options if o.code in wanted), item.options[0].code)
+    ]
+    if item.kind == "single":  # the option that opens the most follow-ups (first on a tie)
+        return max(item.options, key=lambda o: wanted.count(o.code)).code
     if item.kind == "multi":
         plain = [o.code for o in item.options if not o.exclusive]
         chosen = [c for c in plain if c in wanted] or plain[:1]
@@ -213,11 +213,14 @@ def diary_screens(s: Samples) -> Iterable[Screen]:
             )
     if s.weekly is not None:
         weekly = s.weekly
-        for item in q.applicable_items(study, weekly.study_day, s.answers):
-            if item.question("weekly") == item.question("daily"):
+        # Every item answered, so that weekly-only items (e.g. days with bleeding) show too.
+        full = {it.code: sample_value(study, it) for it in study.items}
+        shown = {it.code for it in q.applicable_items(study, occ.study_day, s.answers)}
+        for item in q.applicable_items(study, weekly.study_day, full):
+            if item.question("weekly") == item.question("daily") and item.code in shown:
                 continue
             outcome = Outcome(
-                "question", weekly, item=item, answers=_before(study, weekly, s.answers, item)
+                "question", weekly, item=item, answers=_before(study, weekly, full, item)
             )
             yield Screen(
                 f"diary.question.{item.code}.weekly",
@@ -279,7 +282,7 @@ def _error_screens(s: Samples) -> Iterable[Screen]:
     for it in study.items:
         by_kind.setdefault(it.kind, it)
     for code in diary_view.ERRORS:
-        if code in ("not_a_number", "out_of_range", "whole_number"):
+        if code in ("not_a_number", "out_of_range", "whole_number", "one_decimal"):
             item = by_kind.get("number") or by_kind.get("count")
         elif code in ("too_long", "empty", "control_chars"):
             item = by_kind.get("text")

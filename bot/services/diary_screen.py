@@ -24,6 +24,10 @@ from storage.repo import OccRow, Patient
 ERRORS = {
     "not_a_number": N_("Please type a number, for example {example}."),
     "whole_number": N_("Please type a whole number from {min} to {max}."),
+    "one_decimal": N_(
+        "Please type the number with at most one digit after the decimal point, "
+        "for example {example}."
+    ),
     "out_of_range": N_("Please give a number from {min} to {max}."),
     "too_long": N_("That is too long: please keep it under {max} characters."),
     "empty": N_("Please type a few words."),
@@ -165,7 +169,9 @@ def question_screen(_: T, study: Study, o: Outcome) -> Screen:
         if current is not None:
             so_far = _("Your answer so far: {value}", value=value_text(_, item, current))
         if item.kind == "number":
-            hint = _("Type a number from {min} to {max}.", min=item.min, max=item.max)
+            assert item.min is not None and item.max is not None
+            lo, hi = _fmt(item.min, True), _fmt(item.max, True)
+            hint = _("Type a number from {min} to {max}.", min=lo, max=hi)
         else:
             hint = _("Type your answer (up to {max} characters).", max=study.max_free_text)
     return Screen(
@@ -255,15 +261,18 @@ def status_text(_: T, patient: Patient, o: Outcome) -> str:
 def error_text(_: T, study: Study, o: Outcome) -> str:
     item = o.item
     msgid = ERRORS.get(o.error or "", ERRORS["use_buttons"])
-    lo = _fmt(item.min) if item and item.min is not None else ""
-    hi = _fmt(item.max) if item and item.max is not None else ""
+    number = bool(item and item.kind == "number")
+    lo = _fmt(item.min, number) if item and item.min is not None else ""
+    hi = _fmt(item.max, number) if item and item.max is not None else ""
     example = "38.5" if item and item.kind == "number" else "3"
     return _(
         msgid, min=lo, max=hi if o.error != "too_long" else study.max_free_text, example=example
     )
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float, one_decimal: bool = False) -> str:
+    if one_decimal:  # a typed temperature: the same "35.0 to 43.0" as the question's hint
+        return f"{v:.1f}"
     return str(int(v)) if float(v).is_integer() else str(v)
 
 

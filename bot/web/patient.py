@@ -487,7 +487,8 @@ async def help_page(request: web.Request) -> web.StreamResponse:
         _("Your answers go to your study team. This page does not give medical advice."),
         _("Keep this link to yourself: it opens your own diary."),
         _(
-            "If you feel very unwell, call {emergency} or go to the nearest emergency department.",
+            "If you feel very unwell, call {emergency} now (or your local emergency number if "
+            "you are outside mainland China), or go to the nearest emergency department.",
             emergency=study.emergency_number,
         ),
     ]
