@@ -174,7 +174,7 @@ function webPatients() {
 function currentWebPatient() {
   const list = webPatients();
   if (selected.web === "new") return null;
-  if (!list.some((p) => p.subject === selected.web)) selected.web = list.length ? list[0].subject : "new";
+  if (!list.some((p) => p.subject === selected.web)) selected.web = list.length ? list[0].subject : null;
   return list.find((p) => p.subject === selected.web) || null;
 }
 
@@ -253,7 +253,7 @@ function drawWebPhone() {
   }));
   wopts.push({ value: "new", label: tr("new_web_patient") });
   fillSelect($("web-select"), wopts, selected.web || "new");
-  $("web-enrol-form").hidden = selected.web !== "new";
+  $("web-enrol-form").hidden = !!web; // chosen, or no web patient yet
   if (!$("web-enrol-date").value) $("web-enrol-date").value = $("enrol-date").value;
   $("web-sub").textContent = web ? `${web.phone} · ${tr("birth_year")} ${web.birth_year}` : "";
   $("web-tab-sms").classList.toggle("on", webTab === "sms");
