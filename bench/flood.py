@@ -55,6 +55,8 @@ QUIET = {
     "PAIN": "2",
     "BM": "2",
     "TENESMUS": "0",
+    "MUCUS": "0",
+    "COMPL": "NONE",
     "FEVER": "N",
     "EVENTS": "NONE",
     "OTHER": "N",

@@ -26,6 +26,7 @@ from bot.domain.study import (
     load_study,
     parse_hhmm,
 )
+from bot.escalation import permissions
 from bot.i18n import parse_lang
 from bot.ops import logs
 from bot.sandbox import cli as sandbox_cli
@@ -34,7 +35,7 @@ from storage import audit, repo
 from storage.db import Database, DatabaseTooNew, IntegrityError, MigrationNeeded
 from storage.keys import AuditKeyError
 
-ROLES = ("coordinator", "investigator", "admin")
+ROLES = permissions.ROLES
 
 TOKEN_HELP = """\
 diarybot: no Telegram bot token configured.
@@ -98,8 +99,11 @@ def build_parser() -> Parser:
 
     staff = sub.add_parser("staff", help="manage study staff")
     ssub = staff.add_subparsers(dest="staff_command", required=True, parser_class=Parser)
-    add = ssub.add_parser("add", help="add or update a staff member")
-    add.add_argument("--telegram-id", type=int, required=True)
+    add = ssub.add_parser(
+        "add", help="add or update a staff member; --email also invites them to the web console"
+    )
+    add.add_argument("--telegram-id", type=int, help="their Telegram user id (if they use it)")
+    add.add_argument("--email", help="console sign-in; prints a one-time invitation link")
     add.add_argument("--role", choices=ROLES, required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--lang", type=lang, default="zh_Hans")
@@ -158,9 +162,45 @@ async def open_runtime(settings: Settings, study: Study) -> Runtime:
     return rt
 
 
+async def _console_invite(args: argparse.Namespace, rt: Runtime, telegram_id: int | None) -> int:
+    """Create or link the member's console account and print their one-time invitation."""
+    from bot.console import accounts
+
+    try:
+        async with rt.db.transaction() as conn:
+            invite = await accounts.create_account(
+                rt,
+                conn,
+                email=args.email,
+                name=args.name,
+                role=args.role,
+                lang=args.lang,
+                telegram_id=telegram_id,
+                by="cli",
+            )
+    except accounts.AccountError as exc:
+        raise UsageError(f"--email refused: {exc.code.replace('_', ' ')}") from exc
+    from bot.console.invites import email_invite, invite_url, public_base
+
+    url = invite_url(public_base(), invite.token)
+    print(f"console account {args.email} ({args.role}) for staff id {invite.staff_id}")
+    if await email_invite(args.email, args.name, args.lang, url):
+        print(f"one-time invitation emailed to {args.email} (valid 72 hours)")
+    else:
+        print(f"one-time invitation (valid 72 hours, shown once): {url}")
+    return 0
+
+
 async def cmd_staff(args: argparse.Namespace, rt: Runtime) -> int:
     now = rt.now()
     if args.staff_command == "add":
+        email = getattr(args, "email", None)
+        if args.telegram_id is None:
+            if not email:
+                raise UsageError("give --telegram-id, --email or both")
+            return await _console_invite(args, rt, None)
+        if args.telegram_id <= 0:
+            raise UsageError("--telegram-id must be a Telegram user id (a positive number)")
         async with rt.db.transaction() as conn:
             old = await repo._one(
                 conn,
@@ -184,6 +224,8 @@ async def cmd_staff(args: argparse.Namespace, rt: Runtime) -> int:
                 new={"role": args.role, "name": args.name, "lang": args.lang},
             )
         print(f"staff {args.telegram_id} ({args.role}, {args.lang}) saved")
+        if email:
+            return await _console_invite(args, rt, args.telegram_id)
         return 0
     if args.staff_command == "list":
         rows = await rt.db.fetchall("SELECT * FROM staff ORDER BY active DESC, telegram_id")

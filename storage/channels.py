@@ -64,8 +64,12 @@ async def next_due(conn: aiosqlite.Connection, channel: str, now: datetime) -> s
 async def finish(
     conn: aiosqlite.Connection, row_id: int, now: datetime, status: str, error: str | None
 ) -> None:
+    # A row marked secret (a personal web link) forgets its text once it is out of our hands:
+    # the link then exists only on the patient's phone and as a hash here.
     await conn.execute(
-        "UPDATE outbox SET status = ?, sent_at = ?, last_error = ?, attempts = attempts + 1"
+        "UPDATE outbox SET status = ?, sent_at = ?, last_error = ?, attempts = attempts + 1,"
+        " payload = CASE WHEN json_extract(payload, '$.secret') THEN '{\"secret\": true}'"
+        " ELSE payload END"
         " WHERE id = ? AND status = 'queued'",
         (status, iso(now), error, row_id),
     )

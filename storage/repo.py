@@ -131,7 +131,10 @@ async def staff_by_id(conn: aiosqlite.Connection, telegram_id: int) -> Staff | N
 
 
 async def active_staff(conn: aiosqlite.Connection, roles: tuple[str, ...] = ()) -> list[Staff]:
-    rows = await _all(conn, "SELECT * FROM staff WHERE active = 1 ORDER BY telegram_id")
+    """Active staff who can be reached in Telegram (console-only members have negative ids)."""
+    rows = await _all(
+        conn, "SELECT * FROM staff WHERE active = 1 AND telegram_id > 0 ORDER BY telegram_id"
+    )
     staff = [Staff.from_row(r) for r in rows]
     return [s for s in staff if not roles or s.role in roles]
 

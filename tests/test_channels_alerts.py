@@ -191,6 +191,8 @@ async def test_sms_link_shows_the_alert_and_records_seen_once(
         assert page.status == 200
         html = await page.text()
         assert "RP-001" in html and "Pain" in html and "I have seen this alert" in html
+        [alert] = await h.rows("SELECT id FROM alerts")
+        assert f"/console/alerts/{alert['id']}" in html  # sign in there to acknowledge
         assert "Dr Li" in html  # sent to the on-call investigator
         assert "default-src 'none'" in page.headers["Content-Security-Policy"]
         assert await actions(h, "alert_seen") == []  # opening (or a link preview) records nothing

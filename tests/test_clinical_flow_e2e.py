@@ -106,7 +106,12 @@ QUIET = {
 async def correct(h: Harness, day: int, item: str, value: str) -> int:
     """`diarybot entry correct …` through its command function, on the running bot's clock."""
     args = argparse.Namespace(
-        subject="RP-001", day=day, item=item, value=value, reason="patient phoned", by=None
+        subject="RP-001",
+        day=day,
+        item=item,
+        value=value,
+        reason="patient phoned",
+        as_staff=INVESTIGATOR,
     )
     code = await cmd_correct(args, h.rt)
     await h.settle()

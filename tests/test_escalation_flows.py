@@ -115,7 +115,7 @@ async def test_entry_correct_keeps_the_original_in_the_audit(
 ) -> None:
     p = await day0_patient(h, lang="en")
     await submit(p, PAIN="2")
-    base = ["entry", "correct", "--subject", "RP-001", "--day", "0"]
+    base = ["entry", "correct", "--as", "1001", "--subject", "RP-001", "--day", "0"]
 
     # Refusals: exit 2, one line, nothing written.
     assert (
@@ -124,11 +124,20 @@ async def test_entry_correct_keeps_the_original_in_the_audit(
     assert "bad value '11' for PAIN" in capsys.readouterr().err
     assert await _cli(h, monkeypatch, *base, "--item", "NOPE", "--value", "1", "--reason", "x") == 2
     assert "unknown item" in capsys.readouterr().err
-    day5 = ["entry", "correct", "--subject", "RP-001", "--day", "5"]
+    day5 = ["entry", "correct", "--as", "1001", "--subject", "RP-001", "--day", "5"]
     assert await _cli(h, monkeypatch, *day5, "--item", "PAIN", "--value", "5", "--reason", "x") == 2
     assert "no submitted diary on Day 5" in capsys.readouterr().err
     assert await _cli(h, monkeypatch, *base, "--item", "PAIN", "--value", "5", "--reason", " ") == 2
     assert "reason is required" in capsys.readouterr().err
+    # The command names a coordinator or investigator, who must exist and be allowed.
+    plain = ["entry", "correct", "--subject", "RP-001", "--day", "0", "--item", "PAIN"]
+    with pytest.raises(SystemExit) as usage:  # argparse: a required option is missing
+        await _cli(h, monkeypatch, *plain, "--value", "5", "--reason", "r")
+    assert usage.value.code == 2 and "--as" in capsys.readouterr().err
+    for who, why in (("4242", "no active staff member"), ("1004", "admin may not correct")):
+        argv = [*plain, "--as", who, "--value", "5", "--reason", "r"]
+        assert await _cli(h, monkeypatch, *argv) == 2
+        assert why in capsys.readouterr().err
     assert await h.rows("SELECT * FROM audit WHERE action = 'answer_corrected'") == []
 
     code = await _cli(
@@ -146,7 +155,7 @@ async def test_entry_correct_keeps_the_original_in_the_audit(
         ("answer", None, "2"),
         ("answer_corrected", "2", "5"),
     ]
-    assert trail[-1]["reason"] == "patient call 1 Dec" and trail[-1]["actor"] == "cli"
+    assert trail[-1]["reason"] == "patient call 1 Dec" and trail[-1]["actor"] == "staff:1001"
 
     # Bleeding corrected to "dripping": the follow-up now applies, and the rule is reported.
     code = await _cli(h, monkeypatch, *base, "--item", "BLEED", "--value", "3", "--reason", "r")

@@ -139,16 +139,19 @@ async def test_a_write_lock_held_by_another_process_is_waited_out(harness: Harne
     h = harness
     p = await h.patient(501, lang="en")
     await h.rt.db.conn.execute("PRAGMA busy_timeout = 50")  # instead of waiting 5 s per try
-    other = sqlite3.connect(h.db_path, isolation_level=None)
+    # The other process's statements run in a thread: BEGIN IMMEDIATE waits (sqlite3's busy
+    # timeout) while the bot finishes a transaction of its own, which needs the event loop.
+    other = sqlite3.connect(h.db_path, isolation_level=None, check_same_thread=False)
     try:
         before = len(p.messages)
         poller = h.bot.poller
         assert poller is not None
-        other.execute("BEGIN IMMEDIATE")  # e.g. a backup tool holding the lock for 12 s
+        # e.g. a backup tool holding the lock for 12 s
+        await asyncio.to_thread(other.execute, "BEGIN IMMEDIATE")
         h.api.send_text(p.user_id, "/help", language_code="en")
         await _until(lambda: poller.retries >= 2, "the update to be retried")
         assert len(p.messages) == before
-        other.execute("COMMIT")
+        await asyncio.to_thread(other.execute, "COMMIT")
         await h.settle(timeout=40)
         assert len(p.messages) == before + 1 and HELP in p.last_text
     finally:

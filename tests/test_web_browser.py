@@ -13,40 +13,27 @@ this test fails: it is not skipped.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from bot.domain.study import Study
+from tests.browser_support import act, chromium
 from tests.escalation_support import EN_COORD, ZH_COORD
-from tests.test_sandbox_browser import CHROMEDRIVER, CHROMIUM, FLAGS
 from tests.web_support import web_harness
 
-R = TypeVar("R")
 WECHAT_UA = (
     "Mozilla/5.0 (Linux; Android 12; V2134A) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Version/4.0 Chrome/111.0 Mobile Safari/537.36 MicroMessenger/8.0.47.2560 WeChat/arm64"
 )
-PHONE_FLAGS = (
-    *(f for f in FLAGS if not f.startswith(("--window-size", "--lang"))),
-    "--window-size=390,844",
-    "--lang=zh-CN",
-    "--force-device-scale-factor=1",
-    f"--user-agent={WECHAT_UA}",
-)
+PHONE_FLAGS = ("--force-device-scale-factor=1", f"--user-agent={WECHAT_UA}")
 # Day -1: dripping blood (urgent), the rest unremarkable.
 ANSWERS = {
     "BLEED": "3",
@@ -65,25 +52,11 @@ ANSWERS = {
 
 @pytest.fixture
 def phone() -> Iterator[WebDriver]:
-    for path in (CHROMIUM, CHROMEDRIVER):
-        assert path.exists(), f"{path} missing: run .ci/system-packages (Debian chromium)"
-    os.environ["SE_OFFLINE"] = "true"
-    profile = tempfile.mkdtemp(prefix="webdiary-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (*PHONE_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium(390, 844, "zh-CN", PHONE_FLAGS) as driver:
         yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
-async def run(step: Callable[[], R]) -> R:
-    """One blocking browser step, while the loop keeps serving the page it asks for."""
-    return await asyncio.to_thread(step)
+run = act  # one blocking browser step, while the loop keeps serving the page it asks for
 
 
 def text(d: WebDriver) -> str:

@@ -4,7 +4,8 @@ GET shows the alert (its card as Telegram shows it, in the language of the perso
 to) and a button; POST records "seen" by that person (audited: `alert_seen`, with the route)
 and uses the link up. Link previews (WeCom and mail clients fetch links) therefore record
 nothing. Forged, expired and already used links are refused with a page that says so, and
-change nothing. When the staff web console exists, this is where its login goes.
+change nothing. The page also links to the alert in the staff console (/console/alerts/N),
+which asks the staff member to sign in and then lets them acknowledge and triage it there.
 
 Mount with `add_routes(app, rt)` (or set `app[RT]` and call `add_routes(app)`).
 """
@@ -108,6 +109,7 @@ async def _show(request: web.Request) -> web.Response:
         card=await _card(rt, _, alert),
         sent_to=_("Sent to {name}.", name=_(str(row["recipient"]))),
         confirm=_("I have seen this alert"),
+        console=_console_link(_, alert.id),
     )
 
 
@@ -140,4 +142,14 @@ async def _confirm(request: web.Request) -> web.Response:
         name=_(str(row["recipient"])),
         time=_.datetime(now, rt.study.timezone),
     )
-    return _page(_, lang, message=msg, card=await _card(rt, _, alert))
+    return _page(
+        _, lang, message=msg, card=await _card(rt, _, alert), console=_console_link(_, alert.id)
+    )
+
+
+def _console_link(_: T, alert_id: int) -> dict[str, str]:
+    """To acknowledge and triage: the alert in the staff console (sign-in first)."""
+    return {
+        "href": f"/console/alerts/{alert_id}",
+        "label": _("Sign in to the study console to acknowledge and triage this alert"),
+    }

@@ -1,6 +1,7 @@
 """E-mail through SMTP, configured by one URL: `DIARYBOT_SMTP_URL`.
 
-    smtp://user:password@mail.example.cn:25        plain, STARTTLS when the server offers it
+    smtp://mail.example.cn:25                       plain, STARTTLS when the server offers it
+                                                    (a password is only ever sent encrypted)
     smtp+starttls://user:password@host:587          STARTTLS required
     smtps://user:password@host:465                  TLS from the first byte
     ?from=diary@example.cn                          the sender (default: the user, or diarybot@host)
@@ -51,6 +52,10 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     return SmtpConfig(parts.hostname, parts.port or default_port, security, user, password, sender)
 
 
+class PasswordInClear(smtplib.SMTPException):
+    """The server offered no STARTTLS and the URL has a password: refused, not sent."""
+
+
 def _send_blocking(cfg: SmtpConfig, msg: EmailMessage, timeout: float) -> None:
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
@@ -64,6 +69,11 @@ def _send_blocking(cfg: SmtpConfig, msg: EmailMessage, timeout: float) -> None:
             smtp.starttls(context=context)
             smtp.ehlo()
         if cfg.user and cfg.password:
+            if cfg.security == "plain" and getattr(smtp, "sock", None) is not None and not (
+                isinstance(smtp.sock, ssl.SSLSocket)
+            ):
+                # A server that did not offer STARTTLS: never send the password in clear.
+                raise PasswordInClear
             smtp.login(cfg.user, cfg.password)
         smtp.send_message(msg)
 
@@ -82,6 +92,11 @@ async def send_email(
     msg.set_content(body)
     try:
         await asyncio.to_thread(_send_blocking, config, msg, seconds)
+    except PasswordInClear as exc:
+        raise Rejected(
+            "SMTP: the server offers no STARTTLS; the password is not sent unencrypted"
+            " (use smtps:// or a server with STARTTLS)"
+        ) from exc
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         if codes and all(500 <= c < 600 for c in codes):

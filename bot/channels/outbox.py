@@ -26,6 +26,10 @@ def valid_phone(phone: str) -> bool:
     return bool(E164.match(phone))
 
 
+# SMS whose text is a secret: the patient's personal link.
+SECRET_PURPOSES = frozenset({"web_link"})
+
+
 async def enqueue_sms(
     conn: aiosqlite.Connection,
     now: datetime,
@@ -44,12 +48,14 @@ async def enqueue_sms(
         raise ValueError("not an E.164 phone number (+ country code and number)")
     if template is not None and template not in PURPOSES:
         raise ValueError(f"unknown SMS template {template!r}")
-    payload = {
+    payload: dict[str, Any] = {
         "text": text,
         "purpose": template,
         "lang": lang,
         "params": {k: str(v) for k, v in (params or {}).items()},
     }
+    if template in SECRET_PURPOSES:
+        payload["secret"] = True  # stripped once sent or given up (storage.channels.finish)
     return await store.insert(conn, now, "sms", phone, payload, int(priority), ref)
 
 

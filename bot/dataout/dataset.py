@@ -13,9 +13,10 @@ were added), so an export cannot be joined back to a Telegram account.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -59,6 +60,9 @@ class AuditRec:
     old: str | None
     new: str | None
     reason: str | None
+    # An electronic signature over this entry (a signed site correction): signer, meaning.
+    signed_by: str | None = None
+    signed_meaning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,7 @@ def pseudonym(actor: str, staff: dict[int, tuple[str, str]]) -> str:
     if kind == "patient" and rest:
         return rest
     if kind == "staff":
-        known = staff.get(int(rest)) if rest.isdigit() else None
+        known = staff.get(int(rest)) if rest.lstrip("-").isdigit() else None
         return known[0] if known else "STAFF-UNKNOWN"
     if kind in ("system", "cli"):  # "cli:<who asked>" may carry a name: keep only "cli"
         return kind
@@ -217,6 +221,14 @@ async def _history(
     )
     for r in rows:
         entity = r["entity"]
+        if r["action"] == "e_signature":  # signs the correction just before it
+            recs = per_item.get(entity)
+            if recs:
+                meaning = json.loads(r["new_value"] or "{}").get("meaning")
+                recs[-1] = replace(
+                    recs[-1], signed_by=pseudonym(r["actor"], staff), signed_meaning=meaning
+                )
+            continue
         if "/" in entity:
             per_item.setdefault(entity, []).append(_audit(r, staff))
         elif r["action"] in ("diary_submitted", "diary_missed", "diary_incomplete"):

@@ -45,6 +45,8 @@ ET.register_namespace("", NS)
 
 STATUS_ITEM = "DIARY_STATUS"
 LOCATION_OID = "LOC.EPRO"
+# A site correction signed in the console (21 CFR Part 11 §11.50: printed name, time, meaning).
+CORRECTION_SIGNATURE_OID = "SIG.CORRECTION"
 DATA_TYPE = {
     "single": "text",
     "multi": "text",
@@ -261,6 +263,11 @@ def _admin(
                 "EffectiveDate": created.date().isoformat(),
             },
         )
+    sig = _el(ad, "SignatureDef", {"OID": CORRECTION_SIGNATURE_OID, "Methodology": "Electronic"})
+    _el(sig, "Meaning").text = "correction approved"
+    _el(
+        sig, "LegalReason"
+    ).text = "21 CFR Part 11 §11.200: signed in the study console with the signer's own password"
 
 
 # --------------------------------------------------------------------------- clinical data
@@ -292,7 +299,14 @@ def _transactions(group: ET.Element, form: str, d: Diary, tz: str) -> None:
             attrs["TransactionType"] = "Update" if code in seen else "Insert"
             attrs["Value"] = rec.new
             seen.add(code)
-        _audit_record(_el(group, "ItemData", attrs), rec, tz)
+        item = _el(group, "ItemData", attrs)
+        _audit_record(item, rec, tz)
+        if rec.signed_by:
+            sig = _el(item, "Signature")
+            _el(sig, "UserRef", {"UserOID": f"USR.{rec.signed_by}"})
+            _el(sig, "LocationRef", {"LocationOID": LOCATION_OID})
+            _el(sig, "SignatureRef", {"SignatureOID": CORRECTION_SIGNATURE_OID})
+            _el(sig, "DateTimeStamp").text = _stamp(rec.at, tz)
     # Answers stored without an audit entry (data loaded from elsewhere): their current value.
     for a in d.answers:
         if a.item not in d.history:

@@ -1,9 +1,12 @@
 """`diarybot entry correct`: the site corrects a submitted answer, with a reason.
 
-    diarybot entry correct --subject RP-001 --day 3 --item PAIN --value 5 --reason "..."
+    diarybot entry correct --as 1001 --subject RP-001 --day 3 --item PAIN --value 5 --reason "..."
 
-The answers table then holds the corrected value; the audit trail keeps the original, who
-changed it, when and why. Refusals exit with status 2 and change nothing.
+`--as` names the staff member who makes the correction (a coordinator or investigator, by the
+id `diarybot staff list` shows): the audit entry is theirs, as if made in the console. The
+answers table then holds the corrected value; the audit trail keeps the original, who changed
+it, when and why. Refusals exit with status 2 and change nothing. (A correction signed with a
+password is made in the web console.)
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bot.escalation import permissions
 from bot.escalation.corrections import CorrectionError, correct_entry
 from bot.services.runtime import Runtime
+from storage import repo
 
 
 def add(sub: Any) -> None:
@@ -27,14 +32,26 @@ def add(sub: Any) -> None:
     c.add_argument("--item", required=True, help="item code, e.g. PAIN")
     c.add_argument("--value", required=True, help="the stored form: option code or number")
     c.add_argument("--reason", required=True, help="why (kept in the audit trail)")
-    c.add_argument("--by", default=None, help="who asks for the correction (kept in the audit)")
+    c.add_argument(
+        "--as",
+        dest="as_staff",
+        type=int,
+        required=True,
+        metavar="STAFF-ID",
+        help="the staff member making the correction (id from `diarybot staff list`)",
+    )
     c.set_defaults(func=cmd_correct)
 
 
 async def cmd_correct(args: argparse.Namespace, rt: Runtime) -> int:
     from bot.cli import UsageError
 
-    actor = f"cli:{args.by}" if args.by else "cli"
+    staff = await repo.staff_by_id(rt.db.conn, args.as_staff)
+    if staff is None:
+        raise UsageError(f"--as {args.as_staff}: no active staff member with this id")
+    if not permissions.allowed(staff.role, permissions.CORRECT):
+        raise UsageError(f"--as {args.as_staff}: a {staff.role} may not correct diary answers")
+    actor = f"staff:{staff.telegram_id}"
     try:
         done = await correct_entry(
             rt, args.subject, args.day, args.item, args.value, args.reason, actor=actor

@@ -140,6 +140,16 @@ class CorrectionError(ValueError):
 
 
 @dataclass(frozen=True)
+class Signature:
+    """An electronic signature over a correction (21 CFR Part 11 §11.50/§11.200): who signed,
+    what the signature means; the time is the correction's."""
+
+    staff_id: int
+    name: str
+    meaning: str
+
+
+@dataclass(frozen=True)
 class Correction:
     subject: str
     key: str
@@ -187,6 +197,7 @@ async def correct_entry(
     reason: str,
     *,
     actor: str = "cli",
+    signature: Signature | None = None,
 ) -> Correction:
     """Change one answer of a submitted diary, with the reason, in one audited transaction.
 
@@ -243,6 +254,17 @@ async def correct_entry(
             new=new,
             reason=reason,
         )
+        if signature is not None:
+            await audit.record(
+                conn,
+                now,
+                f"staff:{signature.staff_id}",
+                "e_signature",
+                subject=subject,
+                entity=f"{occ.key}/{item.code}",
+                new={"signer": signature.name, "meaning": signature.meaning},
+                reason=reason,
+            )
         kept = q.clean(rt.study, occ.study_day, changed)
         dropped = {code: v for code, v in changed.items() if code not in kept}
         for code, v in dropped.items():

@@ -12,12 +12,19 @@ VIEW = "view"  # /alerts, /patients, /patient
 ENROL = "enrol"  # /enroll
 CLINICAL = "clinical"  # acknowledge, triage, note, reported to sponsor
 STUDY = "study"  # /pause, /resume, /withdraw, /reanchor and their confirmations
+CORRECT = "correct"  # a signed site correction of a diary answer (console)
+STAFF = "staff"  # invite, unlock or remove a console account
+
+# A monitor (sponsor's CRA, data manager) sees everything and changes nothing.
+ROLES = ("coordinator", "investigator", "admin", "monitor")
 
 ALLOWED: dict[str, tuple[str, ...]] = {
-    VIEW: ("coordinator", "investigator", "admin"),
+    VIEW: ("coordinator", "investigator", "admin", "monitor"),
     ENROL: ("coordinator", "investigator", "admin"),
     CLINICAL: ("coordinator", "investigator"),
     STUDY: ("coordinator", "investigator"),
+    CORRECT: ("coordinator", "investigator"),
+    STAFF: ("admin",),
 }
 
 

@@ -7,7 +7,7 @@ count would not do: a Chinese or an English line differ threefold in length.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from bot.domain.compliance import Ratio
@@ -186,6 +186,18 @@ def _answers(study: Study, answers: dict[str, str]) -> str:
     return " · ".join(parts)
 
 
+def baseline_line(_: T, study: Study, baseline: Mapping[str, float]) -> str:
+    """The patient's baseline (medians), or why there is none (Telegram /patient, console)."""
+    if baseline:
+        values = " · ".join(f"{code} {number(_, v)}" for code, v in baseline.items())
+        return _("Baseline (median): {values}", values=values)
+    return _(
+        "No baseline (fewer than {n} diaries before Day 0): worsening from baseline "
+        "cannot be checked for this patient; the fallback rules apply.",
+        n=study.baseline_min_diaries,
+    )
+
+
 def patient_detail(_: T, study: Study, d: PatientDetail, now: datetime) -> str:
     return detail_pages(_, study, d, now)[0][0]
 
@@ -208,17 +220,7 @@ def _detail_lines(_: T, study: Study, d: PatientDetail, now: datetime) -> list[s
             overall=ratio(_, s.compliance.overall),
         )
     )
-    if d.baseline:
-        values = " · ".join(f"{code} {number(_, v)}" for code, v in d.baseline.items())
-        lines.append(_("Baseline (median): {values}", values=values))
-    else:
-        lines.append(
-            _(
-                "No baseline (fewer than {n} diaries before Day 0): worsening from baseline "
-                "cannot be checked for this patient; the fallback rules apply.",
-                n=study.baseline_min_diaries,
-            )
-        )
+    lines.append(baseline_line(_, study, d.baseline))
     if d.alerts:
         lines += ["", _("Open alerts:")]
         lines += [list_line(_, study, a, now) for a in d.alerts]

@@ -21,6 +21,11 @@ class BulkError(EnrolError):
     """A bad row; the message names its line."""
 
 
+class _Preview(Exception):
+    def __init__(self, results: list[Enrolment]) -> None:
+        self.results = results
+
+
 async def enroll_csv(rt: Runtime, path: str, *, as_json: bool = False) -> int:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")  # noqa: ASYNC240 - one-shot CLI
@@ -39,7 +44,18 @@ async def enroll_csv(rt: Runtime, path: str, *, as_json: bool = False) -> int:
     return 0
 
 
-async def enroll_rows(rt: Runtime, text: str) -> list[Enrolment]:
+async def enroll_rows(
+    rt: Runtime, text: str, *, actor: str = "cli:csv", preview: bool = False
+) -> list[Enrolment]:
+    """Enrol every row or none. `preview`: run every check and enrolment exactly as for real,
+    then roll the transaction back (the codes it shows are never valid)."""
+    try:
+        return await _enroll_rows(rt, text, actor=actor, preview=preview)
+    except _Preview as done:
+        return done.results
+
+
+async def _enroll_rows(rt: Runtime, text: str, *, actor: str, preview: bool) -> list[Enrolment]:
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
@@ -81,7 +97,7 @@ async def enroll_rows(rt: Runtime, text: str) -> list[Enrolment]:
                         lang,
                         tz,
                         at,
-                        actor="cli:csv",
+                        actor=actor,
                         conn=conn,
                         channel=channel,
                         phone=phone,
@@ -90,4 +106,6 @@ async def enroll_rows(rt: Runtime, text: str) -> list[Enrolment]:
                 )
             except EnrolError as exc:
                 raise BulkError(f"line {line}: {exc}") from None
+        if preview:
+            raise _Preview(results)  # leaves the transaction: everything is rolled back
     return results

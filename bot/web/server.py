@@ -2,7 +2,7 @@
 
     root app (security headers on every response, /static/)
       └── /p/      the patient's diary (bot/web/patient.py): CSRF, rate limits
-      └── /console/ (later) a staff console: `app.add_subapp("/console/", console)`
+      └── /console/ the study team's console (bot/console): its own sessions, CSRF and CSP
 
 Served by `diarybot run` when DIARYBOT_WEB=host:port is set, behind a reverse proxy that
 terminates TLS (docs/deploy.md). Nothing here logs a path: the personal token is in it.
@@ -388,6 +388,9 @@ async def build_app(
     from bot.channels import ack_web  # staff: the one-time alert links of SMS/WeCom/e-mail alerts
 
     ack_web.add_routes(app, rt)
+    from bot.console.web import build as build_console
+
+    app.add_subapp("/console/", build_console(rt))
     return app
 
 
