@@ -206,6 +206,7 @@ class DiaryScheduler:
                     buttons=buttons,
                     priority=Priority.PROMPT,
                     ref=f"{new_status}:{occ.id}",
+                    base_url=self.rt.public_url,
                 )
                 await conn.execute(
                     f"UPDATE occurrences SET status = ?, {stamp_col} = ? WHERE id = ?",
