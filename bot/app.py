@@ -24,6 +24,7 @@ from telegram.error import InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder
 
 from bot import features
+from bot.channels.base import Route
 from bot.channels.config import routes_from_env
 from bot.channels.dispatcher import ChannelDispatcher
 from bot.clock import Clock, FakeClock
@@ -176,11 +177,14 @@ class DiaryBot:
         before_migrate: BeforeMigrate | None = None,
         lock: DatabaseLock | None = None,
         inbound: InboundLimits | None = None,
+        routes: list[Route] | None = None,
     ) -> DiaryBot:
         """`migrate`: upgrade an old database (`diarybot run`), after `before_migrate` (a
         verified backup); without it an old database raises storage.db.MigrationNeeded.
         `lock`: the database's bot lock (bot/ops/lock.py) the caller took; released by stop().
-        `inbound`: per-user flood limits (bot/delivery/inbound.py; tests: NO_LIMITS)."""
+        `inbound`: per-user flood limits (bot/delivery/inbound.py; tests: NO_LIMITS).
+        `routes`: the SMS / WeCom / e-mail routes (the sandbox's own); default from the
+        environment (bot/channels/config.py)."""
         db = await Database.open(db_path, migrate=migrate, before_migrate=before_migrate)
         try:
             # the study file as a version; a change removing used option codes stops here
@@ -215,7 +219,8 @@ class DiaryBot:
         bot = cls(rt=rt, app=app, sender=None, scheduler=scheduler, diary=diary, lock=lock)  # type: ignore[arg-type]
         bot.hooks.inbound_limits = inbound  # per-user flood limits (bot/delivery/inbound.py)
         bot.sender = Sender(db, app.bot, clock, pacing=pacing, on_forbidden=bot._on_forbidden)
-        routes = routes_from_env(study, development=clock.is_fake)
+        if routes is None:
+            routes = routes_from_env(study, development=clock.is_fake)
         bot.channels = ChannelDispatcher(db, clock, routes)
         rt.wake_sender = bot._wake_senders
         rt.wake_scheduler = scheduler.tick

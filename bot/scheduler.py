@@ -183,6 +183,7 @@ class DiaryScheduler:
                     buttons=buttons,
                     priority=Priority.PROMPT,
                     ref=f"{new_status}:{occ.id}",
+                    base_url=self.rt.public_url,
                 )
                 await repo.mark_notified(conn, occ.id, new_status, stamp_col, now)
                 await audit.record(

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -72,7 +76,13 @@ async def wait_for(
 ) -> T:
     def run() -> T:
         try:
-            result: T = WebDriverWait(driver, seconds, poll_frequency=0.05).until(check)
+            # A page being replaced (POST-redirect-GET) leaves stale elements: look again.
+            result: T = WebDriverWait(
+                driver,
+                seconds,
+                poll_frequency=0.05,
+                ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
+            ).until(check)
         except TimeoutException:
             raise AssertionError(f"timed out waiting for {what}: {driver.current_url}") from None
         return result

@@ -21,8 +21,10 @@ from bot.sandbox.world import Sandbox
 T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
 
 
-async def started(path: Path, study: Study, start: datetime = T0) -> AsyncIterator[Sandbox]:
-    sb = Sandbox(path, study, start)
+async def started(
+    path: Path, study: Study, start: datetime = T0, *, page_port: int | None = None
+) -> AsyncIterator[Sandbox]:
+    sb = Sandbox(path, study, start, page_port=page_port)
     await sb.start()
     sb.ready = True
     try:

@@ -53,8 +53,8 @@ async def test_invited_coordinator_signs_in_and_acknowledges_in_chromium(h: Harn
             await act(lambda: d.get(f"{base}invite/{token}"))
             await act(lambda: fill(d, password=PASSWORD, password2=PASSWORD))
             await act(lambda: d.find_element(By.ID, "set-password").click())
-            secret_el = await wait_for(d, lambda d: d.find_element(By.ID, "totp-secret"), "key")
-            secret = (await act(lambda: secret_el.text)).replace(" ", "")
+            shown = await wait_for(d, lambda d: d.find_element(By.ID, "totp-secret").text, "key")
+            secret = shown.replace(" ", "")
             assert await act(lambda: d.find_element(By.CSS_SELECTOR, ".qr svg").is_displayed())
             code = pyotp.TOTP(secret).at(h.clock.now())
             await act(lambda: fill(d, code=code))
@@ -67,11 +67,11 @@ async def test_invited_coordinator_signs_in_and_acknowledges_in_chromium(h: Harn
             code = pyotp.TOTP(secret).at(h.clock.now())
             await act(lambda: fill(d, email="anna@example.org", password=PASSWORD, code=code))
             await act(lambda: d.find_element(By.ID, "sign-in").click())
-            link = await wait_for(d, lambda d: d.find_element(By.ID, f"alert-{aid}"), "inbox")
-            assert "RP-001" in await act(lambda: link.text)
-            await act(lambda: link.click())
-            card = await wait_for(d, lambda d: d.find_element(By.ID, "card"), "alert page")
-            assert "Dripping blood or clots" in await act(lambda: card.text)
+            line = await wait_for(d, lambda d: d.find_element(By.ID, f"alert-{aid}").text, "inbox")
+            assert "RP-001" in line
+            await act(lambda: d.find_element(By.ID, f"alert-{aid}").click())
+            card = await wait_for(d, lambda d: d.find_element(By.ID, "card").text, "alert page")
+            assert "Dripping blood or clots" in card
             button = await act(
                 lambda: d.find_element(By.CSS_SELECTOR, f'button[data-action="al:ack:{aid}"]')
             )

@@ -3,8 +3,10 @@
 `diarybot sandbox` runs as a real process (the command `make run` starts without a token); the
 browser enrols a patient, lets the clock bring the prompt and the reminder, fills in a diary
 with an urgent answer, sees the safety text, and as a coordinator acknowledges and triages the
-alert. Screenshots go to the test's temporary directory; with UPDATE_DOCS_SCREENSHOTS=1 the
-English and Chinese ones also replace docs/sandbox-en.png and docs/sandbox-zh.png.
+alert. The web patient's phone shows the SMS the same clock brought, and its link opens the web
+diary in the phone-sized frame. Screenshots go to the test's temporary directory; with
+UPDATE_DOCS_SCREENSHOTS=1 the English and Chinese ones also replace docs/sandbox-en.png and
+docs/sandbox-zh.png.
 
 The browser comes from Debian (`.ci/system-packages` installs chromium and chromium-driver);
 nothing here downloads one. Without it this test fails: it is not skipped.
@@ -214,6 +216,12 @@ class Page:
         self.wait(lambda: self.now() != before or None, f"the clock to move ({button})")
 
 
+def web_sms(page: Page) -> list[str]:
+    """The web patient's SMS inbox: each SMS's time and text."""
+    nodes = page.d.find_elements(By.CSS_SELECTOR, "#web-sms .sms")
+    return [n.text for n in nodes]
+
+
 def is_(expected: str) -> Callable[[str], bool]:
     return lambda data: data == expected
 
@@ -310,6 +318,33 @@ def test_enrol_diary_urgent_answer_alert_acknowledge_triage(
     page.wait_text("staff", "Acknowledged by Anna Smith")
     page.press("staff", lambda d: d == f"al:tri:{alert}:a", "AE, not serious")
     page.wait_text("staff", "Triage: AE, not serious")
+
+    # The web patient's phone (RP-W01, moved by the same clock): the SMS inbox has the personal
+    # link, the prompt and the reminder; the link opens the web diary in the phone's frame.
+    page.wait(lambda: len(web_sms(page)) >= 3 or None, "the web patient's three SMS")
+    link, prompt, reminder = web_sms(page)[:3]
+    assert "10:00" in link and "/p/" in link, link
+    assert "20:00" in prompt and "23:00" in reminder, web_sms(page)
+    page.click("#web-sms .sms:first-child a.sms-link")
+    frame = browser.find_element(By.ID, "web-frame")
+    page.wait(lambda: frame.is_displayed() or None, "the phone's browser")
+    assert frame.size["width"] >= 380
+    browser.switch_to.frame(frame)
+    try:
+        page.type("input[name=year]", "1956")
+        page.click("button[type=submit]")
+        page.wait(
+            lambda: (
+                any(
+                    q in browser.find_element(By.TAG_NAME, "body").text
+                    for q in ("第1题", "Question 1")
+                )
+                or None
+            ),
+            "the web diary's first question",
+        )
+    finally:
+        browser.switch_to.default_content()
     page.quiet()
     en = page.shot("sandbox-en")
 
@@ -321,8 +356,28 @@ def test_enrol_diary_urgent_answer_alert_acknowledge_triage(
     page.select("#staff-select", "1001")  # 李伟, the Chinese-speaking coordinator
     page.wait_text("staff", "RP-003")
     page.wait(lambda: "现在" in browser.find_element(By.CSS_SELECTOR, ".now").text or None, "中文")
+    page.click("#web-tab-sms")  # the web patient's SMS inbox
+    page.wait(lambda: browser.find_element(By.ID, "web-sms").is_displayed() or None, "短信")
     page.quiet()
     zh = page.shot("sandbox-zh")
+
+    # The study team enrols a web patient on the page: the link arrives in the phone's inbox.
+    page.select("#web-select", "new")
+    page.type("#web-enrol-subject", "RP-W09")
+    page.type("#web-enrol-phone", "+8613900009999")
+    page.type("#web-enrol-year", "1949")
+    page.click("#web-enrol-submit")
+    page.wait(
+        lambda: (
+            (
+                browser.find_element(By.ID, "web-select").get_attribute("value") == "RP-W09"
+                and any("/p/" in sms for sms in web_sms(page))
+            )
+            or None
+        ),
+        "the link SMS of RP-W09",
+    )
+    assert len(web_sms(page)) == 1 and "1949" in browser.find_element(By.ID, "web-sub").text
 
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
         shutil.copyfile(en, DOCS / "sandbox-en.png")

@@ -48,6 +48,7 @@ async def test_the_seeded_story(seeded: Sandbox) -> None:
         "RP-002": (30, "active"),
         "RP-003": (99, "active"),
         "RP-004": (-3, "active"),
+        "RP-W01": (-5, "active"),  # the web diary's patient
     }
     assert [(s.role, s.lang) for s in await queries.staff(db)] == [
         ("coordinator", "zh_Hans"),
@@ -93,6 +94,11 @@ async def test_the_seeded_story(seeded: Sandbox) -> None:
         first = chatview.chat_messages(sb.api, user, sb.study.timezone)[0]
         assert first["from"] == "user" and first["text"].startswith("/start ")
     assert "RP-002" in find(sb, 502, "Welcome").text  # type: ignore[operator]
+    # The web patient got their personal link by SMS when they were enrolled this morning.
+    tz = ZoneInfo(sb.study.timezone)
+    [link] = sb.sms.to(demo.WEB_PATIENT.phone)
+    assert link.purpose == "web_link" and link.at.astimezone(tz).strftime("%H:%M") == "10:00"
+    assert sb.web is not None and f"http://{sb.web.bound}/p/" in link.text
 
 
 async def test_a_day_of_time_travel(seeded: Sandbox) -> None:
@@ -132,3 +138,10 @@ async def test_a_day_of_time_travel(seeded: Sandbox) -> None:
     ]
     assert len(summaries) == 1, texts(sb, 1002)[before[1002] :]
     assert _at(sb, 1002, summaries[0].message_id) == "2026-12-01 09:00"
+    # The web patient, on the same clock: the prompt and the reminder by SMS.
+    tz = ZoneInfo(sb.study.timezone)
+    got = [
+        (m.purpose, m.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"))
+        for m in sb.sms.to(demo.WEB_PATIENT.phone)[1:]
+    ]
+    assert got == [("prompt", "2026-11-30 20:00"), ("reminder", "2026-11-30 23:00")]

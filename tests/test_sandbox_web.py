@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,16 @@ from bot.sandbox import replies
 from bot.sandbox import screens as screens_mod
 from bot.sandbox.web import make_app
 from bot.sandbox.world import Sandbox
+from bot.web.server import WebConfig, security_headers_for
 from tests.sandbox_support import T0, started
+from tests.web_support import browser
+
+PAGE_PORT = 8080  # the sandbox page's port: the only page allowed to frame the web diary
 
 
 @pytest.fixture
 async def sb(tmp_path: Path, study: Study) -> AsyncIterator[Sandbox]:
-    async for s in started(tmp_path / "sandbox.sqlite3", study):
+    async for s in started(tmp_path / "sandbox.sqlite3", study, page_port=PAGE_PORT):
         await s.add_staff(1002, "coordinator", "Anna Smith", "en")
         yield s
 
@@ -351,3 +356,131 @@ def test_other_texts_lists_the_whole_catalog_when_nothing_is_drawn() -> None:
         assert entry["group"] == screens_mod.OTHER_GROUP
         assert entry["zh_Hans"]["text"] == t("zh_Hans")(entry["msgid"])
         assert entry["en"]["text"] == t("en")(entry["msgid"])
+
+
+async def test_the_web_patient_phone_sms_inbox_and_diary(client: TestClient, sb: Sandbox) -> None:
+    """A web patient next to the Telegram ones: the SMS the bot sends them (the personal link,
+    then the prompt the clock brings) in their phone's inbox, and the web diary the link opens,
+    served by the sandbox on the same clock."""
+    link = await sb.enroll_web(
+        "RP-W09", date(2026, 12, 1), "zh_Hans", time(20, 0), "+8613900009999", 1956
+    )
+    state = await _json(await client.get("/api/state"))
+    [patient] = state["patients"]
+    assert (patient["subject"], patient["channel"], patient["status"]) == (
+        "RP-W09",
+        "web",
+        "active",
+    )
+    assert (patient["phone"], patient["birth_year"], patient["user_id"]) == (
+        "+8613900009999",
+        1956,
+        None,
+    )
+    assert state["web_port"] == sb.web_port
+    assert state["next"] == {"at_local": "2026-11-30 20:00", "kind": "prompt", "subject": "RP-W09"}
+
+    inbox = await _json(await client.get("/api/sms", params={"subject": "RP-W09"}))
+    assert (inbox["phone"], inbox["birth_year"], inbox["web_port"]) == (
+        "+8613900009999",
+        1956,
+        sb.web_port,
+    )
+    [sms] = inbox["messages"]
+    assert (sms["purpose"], sms["at"]) == ("web_link", "2026-11-30 19:00")
+    assert "研究日记专属链接" in sms["text"] and link in sms["text"]
+    [opened] = sms["links"]
+    assert opened["url"] == link and opened["path"] == link[link.index("/p/") :]
+
+    # The clock moves the web patient too: the prompt comes by SMS at 20:00.
+    await _json(await client.post("/api/clock", json={"action": "next"}))
+    inbox = await _json(await client.get("/api/sms", params={"subject": "RP-W09"}))
+    prompt = inbox["messages"][-1]
+    assert (prompt["purpose"], prompt["at"]) == ("prompt", "2026-11-30 20:00")
+    assert "今天的研究日记可以填写了" in prompt["text"]
+    assert [x["path"] for x in prompt["links"]] == ["/"]
+
+    # The link opens the diary: the year of birth on a new phone, then today's first question.
+    diary = f"http://127.0.0.1:{sb.web_port}"
+    async with browser() as b:
+        page = await b.get(diary + opened["path"])
+        assert page.status == 200 and "出生年份" in page.plain
+        page = await b.post(diary + opened["path"] + "/year", {"year": "1956"})
+        assert page.status == 200 and "第1题" in page.plain, page.plain
+        page = await b.get(diary + "/")  # the address in the prompt SMS, on this phone
+        assert page.status == 200 and "第1题" in page.plain, page.plain
+
+
+async def test_only_the_sandbox_page_may_frame_the_web_diary(sb: Sandbox) -> None:
+    """The web diary forbids framing (CSP frame-ancestors 'none', X-Frame-Options DENY), except
+    in the sandbox, whose page (its own origin only) shows it in the phone frame."""
+    async with browser() as b:
+        async with b.session.get(f"http://127.0.0.1:{sb.web_port}/") as r:
+            csp = r.headers["Content-Security-Policy"]
+            assert "X-Frame-Options" not in r.headers
+    assert "frame-ancestors http://127.0.0.1:8080 http://localhost:8080;" in csp
+    assert "default-src 'self'" in csp and "'none'" in csp  # the rest stays as strict
+    production = security_headers_for(WebConfig())
+    assert "frame-ancestors 'none'" in production["Content-Security-Policy"]
+    assert production["X-Frame-Options"] == "DENY"
+    for origin in ("https://example.com", "http://10.0.0.5:8080", "*", "http://127.0.0.1:8080/x"):
+        with pytest.raises(ValueError, match="loopback"):
+            WebConfig(frame_ancestors=(origin,))
+
+
+@pytest.mark.parametrize("subject", ["", "RP-NONE", "RP-301"])
+async def test_the_sms_inbox_of_a_patient_who_is_not_on_the_web_is_refused(
+    client: TestClient, subject: str
+) -> None:
+    await _enrol(client)  # RP-301: a Telegram patient
+    answer = await _json(await client.get("/api/sms", params={"subject": subject}), 400)
+    assert answer == {"error": "no such web patient"}
+
+
+async def test_enrol_a_web_patient_from_the_page(client: TestClient, sb: Sandbox) -> None:
+    answer = await _json(
+        await client.post(
+            "/api/enroll",
+            json={
+                "channel": "web",
+                "subject": "RP-W02",
+                "injection_date": "2026-12-01",
+                "lang": "en",
+                "prompt_time": "20:00",
+                "phone": "+8613900002222",
+                "birth_year": "1950",
+            },
+        )
+    )
+    assert sb.web is not None
+    assert answer["channel"] == "web" and answer["link"].startswith(f"http://{sb.web.bound}/p/")
+    inbox = await _json(await client.get("/api/sms", params={"subject": "RP-W02"}))
+    [sms] = inbox["messages"]
+    assert sms["purpose"] == "web_link" and sms["text"].startswith("Your personal study diary link")
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({"phone": "13900002222"}, "bad phone number"),
+        ({"birth_year": "2020"}, "bad year of birth"),
+        ({"birth_year": "nineteen"}, "year of birth must be a number"),
+        ({"channel": "wechat"}, "channel: telegram or web"),
+    ],
+)
+async def test_bad_web_enrolment_is_refused_and_changes_nothing(
+    client: TestClient, sb: Sandbox, extra: dict[str, str], error: str
+) -> None:
+    body = {
+        "channel": "web",
+        "subject": "RP-W03",
+        "injection_date": "2026-12-01",
+        "lang": "zh",
+        "phone": "+8613900003333",
+        "birth_year": "1956",
+        **extra,
+    }
+    answer = await _json(await client.post("/api/enroll", json=body), 400)
+    assert error in answer["error"]
+    state = await _json(await client.get("/api/state"))
+    assert state["patients"] == [] and sb.sms.inbox == []

@@ -86,10 +86,12 @@ def sms_text(_: T, study: Study, purpose: str, params: Mapping[str, str]) -> str
     raise ValueError(f"no patient SMS for {purpose!r}")
 
 
-def sms_params(study: Study, purpose: str, extra: Mapping[str, str] | None) -> dict[str, str]:
+def sms_params(
+    study: Study, purpose: str, extra: Mapping[str, str] | None, base_url: str | None = None
+) -> dict[str, str]:
     params = dict(extra or {})
     if purpose in ("prompt", "reminder", "web_link"):
-        params.setdefault("link", public_url() + "/")
+        params.setdefault("link", (base_url or public_url()) + "/")
     if purpose == "safety":
         params.setdefault("phone", study.contact_phone)
         params.setdefault("emergency", study.emergency_number)
@@ -109,12 +111,14 @@ async def notify_patient(
     priority: Priority = Priority.PROMPT,
     ref: str | None = None,
     sms_text_override: str | None = None,
+    base_url: str | None = None,
 ) -> bool:
     """Queue a message for the patient on their channel; False when they cannot be reached.
 
     `telegram_text=None`: nothing for Telegram patients (e.g. the safety text, which the chat
     already shows as the diary's answer). `sms_text_override`: the free-text SMS, when the
-    chat's own text (in the patient's language) reads well as an SMS."""
+    chat's own text (in the patient's language) reads well as an SMS. `base_url`: the web
+    diary's address (`rt.public_url`; default DIARYBOT_PUBLIC_URL) for the link in prompts."""
     route = route_for_patient(patient)
     if route is None:
         return False
@@ -128,7 +132,7 @@ async def notify_patient(
         return True
     assert route.phone is not None
     lang = _field(patient, "lang") or study.languages[0]
-    values = sms_params(study, purpose, params)
+    values = sms_params(study, purpose, params, base_url)
     text = sms_text_override or sms_text(t(lang), study, purpose, values)
     await enqueue_sms(
         conn, now, route.phone, text, priority, template=purpose, params=values, lang=lang, ref=ref

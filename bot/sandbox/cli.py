@@ -101,7 +101,7 @@ async def _serve(db_path: Path, port: int, study: Study, stop: asyncio.Event) ->
     from bot.sandbox.world import Sandbox, SandboxError
 
     today = demo.default_today(study)
-    sb = Sandbox(db_path, study, demo.seed_start(study, today))
+    sb = Sandbox(db_path, study, demo.seed_start(study, today), page_port=port)
     started = time.monotonic()
     print(f"diarybot: seeding the demo study in {db_path} …", flush=True)
     stopped = asyncio.create_task(stop.wait())

@@ -13,6 +13,8 @@ The people:
 - RP-003 (zh) in the weekly phase: reports dripping blood in this week's diary minutes before
   "now", so an urgent alert is open.
 - RP-004 (en) in the baseline week, prompted at 08:00.
+- RP-W01 (zh) on the web diary (no Telegram): enrolled this morning with a phone number and a
+  year of birth; the personal link came by SMS, and the evening prompt will too.
 - Staff: a Chinese-speaking and an English-speaking coordinator, a Chinese-speaking
   investigator, and the study-team group chat.
 """
@@ -75,6 +77,22 @@ PATIENTS = (
     ),
     DemoPatient("RP-003", 503, "zh_Hans", "zh-hans", -99, time(21, 0), {-8: 14}),
     DemoPatient("RP-004", 504, "en", "en", 3, time(8, 0), {-4: 20, -3: 35, -2: 11, -1: 27, 0: 16}),
+)
+
+
+@dataclass(frozen=True)
+class DemoWebPatient:
+    subject: str
+    lang: str
+    injection_day_offset: int
+    prompt: time
+    phone: str
+    birth_year: int
+    enrolled_at: time  # today, study time
+
+
+WEB_PATIENT = DemoWebPatient(
+    "RP-W01", "zh_Hans", 5, time(20, 0), "+8613900001234", 1956, time(10, 0)
 )
 #: The urgent report that leaves one alert open: this week's diary of RP-003, just before now.
 ALERT_SUBJECT = "RP-003"
@@ -159,11 +177,32 @@ async def seed(sb: Sandbox, today: date) -> None:
     plan.append((local_to_utc(today, ALERT_AT, tz), alert_patient, ALERT_ANSWERS))
     plan.sort(key=lambda entry: (entry[0], entry[1].subject))
 
+    w = WEB_PATIENT
+    enrol_web_at: datetime | None = local_to_utc(today, w.enrolled_at, tz)
     for at, p, answers in plan:
+        if enrol_web_at is not None and at > enrol_web_at:
+            await _enrol_web_patient(sb, today, enrol_web_at)
+            enrol_web_at = None
         if at > sb.now:
             await sb.travel_to(at)
         await fill_diary(sb, p.user_id, answers)
+    if enrol_web_at is not None:
+        await _enrol_web_patient(sb, today, enrol_web_at)
     await sb.travel_to(local_to_utc(today, NOW_AT, tz))
+
+
+async def _enrol_web_patient(sb: Sandbox, today: date, at: datetime) -> None:
+    if at > sb.now:
+        await sb.travel_to(at)
+    w = WEB_PATIENT
+    await sb.enroll_web(
+        w.subject,
+        today + timedelta(days=w.injection_day_offset),
+        w.lang,
+        w.prompt,
+        w.phone,
+        w.birth_year,
+    )
 
 
 def default_today(study: Study) -> date:

@@ -12,7 +12,10 @@ from storage.db import Database
 from storage.repo import Patient
 
 # The same conditions the scheduler uses to decide that a prompt or reminder goes out.
-_REACHABLE = "p.status = 'active' AND p.chat_id IS NOT NULL AND p.unreachable = 0"
+_REACHABLE = (
+    "p.status = 'active' AND ((p.chat_id IS NOT NULL AND p.unreachable = 0)"
+    " OR (p.channel = 'web' AND p.phone IS NOT NULL))"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class PatientRow:
     prompt_time: str
     user_id: int | None
     study_day: int
+    channel: str = "telegram"  # or "web": the web diary, reached by SMS
+    phone: str | None = None
+    birth_year: int | None = None
 
 
 async def patients(db: Database, now: datetime) -> list[PatientRow]:
@@ -69,6 +75,9 @@ async def patients(db: Database, now: datetime) -> list[PatientRow]:
                 prompt_time=p.prompt_time.strftime("%H:%M"),
                 user_id=p.user_id,
                 study_day=study_day(p.injection_date, local),
+                channel=r["channel"],
+                phone=r["phone"],
+                birth_year=r["birth_year"],
             )
         )
     return out

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import date, time, timedelta
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -29,6 +31,7 @@ SCREENS_KEY = web.AppKey("screens", list)
 SCREENS_LOCK = web.AppKey("screens_lock", asyncio.Lock)
 STATIC = resources.files("bot.sandbox") / "static"
 MAX_TEXT = 4096
+URL = re.compile(r"https?://[A-Za-z0-9._~:/?#@!$&*+,;=%-]+")
 
 
 def _bad(message: str) -> web.Response:
@@ -128,6 +131,9 @@ async def state(request: web.Request) -> web.Response:
                 "study_day": p.study_day,
                 "prompt_time": p.prompt_time,
                 "code": invite.code if invite and p.status == "invited" else None,
+                "channel": p.channel,
+                "phone": p.phone,
+                "birth_year": p.birth_year,
             }
         )
     staff = [
@@ -164,8 +170,52 @@ async def state(request: web.Request) -> web.Response:
             "patients": patients,
             "staff": staff,
             "group": await queries.staff_group(db),
+            "web_port": sb.web_port,
             "chats": chats,
             "toasts": toasts,
+        },
+        dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
+    )
+
+
+def sms_links(text: str) -> list[dict[str, str]]:
+    """The web-diary addresses in an SMS, each with the path the phone frame opens: the
+    sandbox's own web diary serves it (in a study, DIARYBOT_PUBLIC_URL is a proxy to it)."""
+    out = []
+    for match in URL.finditer(text):
+        url = match.group(0).rstrip(".,;:!?")
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        out.append({"url": url, "path": path})
+    return out
+
+
+async def sms(request: web.Request) -> web.Response:
+    """A web patient's phone: the SMS the bot sent to it, oldest first (study time)."""
+    sb = request.app[SANDBOX_KEY]
+    subject = request.query.get("subject", "")
+    patient = next(
+        (p for p in await queries.patients(sb.bot.rt.db, sb.now) if p.subject == subject), None
+    )
+    if patient is None or patient.channel != "web" or patient.phone is None:
+        raise SandboxError("no such web patient")
+    tz = ZoneInfo(sb.study.timezone)
+    messages = [
+        {
+            "at": m.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            "text": m.text,
+            "purpose": m.purpose,
+            "links": sms_links(m.text),
+        }
+        for m in sb.sms.to(patient.phone)
+    ]
+    return web.json_response(
+        {
+            "subject": patient.subject,
+            "phone": patient.phone,
+            "birth_year": patient.birth_year,
+            "web_port": sb.web_port,
+            "messages": messages,
         },
         dumps=lambda obj: json.dumps(obj, ensure_ascii=False),
     )
@@ -260,6 +310,14 @@ async def enrol(request: web.Request) -> web.Response:
             at = parse_hhmm(str(body["prompt_time"]))
         except ValueError:
             raise SandboxError("prompt time: expected HH:MM") from None
+    if body.get("channel") == "web":  # the web diary: the personal link goes out by SMS
+        birth_year = _int(body.get("birth_year"), "year of birth")
+        link = await sb.enroll_web(
+            subject, injection, lang, at, str(body.get("phone") or ""), birth_year
+        )
+        return web.json_response({"subject": subject, "channel": "web", "link": link})
+    if body.get("channel") not in (None, "telegram"):
+        raise SandboxError("channel: telegram or web")
     invite = await sb.enroll(subject, injection, lang, at)
     return web.json_response(
         {"subject": invite.subject, "code": invite.code, "user_id": invite.user_id}
@@ -291,6 +349,7 @@ def make_app(sb: Sandbox) -> web.Application:
     app.router.add_get("/api/state", state)
     app.router.add_get("/api/screens", screens)
     app.router.add_get("/api/file/{file_id}", file)
+    app.router.add_get("/api/sms", sms)
     app.router.add_post("/api/send", send)
     app.router.add_post("/api/press", press)
     app.router.add_post("/api/clock", clock)

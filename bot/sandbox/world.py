@@ -18,7 +18,10 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from bot.app import DiaryBot
-from bot.clock import FakeClock, iso
+from bot.channels.sms import SmsMessage
+from bot.channels.sms.log import LogSms
+from bot.channels.sms.route import SmsRoute
+from bot.clock import Clock, FakeClock, iso
 from bot.delivery.inbound import NO_LIMITS
 from bot.domain.study import Study
 from bot.localapi import LocalBotApi
@@ -28,6 +31,7 @@ from bot.sandbox import queries
 from bot.sender import Pacing
 from bot.services import patient_settings as ps
 from bot.services.enrolment import enroll
+from bot.web.server import WebConfig, WebDiary
 from storage import audit, repo
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,41 @@ MARKER_KEY = "sandbox"
 MAX_STEPS = 2000
 #: Simulated Telegram users the page enrols get ids from here on.
 FIRST_NEW_USER = 601
+
+
+@dataclass(frozen=True)
+class Sms:
+    """One SMS the bot sent, with the study time it was sent at."""
+
+    at: datetime
+    to: str
+    text: str
+    purpose: str | None
+
+
+class SandboxSms(LogSms):
+    """The sandbox's only SMS provider: nothing is sent; the page shows each phone's inbox.
+
+    The sandbox never uses a provider (nor WeCom, nor e-mail) from the environment."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.inbox: list[Sms] = []
+
+    async def send(self, msg: SmsMessage) -> str | None:
+        self.inbox.append(Sms(self.clock.now(), msg.to, msg.text, msg.purpose))
+        return await super().send(msg)
+
+    def to(self, phone: str) -> list[Sms]:
+        return [m for m in self.inbox if m.to == phone]
+
+
+def page_origins(port: int | None) -> tuple[str, ...]:
+    """The sandbox page's origins (the only pages that may frame the web diary)."""
+    if port is None:
+        return ()
+    return (f"http://127.0.0.1:{port}", f"http://localhost:{port}")
 
 
 class SandboxError(Exception):
@@ -94,7 +133,13 @@ class Sandbox:
     """One sandbox: start it, play users, move time, read chats; stop it."""
 
     def __init__(
-        self, db_path: Path, study: Study, start: datetime, *, pacing: Pacing = SANDBOX_PACING
+        self,
+        db_path: Path,
+        study: Study,
+        start: datetime,
+        *,
+        pacing: Pacing = SANDBOX_PACING,
+        page_port: int | None = None,
     ) -> None:
         self.db_path = db_path
         self.study = study
@@ -105,6 +150,11 @@ class Sandbox:
         # bubble shows when it happened in the story, not when the trainer clicked.
         self.api.state = BotApiState(self.api.bot_user, clock=lambda: self.clock.now().timestamp())
         self._bot: DiaryBot | None = None
+        self.sms = SandboxSms(self.clock)
+        #: The web diary (bot/web) on its own loopback port; the page at `page_port` (the only
+        #: origin allowed to) shows it in a phone-sized frame.
+        self.web: WebDiary | None = None
+        self.page_port = page_port
         self.clients: dict[int, str] = {}  # user id -> Telegram app language_code
         self.names: dict[int, str] = {}  # user id -> first name the Telegram app reports
         self.invites: dict[str, Invite] = {}
@@ -144,12 +194,31 @@ class Sandbox:
             # The sandbox's clock stands still between clicks: per-second limits would
             # count a whole session as one instant.
             inbound=NO_LIMITS,
+            # SMS for web patients land in the page's SMS inbox; no other route runs.
+            routes=[SmsRoute(self.sms, rate=1000.0, burst=100)],
         )
         async with self.bot.rt.db.transaction() as conn:
             await repo.meta_set(conn, MARKER_KEY, "1")
         await self.bot.start(poll_timeout=1)
+        web = WebDiary(
+            self.bot.rt,
+            self.bot.diary,
+            f"{host}:0",
+            WebConfig(frame_ancestors=page_origins(self.page_port)),
+        )
+        await web.start()
+        self.web = web
+        # The address in the SMS (the personal link, the prompts): this web diary.
+        self.bot.rt.public_url = f"http://{web.bound}"
+
+    @property
+    def web_port(self) -> int | None:
+        return None if self.web is None else int(self.web.bound.rsplit(":", 1)[1])
 
     async def stop(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         if self._bot is not None:
             await self._bot.stop()
             self._bot = None
@@ -178,6 +247,8 @@ class Sandbox:
             await asyncio.sleep(0.005)
         try:
             await self.bot.sender.wait_idle(timeout=max(0.1, deadline - loop.time()))
+            if self.bot.channels is not None:  # the SMS of web patients
+                await self.bot.channels.wait_idle(timeout=max(0.1, deadline - loop.time()))
         except TimeoutError:
             log.warning("sandbox: outbox not drained within %.0f s", timeout)
 
@@ -288,6 +359,8 @@ class Sandbox:
     async def _drain(self) -> None:
         try:
             await self.bot.sender.wait_idle(timeout=10)
+            if self.bot.channels is not None:
+                await self.bot.channels.wait_idle(timeout=10)
         except TimeoutError:
             log.warning("sandbox: outbox not drained after a clock step")
 
@@ -323,6 +396,34 @@ class Sandbox:
         self.names[user_id] = "Patient"
         self.clients[user_id] = client_lang or client_language(lang)
         return invite
+
+    async def enroll_web(
+        self,
+        subject: str,
+        injection_date: date,
+        lang: str | None,
+        prompt_time: time,
+        phone: str,
+        birth_year: int,
+    ) -> str:
+        """Enrol a web-diary patient as the CLI does (`--channel web`); the personal link goes
+        out by SMS (to the page's SMS inbox). Returns the link."""
+        result = await enroll(
+            self.bot.rt,
+            subject,
+            injection_date,
+            lang,
+            self.study.timezone,
+            prompt_time,
+            actor="sandbox",
+            channel="web",
+            phone=phone,
+            birth_year=birth_year,
+        )
+        self.bot.rt.wake_sender()
+        await self.settle()
+        assert result.link is not None
+        return result.link
 
     async def add_staff(self, telegram_id: int, role: str, name: str, lang: str) -> None:
         """Register a staff member exactly as `diarybot staff add` does (audited)."""

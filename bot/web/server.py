@@ -47,6 +47,20 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+LOOPBACK_ORIGIN = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}$")
+
+
+def security_headers_for(config: WebConfig) -> dict[str, str]:
+    """The headers every page carries; framing only by `config.frame_ancestors` (the sandbox)."""
+    if not config.frame_ancestors:
+        return SECURITY_HEADERS
+    headers = {k: v for k, v in SECURITY_HEADERS.items() if k != "X-Frame-Options"}
+    headers["Content-Security-Policy"] = CSP.replace(
+        "frame-ancestors 'none'", "frame-ancestors " + " ".join(config.frame_ancestors)
+    )
+    return headers
+
+
 NO_LINK = N_("This link does not work. Please check it, or call your study team.")
 OPEN_YOUR_LINK = N_(
     "Please open your personal diary link: the one in the first text message from your study "
@@ -74,6 +88,18 @@ class WebConfig:
     window: float = 60.0
     max_body: int = 128 * 1024  # a 5,000-character answer fits; anything much larger does not
     trust_proxy: bool = True  # X-Forwarded-For/-Proto from a proxy on the loopback
+    #: The local sandbox only (bot/sandbox): the page origins allowed to show the diary in a
+    #: frame. Empty (always, in `diarybot run`): no page may frame it (frame-ancestors 'none',
+    #: X-Frame-Options DENY). Only loopback http origins are accepted.
+    frame_ancestors: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for origin in self.frame_ancestors:
+            if not LOOPBACK_ORIGIN.match(origin):
+                raise ValueError(
+                    f"frame_ancestors: only loopback origins (http://127.0.0.1:PORT), "
+                    f"not {origin!r}"
+                )
 
 
 class Bucket:
@@ -116,6 +142,7 @@ class RateLimits:
 
 
 CONFIG_KEY = web.AppKey("config", WebConfig)
+HEADERS_KEY = web.AppKey("headers", dict)
 LIMITS_KEY = web.AppKey("limits", RateLimits)
 
 
@@ -189,7 +216,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
             response = _plain_page(request, 413)
         else:
             raise
-    for name, value in SECURITY_HEADERS.items():
+    for name, value in request.config_dict[HEADERS_KEY].items():
         response.headers.setdefault(name, value)  # a page's own policy wins (bot/channels/ack_web)
     if request.path.startswith("/p/"):
         response.headers["Cache-Control"] = "no-store"
@@ -351,6 +378,7 @@ async def build_app(
     app[RT_KEY] = rt
     app[DIARY_KEY] = diary
     app[CONFIG_KEY] = config
+    app[HEADERS_KEY] = security_headers_for(config)
     app[SECRET_KEY] = await _load_secret(rt)
     app[ENV_KEY] = environments()
     app[LIMITS_KEY] = RateLimits(config)

@@ -17,6 +17,11 @@ const I18N = {
     message: "Message", empty_chat: "No messages yet.", moving: "moving the clock…",
     preparing: "preparing the demo study…",
     group_readonly: "The bot posts here; nobody types in the group in this sandbox.",
+    web_patient: "Patient · web diary by SMS", sms_inbox: "Messages (SMS)", browser: "Browser",
+    open_link: "Tap the link in an SMS to open the web diary.", no_sms: "No SMS yet.",
+    birth_year: "year of birth", year_of_birth: "Year of birth",
+    web_enrol_title: "Enrol a new web-diary patient (as the study team)", phone: "Mobile number",
+    web_enrol: "Enrol and send the link by SMS", new_web_patient: "+ Enrol a new web-diary patient…",
     weekdays: ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
   },
   zh: {
@@ -34,6 +39,11 @@ const I18N = {
     message: "消息", empty_chat: "还没有消息。", moving: "正在推进时间…",
     preparing: "正在准备演示研究…",
     group_readonly: "机器人在此发布消息；本沙盒中不在群里输入。",
+    web_patient: "患者 · 短信和网页日记", sms_inbox: "短信", browser: "浏览器",
+    open_link: "点击短信里的链接，打开网页日记。", no_sms: "还没有短信。",
+    birth_year: "出生年份", year_of_birth: "出生年份",
+    web_enrol_title: "登记新的网页日记患者（研究团队操作）", phone: "手机号码",
+    web_enrol: "登记并用短信发送链接", new_web_patient: "+ 登记新的网页日记患者…",
     weekdays: ["周一", "周二", "周三", "周四", "周五", "周六", "周日"],
   },
 };
@@ -42,8 +52,11 @@ const POLL_MS = 700;
 let uiLang = localStorage.getItem("sandbox.ui") ||
   ((navigator.language || "").toLowerCase().startsWith("zh") ? "zh" : "en");
 const selected = { patient: localStorage.getItem("sandbox.patient") || null,
-  staff: localStorage.getItem("sandbox.staff") || null };
-const drawn = { patient: "", staff: "" };
+  staff: localStorage.getItem("sandbox.staff") || null,
+  web: localStorage.getItem("sandbox.web") || null };
+const drawn = { patient: "", staff: "", sms: "" };
+let smsInbox = null; // the selected web patient's phone: GET /api/sms
+let webTab = "sms";
 const seenToasts = new Map(); // user id -> Set of answered query ids already shown
 let state = null;
 let actions = 0; // requests in flight
@@ -91,6 +104,12 @@ async function poll() {
     const res = await fetch("/api/state?" + params.toString(), { cache: "no-store" });
     if (res.ok) {
       state = await res.json();
+      const web = currentWebPatient();
+      smsInbox = null;
+      if (web) {
+        const inbox = await fetch("/api/sms?subject=" + encodeURIComponent(web.subject), { cache: "no-store" });
+        if (inbox.ok) smsInbox = await inbox.json();
+      }
       render();
     }
   } catch (err) {
@@ -110,7 +129,7 @@ function applyLanguage() {
   $("patient-input").placeholder = tr("message");
   $("staff-input").placeholder = tr("message");
   document.querySelectorAll("#ui-lang button").forEach((b) => b.classList.toggle("on", b.dataset.lang === uiLang));
-  drawn.patient = drawn.staff = "";
+  drawn.patient = drawn.staff = drawn.sms = "";
   if (state) render();
 }
 
@@ -148,6 +167,17 @@ function currentPatient() {
   return state.patients.find((p) => String(p.user_id) === selected.patient) || null;
 }
 
+function webPatients() {
+  return state ? state.patients.filter((p) => p.channel === "web") : [];
+}
+
+function currentWebPatient() {
+  const list = webPatients();
+  if (selected.web === "new") return null;
+  if (!list.some((p) => p.subject === selected.web)) selected.web = list.length ? list[0].subject : null;
+  return list.find((p) => p.subject === selected.web) || null;
+}
+
 function currentStaff() {
   if (!state) return null;
   return state.staff.find((s) => String(s.user_id) === selected.staff) || null;
@@ -168,8 +198,8 @@ function render() {
     $("enrol-date").value = d.toISOString().slice(0, 10);
   }
 
-  // Patient selector
-  const patients = state.patients.filter((p) => p.user_id !== null);
+  // Patient selector (Telegram)
+  const patients = state.patients.filter((p) => p.user_id !== null && p.channel !== "web");
   if (!selected.patient || (selected.patient !== "new" && !patients.some((p) => String(p.user_id) === selected.patient))) {
     selected.patient = patients.length ? String(patients[0].user_id) : "new";
   }
@@ -210,6 +240,58 @@ function render() {
 
   drawChat("patient", selected.patient === "new" ? null : selected.patient);
   drawChat("staff", selected.staff);
+  drawWebPhone();
+}
+
+// The web patient's phone: the SMS inbox, and the browser (an iframe on the sandbox's web
+// diary) that the links in the SMS open.
+function drawWebPhone() {
+  const web = currentWebPatient();
+  const wopts = webPatients().map((p) => ({
+    value: p.subject,
+    label: `${p.subject} · ${dayLabel(p.study_day)} · ${langName(p.lang)}` + (p.status !== "active" ? ` · ${tr(p.status)}` : ""),
+  }));
+  wopts.push({ value: "new", label: tr("new_web_patient") });
+  fillSelect($("web-select"), wopts, selected.web || "new");
+  $("web-enrol-form").hidden = !!web; // chosen, or no web patient yet
+  if (!$("web-enrol-date").value) $("web-enrol-date").value = $("enrol-date").value;
+  $("web-sub").textContent = web ? `${web.phone} · ${tr("birth_year")} ${web.birth_year}` : "";
+  $("web-tab-sms").classList.toggle("on", webTab === "sms");
+  $("web-tab-browser").classList.toggle("on", webTab === "browser");
+  $("web-tabs").hidden = !web;
+  $("web-sms").hidden = !web || webTab !== "sms";
+  $("web-browser").hidden = !web || webTab !== "browser";
+  const inbox = smsInbox && web && smsInbox.subject === web.subject ? smsInbox : null;
+  const key = uiLang + JSON.stringify(inbox);
+  if (drawn.sms === key) return;
+  const box = $("web-sms");
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80 || drawn.sms === "";
+  drawn.sms = key;
+  box.innerHTML = "";
+  const messages = inbox ? inbox.messages : [];
+  if (!messages.length && web) box.appendChild(TG.el("div", "empty", tr("no_sms")));
+  for (const m of messages) {
+    const node = TG.el("div", "sms");
+    node.appendChild(TG.el("div", "sms-at", m.at));
+    const text = TG.el("div", "sms-text");
+    let rest = m.text;
+    for (const link of m.links) { // the text, with each address a link into the phone's browser
+      const at = rest.indexOf(link.url);
+      if (at < 0) continue;
+      text.appendChild(document.createTextNode(rest.slice(0, at)));
+      const a = TG.el("a", "sms-link", link.url);
+      a.href = `${location.protocol}//${location.hostname}:${inbox.web_port}${link.path}`;
+      a.target = "webdiary";
+      a.rel = "noreferrer";
+      a.addEventListener("click", () => { webTab = "browser"; $("web-hint").hidden = true; drawWebPhone(); });
+      text.appendChild(a);
+      rest = rest.slice(at + link.url.length);
+    }
+    text.appendChild(document.createTextNode(rest));
+    node.appendChild(text);
+    box.appendChild(node);
+  }
+  if (nearBottom) box.scrollTop = box.scrollHeight;
 }
 
 function drawChat(role, userId) {
@@ -310,6 +392,27 @@ async function enrol(ev) {
   await poll();
 }
 
+async function enrolWeb(ev) {
+  ev.preventDefault();
+  const body = {
+    channel: "web",
+    subject: $("web-enrol-subject").value.trim(),
+    injection_date: $("web-enrol-date").value,
+    lang: $("web-enrol-lang").value,
+    prompt_time: $("web-enrol-time").value,
+    phone: $("web-enrol-phone").value.trim(),
+    birth_year: $("web-enrol-year").value.trim(),
+  };
+  const res = await post("/api/enroll", body);
+  selected.web = res.subject;
+  localStorage.setItem("sandbox.web", selected.web);
+  $("web-enrol-subject").value = "";
+  webTab = "sms";
+  $("web-frame").src = "about:blank";
+  $("web-hint").hidden = false;
+  await poll();
+}
+
 function wire() {
   $("clock-hour").addEventListener("click", () => post("/api/clock", { action: "hour" }).catch(() => {}));
   $("clock-day").addEventListener("click", () => post("/api/clock", { action: "day" }).catch(() => {}));
@@ -335,6 +438,19 @@ function wire() {
     applyLanguage();
   }));
   $("enrol-form").addEventListener("submit", (ev) => enrol(ev).catch(() => {}));
+  $("web-select").addEventListener("change", (ev) => {
+    selected.web = ev.target.value;
+    localStorage.setItem("sandbox.web", selected.web);
+    webTab = "sms"; // another patient's phone: its browser starts empty
+    $("web-frame").src = "about:blank";
+    $("web-hint").hidden = false;
+    drawn.sms = "";
+    ev.target.blur();
+    pollNow();
+  });
+  $("web-enrol-form").addEventListener("submit", (ev) => enrolWeb(ev).catch(() => {}));
+  $("web-tab-sms").addEventListener("click", () => { webTab = "sms"; drawWebPhone(); });
+  $("web-tab-browser").addEventListener("click", () => { webTab = "browser"; drawWebPhone(); });
   $("invite-send").addEventListener("click", () => {
     const code = $("invite-code").textContent;
     $("patient-input").value = `/start ${code}`;
