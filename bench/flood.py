@@ -224,7 +224,7 @@ async def evening(
                 done.set()
                 if task is not None:
                     await task
-                guard = bot.extras["flood_guard"]
+                guard = bot.hooks.flood_guard
                 assert isinstance(guard, FloodGuard)
                 await settle(bot, api, timeout=120)
                 audit1 = await bot.rt.db.scalar("SELECT COUNT(*) FROM audit")

@@ -23,6 +23,7 @@ from telegram import BotCommand, BotCommandScopeDefault, Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter
 from telegram.ext import Application, ApplicationBuilder
 
+from bot import features
 from bot.channels.base import Route
 from bot.channels.config import routes_from_env
 from bot.channels.dispatcher import ChannelDispatcher
@@ -32,6 +33,7 @@ from bot.delivery.poller import DurablePoller, UpdateNotProcessed
 from bot.domain.study import Study
 from bot.i18n import t
 from bot.ops.lock import DatabaseLock
+from bot.registry import Hooks, attach
 from bot.scheduler import DiaryScheduler
 from bot.sender import Pacing, Sender
 from bot.services import study_versions
@@ -149,7 +151,7 @@ class DiaryBot:
     sender: Sender
     scheduler: DiaryScheduler
     diary: DiaryService
-    extras: dict[str, object] = field(default_factory=dict)
+    hooks: Hooks = field(default_factory=Hooks)  # what the features plugged in (bot/registry.py)
     poller: DurablePoller | None = None
     channels: ChannelDispatcher | None = None  # SMS, WeCom, e-mail (bot/channels)
     _polling: bool = False
@@ -215,7 +217,7 @@ class DiaryBot:
         diary = DiaryService(rt)
         scheduler = DiaryScheduler(rt)
         bot = cls(rt=rt, app=app, sender=None, scheduler=scheduler, diary=diary, lock=lock)  # type: ignore[arg-type]
-        bot.extras["inbound_limits"] = inbound  # per-user flood limits (bot/delivery/inbound.py)
+        bot.hooks.inbound_limits = inbound  # per-user flood limits (bot/delivery/inbound.py)
         bot.sender = Sender(db, app.bot, clock, pacing=pacing, on_forbidden=bot._on_forbidden)
         if routes is None:
             routes = routes_from_env(study, development=clock.is_fake)
@@ -225,10 +227,7 @@ class DiaryBot:
         app.bot_data["rt"] = rt
         app.bot_data["diary"] = diary
         app.bot_data["scheduler"] = scheduler
-        app.bot_data.setdefault("extra_commands", {})
-        app.bot_data.setdefault("staff_buttons", {})
-        from bot import features
-
+        attach(app, bot.hooks)
         features.install(bot)
         router.register(app)
         if isinstance(clock, FakeClock):
@@ -366,34 +365,25 @@ class DiaryBot:
         """
         now = self.rt.now()
         async with self.rt.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE patients SET unreachable = 1 WHERE chat_id = ? AND unreachable = 0",
-                (chat_id,),
-            )
-            staff = await repo._one(
-                conn, "SELECT role FROM staff WHERE telegram_id = ? AND active = 1", (chat_id,)
-            )
+            blocked = await repo.mark_unreachable(conn, chat_id)
+            staff = await repo.staff_by_id(conn, chat_id)
             if staff is not None or str(chat_id) == await repo.meta_get(conn, "staff_group"):
-                who = f"the {staff['role']} {chat_id}" if staff else "the study-team group"
+                who = f"the {staff.role} {chat_id}" if staff else "the study-team group"
                 log.error(
                     "Telegram refused a message to %s (403: the bot was blocked or removed): "
                     "alerts for that chat are not delivered. Fix the chat or `diarybot staff`.",
                     who,
                 )
-            if cur.rowcount:
-                row = await repo._one(
-                    conn, "SELECT subject FROM patients WHERE chat_id = ?", (chat_id,)
-                )
+            if blocked:
                 await audit.record(
                     conn,
                     now,
                     "system",
                     "unreachable",
-                    subject=row["subject"] if row else None,
+                    subject=await repo.subject_by_chat(conn, chat_id),
                     new="blocked",
                 )
-                hooks: Any = self.extras.get("on_unreachable", [])
-                for hook in hooks:
+                for hook in self.hooks.on_unreachable:
                     await hook(conn, chat_id, now)
 
 

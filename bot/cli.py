@@ -13,24 +13,28 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from bot.clock import SystemClock, iso
+from bot.cliargs import Parser, UsageError, hhmm, iso_date, lang
+from bot.clock import SystemClock
 from bot.config import Settings, load_settings
+from bot.dataout import cli as dataout_cli
+from bot.delivery import cli as delivery_cli
 from bot.domain.study import (
     SHIPPED_PLACEHOLDER_PHONE,
     Study,
     StudyError,
     load_study,
-    parse_hhmm,
 )
+from bot.escalation import cli as escalation_cli
 from bot.escalation import permissions
-from bot.i18n import parse_lang
-from bot.ops import logs
+from bot.followup import cli as followup_cli
+from bot.ops import cli as ops_cli
+from bot.ops import logs, watchdog
 from bot.sandbox import cli as sandbox_cli
 from bot.services.runtime import Runtime
+from bot.web import cli as web_cli
 from storage import audit, repo
 from storage.db import Database, DatabaseTooNew, IntegrityError, MigrationNeeded
 from storage.keys import AuditKeyError
@@ -44,38 +48,6 @@ diarybot: no Telegram bot token configured.
          TELEGRAM_BOT_TOKEN=123456789:AA...
      (or export TELEGRAM_BOT_TOKEN in the environment). Never commit this file.
 """
-
-
-class UsageError(Exception):
-    """A bad argument: one line, exit status 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-# ------------------------------------------------------------------ argument types
-def iso_date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad date {text!r}, expected YYYY-MM-DD") from None
-
-
-def hhmm(text: str) -> Any:
-    try:
-        return parse_hhmm(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad time {text!r}, expected HH:MM (24 h)") from None
-
-
-def lang(text: str) -> str:
-    value = parse_lang(text)
-    if value is None:
-        raise argparse.ArgumentTypeError(f"unknown language {text!r}, expected zh or en")
-    return value
 
 
 def build_parser() -> Parser:
@@ -138,20 +110,16 @@ def build_parser() -> Parser:
     return p
 
 
-def _feature_commands() -> list[Callable[[Any], None]]:
-    from bot.dataout import cli as dataout
-    from bot.delivery import cli as delivery
-    from bot.escalation import cli as escalation
-    from bot.followup import cli as followup
-    from bot.ops import cli as ops
-    from bot.ops import watchdog
-    from bot.web import cli as web
-
-    return [escalation.add, followup.add, delivery.add, dataout.add, ops.add, watchdog.add, web.add]
-
-
 # Each feature adds subcommands: `def add(subparsers) -> None`, setting `func(args, rt)`.
-EXTRA_COMMANDS: list[Callable[[Any], None]] = _feature_commands()
+EXTRA_COMMANDS: list[Callable[[Any], None]] = [
+    escalation_cli.add,
+    followup_cli.add,
+    delivery_cli.add,
+    dataout_cli.add,
+    ops_cli.add,
+    watchdog.add,
+    web_cli.add,
+]
 
 
 # ------------------------------------------------------------------ commands
@@ -202,25 +170,15 @@ async def cmd_staff(args: argparse.Namespace, rt: Runtime) -> int:
         if args.telegram_id <= 0:
             raise UsageError("--telegram-id must be a Telegram user id (a positive number)")
         async with rt.db.transaction() as conn:
-            old = await repo._one(
-                conn,
-                "SELECT role, name, lang, active FROM staff WHERE telegram_id = ?",
-                (args.telegram_id,),
-            )
-            await conn.execute(
-                "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
-                " VALUES (?,?,?,?,1,?) ON CONFLICT (telegram_id) DO UPDATE SET"
-                " role = excluded.role,"
-                " name = excluded.name, lang = excluded.lang, active = 1",
-                (args.telegram_id, args.role, args.name, args.lang, iso(now)),
-            )
+            before = await repo.staff_record(conn, args.telegram_id)
+            await repo.save_staff(conn, args.telegram_id, args.role, args.name, args.lang, now)
             await audit.record(
                 conn,
                 now,
                 "cli",
                 "staff_add",
                 entity=f"staff:{args.telegram_id}",
-                old=dict(old) if old else None,
+                old=before,
                 new={"role": args.role, "name": args.name, "lang": args.lang},
             )
         print(f"staff {args.telegram_id} ({args.role}, {args.lang}) saved")
@@ -228,21 +186,16 @@ async def cmd_staff(args: argparse.Namespace, rt: Runtime) -> int:
             return await _console_invite(args, rt, args.telegram_id)
         return 0
     if args.staff_command == "list":
-        rows = await rt.db.fetchall("SELECT * FROM staff ORDER BY active DESC, telegram_id")
-        for r in rows:
-            state = "active" if r["active"] else "removed"
-            print(f"{r['telegram_id']}\t{r['role']}\t{r['lang']}\t{state}\t{r['name']}")
+        for s in await repo.all_staff(rt.db.conn):
+            state = "active" if s.active else "removed"
+            print(f"{s.telegram_id}\t{s.role}\t{s.lang}\t{state}\t{s.name}")
         group = await repo.meta_get(rt.db.conn, "staff_group")
         if group:
             print(f"group chat: {group}")
         return 0
     if args.staff_command == "remove":
         async with rt.db.transaction() as conn:
-            cur = await conn.execute(
-                "UPDATE staff SET active = 0 WHERE telegram_id = ? AND active = 1",
-                (args.telegram_id,),
-            )
-            if not cur.rowcount:
+            if not await repo.deactivate_staff(conn, args.telegram_id):
                 raise UsageError(f"no active staff member {args.telegram_id}")
             await audit.record(
                 conn, now, "cli", "staff_remove", entity=f"staff:{args.telegram_id}", new="removed"
@@ -328,7 +281,6 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             parse_bind(settings.web)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    from bot.app import DiaryBot
     from bot.dataout.backup import BackupError
     from bot.ops import lock, service
     from bot.ops.backups import BackupSchedule, PolicyError, policy_from_env
@@ -366,6 +318,10 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         print(f"diarybot: error: {exc}", file=sys.stderr)
         return 1
     with held:
+        # Only now: bot.app imports every feature (the charts: matplotlib), and the checks above
+        # must answer quickly with one line (matplotlib's first import logs its font cache).
+        from bot.app import DiaryBot
+
         clock = SystemClock()
         try:
             bot = await DiaryBot.create(
@@ -384,7 +340,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         except BackupError as exc:
             print(f"diarybot: migration not run: the backup failed: {exc}", file=sys.stderr)
             return 1
-        schedule = bot.extras["backups"]
+        schedule = bot.hooks.backups
         assert isinstance(schedule, BackupSchedule)
         schedule.configure(policy)
         bot.rt.public_url = settings.public_url
@@ -484,7 +440,7 @@ async def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         return await sandbox_cli.cmd_sandbox(args, settings, study)
     if args.command == "up":
-        return await sandbox_cli.cmd_up(args, settings, study)
+        return await sandbox_cli.cmd_up(args, settings, study, run_bot=cmd_run)
     standalone = getattr(args, "standalone", None)  # manages the database file itself
     if standalone is not None:
         return int(await standalone(args, settings, study))

@@ -5,20 +5,16 @@ Kept explicit (no plugin discovery): reading this file tells what the bot does.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from bot.dataout import feature as dataout
 from bot.delivery import feature as delivery
 from bot.escalation import feature as escalation
 from bot.followup import feature as followup
-from bot.ops import backups
-
-if TYPE_CHECKING:
-    from bot.app import DiaryBot
+from bot.ops import feature as backups
+from bot.registry import FeatureHost
 
 FEATURES = (escalation, followup, delivery, dataout, backups)
 
 
-def install(bot: DiaryBot) -> None:
+def install(bot: FeatureHost) -> None:
     for feature in FEATURES:
         feature.install(bot)

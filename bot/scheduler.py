@@ -132,22 +132,8 @@ class DiaryScheduler:
 
     async def _close_windows(self, now: datetime) -> None:
         async with self.rt.db.transaction() as conn:
-            rows = await repo._all(
-                conn,
-                "SELECT o.id, o.key, o.status, p.subject, p.id AS pid,"
-                " EXISTS (SELECT 1 FROM answers a WHERE a.occurrence_id = o.id) AS answered"
-                " FROM occurrences o JOIN patients p ON p.id = o.patient_id"
-                " WHERE o.status IN ('scheduled', 'prompted', 'reminded') AND o.closes_at <= ?",
-                (iso(now),),
-            )
-            for r in rows:
-                await conn.execute(
-                    "UPDATE occurrences SET status = 'missed' WHERE id = ?", (r["id"],)
-                )
-                await conn.execute(
-                    "DELETE FROM diary_sessions WHERE patient_id = ? AND occurrence_id = ?",
-                    (r["pid"], r["id"]),
-                )
+            for r in await repo.windows_to_close(conn, now):
+                await repo.mark_missed(conn, r["id"], r["pid"])
                 await audit.record(
                     conn,
                     now,
@@ -176,19 +162,10 @@ class DiaryScheduler:
         stamp_col: str,
         reminder: bool,
     ) -> None:
-        n = iso(now)
         async with self.rt.db.transaction() as conn:
-            rows = await repo._all(
-                conn,
-                f"SELECT o.*, p.id AS pid FROM occurrences o JOIN patients p ON p.id = o.patient_id"
-                f" WHERE o.status = ? AND o.{due_col} <= ? AND o.closes_at > ?"
-                # A prompt that went out after the reminder time (late link, catch-up after
-                # downtime) is its own reminder: no second message in the same breath.
-                f" AND (o.prompted_at IS NULL OR o.prompted_at < o.remind_at)"
-                f" AND p.status = 'active'"
-                f" ORDER BY o.{due_col}",
-                (status, n, n),
-            )
+            # A prompt that went out after the reminder time (late link, catch-up after
+            # downtime) is its own reminder: no second message in the same breath.
+            rows = await repo.due_to_notify(conn, status, due_col, now)
             for r in rows:
                 occ = repo.OccRow.from_row(r)
                 patient = await repo.patient_by_id(conn, r["pid"])
@@ -208,10 +185,7 @@ class DiaryScheduler:
                     ref=f"{new_status}:{occ.id}",
                     base_url=self.rt.public_url,
                 )
-                await conn.execute(
-                    f"UPDATE occurrences SET status = ?, {stamp_col} = ? WHERE id = ?",
-                    (new_status, n, occ.id),
-                )
+                await repo.mark_notified(conn, occ.id, new_status, stamp_col, now)
                 await audit.record(
                     conn,
                     now,

@@ -13,6 +13,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.registry import app_hooks, hooks_of
 from bot.services import patient_settings as ps
 from conversations import diary, settings, start
 from conversations.callbacks import parse
@@ -43,7 +44,7 @@ async def guard_chat(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         query = update.callback_query
         if query is not None:
             cb = parse(query.data)
-            if cb is not None and cb.area in context.application.bot_data.get("group_buttons", ()):
+            if cb is not None and cb.area in hooks_of(context).group_buttons:
                 return  # e.g. alert buttons in the study-team group (the feature authorizes)
             patient = await current_patient(rt, update)
             text = ut(update, "This bot works only in a private chat.", patient)
@@ -91,7 +92,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         else:
             await toast(update, ut(update, "This is not available.", patient), alert=True)
         return
-    handler = context.application.bot_data.get("staff_buttons", {}).get(cb.area)
+    handler = hooks_of(context).staff_buttons.get(cb.area)
     if handler is not None:
         await handler(update, context, cb)
         return
@@ -106,14 +107,14 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     patient = await current_patient(rt, update)
     if patient is None:
         staff = await current_staff(rt, update)
-        staff_text = context.application.bot_data.get("staff_text")
+        staff_text = hooks_of(context).staff_text
         if staff is not None and staff_text is not None and await staff_text(update, context):
             return
         if len(text) > MAX_TEXT:
             text = text[:MAX_TEXT]
         await start.on_stranger_text(update, context, text)
         return
-    for hook in context.application.bot_data.get("patient_text", []):
+    for hook in hooks_of(context).patient_text:
         if await hook(update, context, patient, text):  # e.g. describing a diary mistake
             return
     kind = await ps.pending(rt, chat.id)
@@ -176,7 +177,7 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("diary", diary.on_diary_command))
     app.add_handler(CommandHandler("settings", on_settings_cmd))
     app.add_handler(CommandHandler("help", start.on_help))
-    for name, callback in app.bot_data.get("extra_commands", {}).items():
+    for name, callback in app_hooks(app).commands.items():
         app.add_handler(CommandHandler(name, callback))
     app.add_handler(CallbackQueryHandler(on_button))
     app.add_handler(

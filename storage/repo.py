@@ -139,6 +139,102 @@ async def active_staff(conn: aiosqlite.Connection, roles: tuple[str, ...] = ()) 
     return [s for s in staff if not roles or s.role in roles]
 
 
+async def all_staff(conn: aiosqlite.Connection) -> list[Staff]:
+    """Every staff member, active ones first, then removed ones (`diarybot staff list`)."""
+    rows = await _all(conn, "SELECT * FROM staff ORDER BY active DESC, telegram_id")
+    return [Staff.from_row(r) for r in rows]
+
+
+async def staff_record(conn: aiosqlite.Connection, telegram_id: int) -> dict[str, Any] | None:
+    """role, name, lang and active of a staff member, removed or not (an audit entry's `old`)."""
+    r = await _one(
+        conn, "SELECT role, name, lang, active FROM staff WHERE telegram_id = ?", (telegram_id,)
+    )
+    return dict(r) if r else None
+
+
+async def save_staff(
+    conn: aiosqlite.Connection, telegram_id: int, role: str, name: str, lang: str, now: datetime
+) -> None:
+    """Add a staff member, or update (and reactivate) the one with this Telegram id."""
+    await conn.execute(
+        "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
+        " VALUES (?,?,?,?,1,?) ON CONFLICT (telegram_id) DO UPDATE SET"
+        " role = excluded.role,"
+        " name = excluded.name, lang = excluded.lang, active = 1",
+        (telegram_id, role, name, lang, iso(now)),
+    )
+
+
+async def deactivate_staff(conn: aiosqlite.Connection, telegram_id: int) -> bool:
+    """Remove an active staff member (access ends at once); False if there was none."""
+    cur = await conn.execute(
+        "UPDATE staff SET active = 0 WHERE telegram_id = ? AND active = 1", (telegram_id,)
+    )
+    return bool(cur.rowcount)
+
+
+async def mark_unreachable(conn: aiosqlite.Connection, chat_id: int) -> bool:
+    """Flag the patient with this chat unreachable (Telegram refused: blocked); False if no
+    patient has this chat or the flag was already set."""
+    cur = await conn.execute(
+        "UPDATE patients SET unreachable = 1 WHERE chat_id = ? AND unreachable = 0", (chat_id,)
+    )
+    return bool(cur.rowcount)
+
+
+async def subject_by_chat(conn: aiosqlite.Connection, chat_id: int) -> str | None:
+    """The subject of the patient with this Telegram chat, if any."""
+    r = await _one(conn, "SELECT subject FROM patients WHERE chat_id = ?", (chat_id,))
+    return str(r["subject"]) if r else None
+
+
+async def staff_including_removed(conn: aiosqlite.Connection, telegram_id: int) -> Staff | None:
+    """The staff member with this Telegram id, active or removed."""
+    r = await _one(conn, "SELECT * FROM staff WHERE telegram_id = ?", (telegram_id,))
+    return Staff.from_row(r) if r else None
+
+
+async def set_staff_lang(conn: aiosqlite.Connection, telegram_id: int, lang: str) -> None:
+    """A staff member's language."""
+    await conn.execute("UPDATE staff SET lang = ? WHERE telegram_id = ?", (lang, telegram_id))
+
+
+async def all_patients(conn: aiosqlite.Connection) -> list[Patient]:
+    """Every patient, by subject."""
+    rows = await _all(conn, "SELECT * FROM patients ORDER BY subject")
+    return [Patient.from_row(r) for r in rows]
+
+
+async def patients_in(conn: aiosqlite.Connection, statuses: tuple[str, ...]) -> list[Patient]:
+    """The patients in one of `statuses` (active, paused, …), by subject."""
+    marks = ",".join("?" * len(statuses))
+    rows = await _all(
+        conn, f"SELECT * FROM patients WHERE status IN ({marks}) ORDER BY subject", statuses
+    )
+    return [Patient.from_row(r) for r in rows]
+
+
+async def patients_by_subject_nocase(conn: aiosqlite.Connection, subject: str) -> list[Patient]:
+    """The patients whose subject is `subject` ignoring case (`rp-001` finds RP-001)."""
+    rows = await _all(conn, "SELECT * FROM patients WHERE subject = ? COLLATE NOCASE", (subject,))
+    return [Patient.from_row(r) for r in rows]
+
+
+async def patient_id_by_chat(conn: aiosqlite.Connection, chat_id: int) -> int | None:
+    """The id of the patient with this Telegram chat, if any."""
+    r = await _one(conn, "SELECT id FROM patients WHERE chat_id = ?", (chat_id,))
+    return int(r["id"]) if r is not None else None
+
+
+async def code_attempt(conn: aiosqlite.Connection, chat_id: int) -> aiosqlite.Row | None:
+    """The wrong-code count of a chat (`code_attempts`): failures, locked_until."""
+    r: aiosqlite.Row | None = await _one(
+        conn, "SELECT failures, locked_until FROM code_attempts WHERE chat_id = ?", (chat_id,)
+    )
+    return r
+
+
 async def occurrence(conn: aiosqlite.Connection, occ_id: int) -> OccRow | None:
     r = await _one(conn, "SELECT * FROM occurrences WHERE id = ?", (occ_id,))
     return OccRow.from_row(r) if r else None
@@ -213,6 +309,235 @@ async def insert_occurrences(
             )
             for o in occs
         ],
+    )
+
+
+async def answer_value(conn: aiosqlite.Connection, occ_id: int, item: str) -> str | None:
+    """The stored answer to one item of a diary, if any."""
+    r = await _one(
+        conn, "SELECT value FROM answers WHERE occurrence_id = ? AND item = ?", (occ_id, item)
+    )
+    return str(r["value"]) if r is not None else None
+
+
+async def save_answer(
+    conn: aiosqlite.Connection, occ_id: int, item: str, value: str, now: datetime
+) -> None:
+    """Store (or replace) the answer to one item of a diary, answered at `now`."""
+    await conn.execute(
+        "INSERT INTO answers (occurrence_id, item, value, answered_at) VALUES (?,?,?,?)"
+        " ON CONFLICT (occurrence_id, item) DO UPDATE SET value = excluded.value,"
+        " answered_at = excluded.answered_at",
+        (occ_id, item, value, iso(now)),
+    )
+
+
+async def diary_session(conn: aiosqlite.Connection, patient_id: int) -> aiosqlite.Row | None:
+    """The patient's place in the diary they are filling in (`diary_sessions`), if any."""
+    r: aiosqlite.Row | None = await _one(
+        conn, "SELECT * FROM diary_sessions WHERE patient_id = ?", (patient_id,)
+    )
+    return r
+
+
+async def save_diary_session(
+    conn: aiosqlite.Connection,
+    patient_id: int,
+    occ_id: int,
+    item: str | None,
+    revisiting: bool,
+    now: datetime,
+) -> None:
+    """Set the patient's place in a diary: the item asked (None: the review screen)."""
+    await conn.execute(
+        "INSERT INTO diary_sessions (patient_id, occurrence_id, item, revisiting, updated_at)"
+        " VALUES (?,?,?,?,?) ON CONFLICT (patient_id) DO UPDATE SET"
+        " occurrence_id = excluded.occurrence_id, item = excluded.item,"
+        " revisiting = excluded.revisiting, updated_at = excluded.updated_at",
+        (patient_id, occ_id, item, int(revisiting), iso(now)),
+    )
+
+
+async def windows_to_close(conn: aiosqlite.Connection, now: datetime) -> list[aiosqlite.Row]:
+    """Open diaries whose window has closed by `now`: id, key, status, subject, pid (the
+    patient's id) and `answered` (1 if any answer was stored)."""
+    return await _all(
+        conn,
+        "SELECT o.id, o.key, o.status, p.subject, p.id AS pid,"
+        " EXISTS (SELECT 1 FROM answers a WHERE a.occurrence_id = o.id) AS answered"
+        " FROM occurrences o JOIN patients p ON p.id = o.patient_id"
+        " WHERE o.status IN ('scheduled', 'prompted', 'reminded') AND o.closes_at <= ?",
+        (iso(now),),
+    )
+
+
+async def mark_missed(conn: aiosqlite.Connection, occ_id: int, patient_id: int) -> None:
+    """A diary's window closed unsubmitted: status missed, and the patient's place in it is
+    forgotten."""
+    await conn.execute("UPDATE occurrences SET status = 'missed' WHERE id = ?", (occ_id,))
+    await conn.execute(
+        "DELETE FROM diary_sessions WHERE patient_id = ? AND occurrence_id = ?",
+        (patient_id, occ_id),
+    )
+
+
+NOTIFY_COLUMNS = ("opens_at", "remind_at", "prompted_at", "reminded_at")
+
+
+async def due_to_notify(
+    conn: aiosqlite.Connection, status: str, due_col: str, now: datetime
+) -> list[aiosqlite.Row]:
+    """Diaries in `status` whose `due_col` time (opens_at: the prompt, remind_at: the
+    reminder) has come, still open, of active patients, oldest first: the occurrence's columns
+    and `pid` (the patient's id).
+
+    A prompt that went out after the reminder time (late link, catch-up after downtime) is its
+    own reminder: such a diary is not due for a reminder (no second message in the same breath).
+    """
+    assert due_col in NOTIFY_COLUMNS
+    n = iso(now)
+    return await _all(
+        conn,
+        f"SELECT o.*, p.id AS pid FROM occurrences o JOIN patients p ON p.id = o.patient_id"
+        f" WHERE o.status = ? AND o.{due_col} <= ? AND o.closes_at > ?"
+        f" AND (o.prompted_at IS NULL OR o.prompted_at < o.remind_at)"
+        f" AND p.status = 'active'"
+        f" ORDER BY o.{due_col}",
+        (status, n, n),
+    )
+
+
+async def mark_notified(
+    conn: aiosqlite.Connection, occ_id: int, new_status: str, stamp_col: str, now: datetime
+) -> None:
+    """A diary's prompt or reminder was queued: its new status, and when (`stamp_col`)."""
+    assert stamp_col in NOTIFY_COLUMNS
+    await conn.execute(
+        f"UPDATE occurrences SET status = ?, {stamp_col} = ? WHERE id = ?",
+        (new_status, iso(now), occ_id),
+    )
+
+
+async def next_planned(conn: aiosqlite.Connection, patient_id: int, now: datetime) -> OccRow | None:
+    """The patient's next diary to open after `now` (scheduled, or paused), if any."""
+    r = await _one(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND status IN ('scheduled', 'paused')"
+        " AND opens_at > ? ORDER BY opens_at LIMIT 1",
+        (patient_id, iso(now)),
+    )
+    return OccRow.from_row(r) if r else None
+
+
+async def missed_since_completed(
+    conn: aiosqlite.Connection, patient_id: int
+) -> list[tuple[str, int]]:
+    """(key, study day) of the patient's diaries missed since their last completed one, oldest
+    first: the current run of misses."""
+    rows = await _all(
+        conn,
+        "SELECT key, study_day FROM occurrences WHERE patient_id = ? AND status = 'missed'"
+        " AND opens_at > COALESCE((SELECT MAX(opens_at) FROM occurrences WHERE patient_id = ?"
+        " AND status = 'completed'), '') ORDER BY opens_at",
+        (patient_id, patient_id),
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def diary_states(conn: aiosqlite.Connection, patient_id: int) -> list[tuple[str, str, str]]:
+    """(local date, phase, status) of every diary of the patient (compliance)."""
+    rows = await _all(
+        conn,
+        "SELECT local_date, phase, status FROM occurrences WHERE patient_id = ?",
+        (patient_id,),
+    )
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def diary_states_in(
+    conn: aiosqlite.Connection, statuses: tuple[str, ...]
+) -> list[tuple[int, str, str, str]]:
+    """(patient id, local date, phase, status) of every diary of the patients in `statuses`."""
+    marks = ",".join("?" * len(statuses))
+    rows = await _all(
+        conn,
+        "SELECT o.patient_id, o.local_date, o.phase, o.status FROM occurrences o"
+        f" JOIN patients p ON p.id = o.patient_id WHERE p.status IN ({marks})",
+        statuses,
+    )
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def data_answers(conn: aiosqlite.Connection, patient_id: int) -> list[aiosqlite.Row]:
+    """The answers of the patient's diaries that are data (submitted, or closed incomplete),
+    by study day: id, key, study_day, phase (of the diary), item, value."""
+    return await _all(
+        conn,
+        "SELECT o.id, o.key, o.study_day, o.phase, a.item, a.value FROM occurrences o"
+        " JOIN answers a ON a.occurrence_id = o.id"
+        " WHERE o.patient_id = ? AND (o.status = 'completed' OR o.incomplete_at IS NOT NULL)"
+        " ORDER BY o.study_day, o.id",
+        (patient_id,),
+    )
+
+
+async def alert_ids_of(conn: aiosqlite.Connection, patient_id: int) -> list[int]:
+    """The ids of every alert raised for the patient, oldest first."""
+    rows = await _all(conn, "SELECT id FROM alerts WHERE patient_id = ? ORDER BY id", (patient_id,))
+    return [int(r["id"]) for r in rows]
+
+
+async def diary_session_updated_at(conn: aiosqlite.Connection, patient_id: int) -> datetime | None:
+    """When the patient last moved in the diary they are filling in, if they are."""
+    r = await _one(
+        conn, "SELECT updated_at FROM diary_sessions WHERE patient_id = ?", (patient_id,)
+    )
+    return from_iso(r["updated_at"]) if r is not None else None
+
+
+async def submitted_on_day(
+    conn: aiosqlite.Connection, patient_id: int, study_day: int
+) -> OccRow | None:
+    """The patient's submitted (completed) diary of this study day, if any."""
+    r = await _one(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day = ? AND status = 'completed'",
+        (patient_id, study_day),
+    )
+    return OccRow.from_row(r) if r else None
+
+
+async def data_diaries_after(
+    conn: aiosqlite.Connection, patient_id: int, study_day: int, limit: int
+) -> list[OccRow]:
+    """The patient's next `limit` diaries that are data (submitted, or closed incomplete) after
+    `study_day`, baseline diaries (before Day 0) left out, by study day."""
+    rows = await _all(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day > ? AND study_day >= 0"
+        " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
+        " ORDER BY study_day LIMIT ?",
+        (patient_id, study_day, limit),
+    )
+    return [OccRow.from_row(r) for r in rows]
+
+
+async def unused_confirmation(
+    conn: aiosqlite.Connection, confirmation_id: int, staff_id: int
+) -> aiosqlite.Row | None:
+    """A follow-up command waiting for this staff member's Confirm tap, not used yet."""
+    r: aiosqlite.Row | None = await _one(
+        conn,
+        "SELECT * FROM followup_confirmations WHERE id = ? AND staff_id = ? AND used_at IS NULL",
+        (confirmation_id, staff_id),
+    )
+    return r
+
+
+async def use_confirmation(conn: aiosqlite.Connection, confirmation_id: int, now: datetime) -> None:
+    """The Confirm tap was taken (it cannot be used again)."""
+    await conn.execute(
+        "UPDATE followup_confirmations SET used_at = ? WHERE id = ?", (iso(now), confirmation_id)
     )
 
 

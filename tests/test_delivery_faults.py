@@ -137,8 +137,8 @@ async def test_blocked_patient_is_unreachable_until_they_write_again(
         async def hook_back(conn: object, chat_id: int, now: datetime) -> None:
             called.append(("back", chat_id, now))
 
-        unreachable_hooks = h.bot.extras["on_unreachable"]
-        reachable_hooks = h.bot.extras["on_reachable"]
+        unreachable_hooks = h.bot.hooks.on_unreachable
+        reachable_hooks = h.bot.hooks.on_reachable
         assert isinstance(unreachable_hooks, list) and isinstance(reachable_hooks, list)
         unreachable_hooks.append(hook_blocked)
         reachable_hooks.append(hook_back)

@@ -82,12 +82,13 @@ async def test_a_health_line_every_few_minutes(
         caplog.set_level(logging.INFO, logger="bot.health")
         await queue(h, 501, "hello", Priority.REPLY)
         await h.settle()
-        health = h.bot.extras["health"]
-        before = health.lines  # type: ignore[attr-defined]
+        health = h.bot.hooks.health
+        assert health is not None  # installed by bot/delivery/feature.py
+        before = health.lines
         await h.advance(minutes=2)
-        assert health.lines == before  # type: ignore[attr-defined]
+        assert health.lines == before
         await h.advance(minutes=4)
-        assert health.lines == before + 1  # type: ignore[attr-defined]
+        assert health.lines == before + 1
         line = [r.getMessage() for r in caplog.records if r.name == "bot.health"][-1]
         assert line.startswith("health: queued urgent=0 reply=0 prompt=0 digest=0 parked=0")
         assert "sent_1h=1" in line and "unreachable=0" in line and "sender sent=1" in line

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from bot.escalation import store
 from bot.escalation.views import alert_card
 from bot.i18n import t
+from storage import alerts as store
 from tests.escalation_support import (
     ADMIN,
     EN_COORD,

@@ -9,9 +9,9 @@ import pytest
 
 from bot.domain.study import load_study
 from bot.escalation.permissions import CLINICAL, ENROL, VIEW, allowed
-from bot.escalation.store import Alert
 from bot.escalation.views import alert_card, buttons, elapsed, safety_text
 from bot.i18n import t
+from storage.alerts import Alert
 
 STUDY = load_study()
 EN = t("en")

@@ -93,8 +93,9 @@ async def test_quiet_day_is_one_line_sent_once_in_each_language(
     async with offline_bot(path, study, now + timedelta(minutes=30)) as bot:
         await bot.scheduler.tick()
         assert len(await digests(bot, 9001)) == 2
-        followup = bot.extras["followup"]
-        assert await followup.next_wake(bot.rt.now()) == digest_time(2)  # type: ignore[attr-defined]
+        followup = bot.hooks.followup
+        assert followup is not None  # installed by bot/followup/feature.py
+        assert await followup.next_wake(bot.rt.now()) == digest_time(2)
 
 
 async def test_busy_day_lists_misses_open_diaries_visits_and_new_enrolments(
@@ -222,7 +223,7 @@ async def test_visit_reminders_follow_a_new_time_zone(tmp_path: Path, study: Stu
 def test_digest_text_caps_long_lists_and_shows_open_review_alerts() -> None:
     from bot.followup.digest import DigestData
     from bot.i18n import t
-    from conversations.staff_schedule import digest_text
+    from conversations.digest_view import digest_text
 
     data = DigestData(
         local_date=date(2027, 3, 5),
@@ -247,7 +248,7 @@ def test_digest_text_caps_long_lists_and_shows_open_review_alerts() -> None:
 def test_digest_names_the_studys_own_missed_in_a_row_threshold() -> None:
     from bot.followup.digest import DigestData
     from bot.i18n import t
-    from conversations.staff_schedule import digest_text
+    from conversations.digest_view import digest_text
 
     data = DigestData(
         local_date=date(2027, 3, 5),
@@ -266,7 +267,7 @@ def test_digest_names_the_studys_own_missed_in_a_row_threshold() -> None:
 def test_digest_lists_each_unacknowledged_review_alert() -> None:
     from bot.followup.digest import DigestData
     from bot.i18n import t
-    from conversations.staff_schedule import digest_text
+    from conversations.digest_view import digest_text
 
     data = DigestData(
         local_date=date(2027, 3, 5),

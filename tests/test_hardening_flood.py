@@ -42,7 +42,7 @@ async def limited(tmp_path: Path, study: Study) -> AsyncIterator[tuple[Harness, 
     async with running_harness(
         tmp_path, study, start=T0, pacing=MACHINE_SPEED, inbound=InboundLimits()
     ) as h:
-        guard = h.bot.extras["flood_guard"]
+        guard = h.bot.hooks.flood_guard
         assert isinstance(guard, FloodGuard)
         clock = FakeTime()
         guard.monotonic = clock
@@ -50,7 +50,7 @@ async def limited(tmp_path: Path, study: Study) -> AsyncIterator[tuple[Harness, 
 
 
 def guard_of(h: Harness) -> FloodGuard:
-    guard = h.bot.extras["flood_guard"]
+    guard = h.bot.hooks.flood_guard
     assert isinstance(guard, FloodGuard)
     return guard
 

@@ -40,7 +40,7 @@ shutil.copy(os.environ["DIARYBOT_BACKUP_HEAD"], remote / (backup.name + ".head.j
 
 
 def schedule_of(h: Harness) -> BackupSchedule:
-    schedule = h.bot.extras["backups"]
+    schedule = h.bot.hooks.backups
     assert isinstance(schedule, BackupSchedule)
     return schedule
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import UsageError, cmd_enroll, main
+from bot.cli import cmd_enroll, main
+from bot.cliargs import UsageError
 from bot.dataout import exports
 from bot.followup.cli import cmd_unlink
 from bot.i18n import t

@@ -20,10 +20,10 @@ from aiohttp import web
 
 from bot.channels import links
 from bot.clock import from_iso
-from bot.escalation import store as alert_store
 from bot.escalation.views import alert_card
 from bot.i18n import T, t
 from bot.services.runtime import Runtime
+from storage import alerts as alert_store
 from storage import audit
 from storage import channels as store
 

@@ -31,12 +31,12 @@ import aiosqlite
 
 from bot.channels import links
 from bot.channels.outbox import EMAIL, enqueue_email, enqueue_sms, enqueue_wecom, valid_phone
-from bot.escalation.store import Alert
 from bot.escalation.views import LEVELS, alert_card
 from bot.i18n import N_, T, t
 from bot.messenger import Priority
 from bot.services.runtime import Runtime
 from storage import repo
+from storage.alerts import Alert
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +73,9 @@ async def targets(
         name, lang = "on-call", group_lang
         raw_staff = (env.get("DIARYBOT_ONCALL_STAFF") or "").strip()
         if raw_staff.lstrip("-").isdigit():
-            staff = await repo._one(
-                conn,
-                "SELECT telegram_id, name, lang FROM staff WHERE telegram_id = ?",
-                (int(raw_staff),),
-            )
+            staff = await repo.staff_including_removed(conn, int(raw_staff))
             if staff is not None:
-                staff_id, name, lang = staff["telegram_id"], staff["name"], staff["lang"]
+                staff_id, name, lang = staff.telegram_id, staff.name, staff.lang
         for phone in _split(env.get("DIARYBOT_ONCALL_SMS")):
             if valid_phone(phone):
                 out.append(Target("sms", phone, lang, staff_id, name))

@@ -12,10 +12,11 @@ from aiohttp import web
 
 from bot.console.messages import message
 from bot.console.web import console, redirect, render, require
-from bot.escalation import permissions, service, store
+from bot.escalation import permissions, service
 from bot.escalation.views import CONTACTED, LEVELS, TRIAGE_CHOICES, alert_card, list_line
 from bot.i18n import t
 from conversations.callbacks import parse
+from storage import alerts as store
 from storage import audit, repo
 
 NOTE_MAX = 1000

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import aiosqlite
 
+from bot.cliargs import UsageError
 from bot.clock import from_iso
 from bot.services.runtime import Runtime
 from storage import audit
@@ -67,8 +68,6 @@ def _value(text: str | None) -> str:
 
 
 async def cmd_show(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.cli import UsageError
-
     tz = rt.study.timezone
     params: tuple[object, ...] = ()
     where = ""

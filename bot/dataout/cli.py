@@ -12,9 +12,11 @@ import argparse
 import asyncio
 import functools
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+from bot.cliargs import UsageError, iso_date
 from bot.dataout import audit_cli, exports
 from bot.dataout.backup import BackupError, backup
 from bot.dataout.dataset import UnknownSubject
@@ -24,15 +26,11 @@ from storage import audit
 ACTOR = "cli"
 
 
-def _date(text: str) -> Any:
-    from bot.cli import iso_date
-
+def _date(text: str) -> date:
     return iso_date(text)
 
 
 async def cmd_export(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.cli import UsageError
-
     now = rt.now()
     try:
         export = await exports.run(
@@ -77,8 +75,6 @@ def _print_head(label: str, head: str | None) -> None:
 
 
 async def cmd_backup(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.cli import UsageError
-
     try:
         result = await backup(rt.db.path, Path(args.out), force=args.force)
     except BackupError as exc:

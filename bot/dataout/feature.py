@@ -7,19 +7,16 @@ CJK font is said once at start-up: Chinese chart labels would otherwise be empty
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from bot.dataout.charts import cjk_font
+from bot.registry import FeatureHost
 from conversations.dataout import COMMANDS
-
-if TYPE_CHECKING:
-    from bot.app import DiaryBot
 
 log = logging.getLogger(__name__)
 
 
-def install(bot: DiaryBot) -> None:
-    bot.app.bot_data["extra_commands"].update(COMMANDS)
+def install(bot: FeatureHost) -> None:
+    bot.hooks.commands.update(COMMANDS)
     if cjk_font() is None:
         log.warning(
             "no CJK font found: Chinese chart labels will not render; install"

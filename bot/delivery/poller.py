@@ -33,6 +33,7 @@ from typing import Any
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError, TimedOut
 
+from bot.registry import app_hooks
 from storage import updates as stored_updates
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ class DurablePoller:
             try:
                 raw = await self._fetch(self.app.last_update_id + 1, self.timeout)
                 backoff = 0.0
-                for listener in self.app.bot_data.get("poll_ok", ()):
+                for listener in app_hooks(self.app).poll_ok:
                     listener()  # bot/ops/monitor.py: when polling last succeeded
             except asyncio.CancelledError:
                 raise
@@ -164,7 +165,7 @@ class DurablePoller:
             return
         if update_id <= self.app.last_update_id:
             return
-        admit = self.app.bot_data.get("admit_update")  # the flood guard (bot/delivery/inbound)
+        admit = app_hooks(self.app).admit_update  # the flood guard (bot/delivery/inbound)
         if admit is not None and not await admit(item):
             self.app.skip_quietly(update_id)  # saved once for the batch (_save_mark)
             return

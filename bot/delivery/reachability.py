@@ -13,20 +13,20 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
+import aiosqlite
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot.registry import ChatHook, hooks_of
 from bot.services.runtime import Runtime
 from storage import audit
 from storage.db import handling_update
 
 log = logging.getLogger(__name__)
 
-ReachableHook = Callable[[Any, int, datetime], Awaitable[None]]
+ReachableHook = ChatHook
 
 
 async def mark_reachable(
@@ -92,7 +92,7 @@ class UnreachableChats:
             self._loaded_at = time.monotonic()
         return chat_id in self.chats
 
-    async def on_unreachable(self, conn: Any, chat_id: int, now: datetime) -> None:
+    async def on_unreachable(self, conn: aiosqlite.Connection, chat_id: int, now: datetime) -> None:
         self.chats.add(chat_id)
 
     async def on_update(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -105,7 +105,7 @@ class UnreachableChats:
         if not await self.contains(chat.id):
             return
         self.chats.discard(chat.id)
-        hooks: list[ReachableHook] = list(context.application.bot_data.get("on_reachable", []))
+        hooks: list[ReachableHook] = list(hooks_of(context).on_reachable)
         # Not part of handling the update: the first commit made while handling an update marks
         # it processed (storage.db.handling_update), and a crash right after this one must not
         # make the patient's message itself be skipped on restart. Repeating this is harmless.

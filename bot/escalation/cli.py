@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from bot.cliargs import UsageError
 from bot.escalation import permissions
 from bot.escalation.corrections import CorrectionError, correct_entry
 from bot.services.runtime import Runtime
@@ -44,8 +45,6 @@ def add(sub: Any) -> None:
 
 
 async def cmd_correct(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.cli import UsageError
-
     staff = await repo.staff_by_id(rt.db.conn, args.as_staff)
     if staff is None:
         raise UsageError(f"--as {args.as_staff}: no active staff member with this id")

@@ -14,10 +14,11 @@ from datetime import datetime
 import aiosqlite
 
 from bot.clock import iso
-from bot.escalation import service, store
+from bot.escalation import service
 from bot.escalation.views import BLOCKED
 from bot.i18n import N_
 from bot.services.runtime import Runtime
+from storage import alerts as store
 from storage import audit, repo
 
 MISSED_REASON = N_("Diaries missed in a row")
@@ -31,10 +32,10 @@ async def on_unreachable(
 
     One alert per patient while it is open (a second report updates it).
     """
-    row = await repo._one(conn, "SELECT id FROM patients WHERE chat_id = ?", (chat_id,))
-    if row is None:
+    patient_id = await repo.patient_id_by_chat(conn, chat_id)
+    if patient_id is None:
         return
-    patient = await repo.patient_by_id(conn, row["id"])
+    patient = await repo.patient_by_id(conn, patient_id)
     assert patient is not None
     await service.raise_compliance(rt, conn, patient, BLOCKED, BLOCKED_REASON, {"at": iso(now)})
 
@@ -47,10 +48,10 @@ async def on_reachable(
     Closed by the system (audited) and every copy edited to say so, so nobody phones a patient
     who is back; an alert someone already acknowledged keeps its human outcome.
     """
-    row = await repo._one(conn, "SELECT id FROM patients WHERE chat_id = ?", (chat_id,))
-    if row is None:
+    patient_id = await repo.patient_id_by_chat(conn, chat_id)
+    if patient_id is None:
         return
-    alert = await store.open_for(conn, row["id"], BLOCKED)
+    alert = await store.open_for(conn, patient_id, BLOCKED)
     if alert is None:
         return
     details = {**alert.details, "reachable_at": iso(now)}

@@ -13,18 +13,19 @@ from datetime import datetime, timedelta
 
 import aiosqlite
 
-from bot.clock import from_iso, iso
+from bot.clock import iso
 from bot.domain import questionnaire as q
 from bot.domain.rules import EVALUATED_LEVELS, Finding
 from bot.domain.study import Item
 from bot.domain.textsafety import has_xml_forbidden
-from bot.escalation import service, store
+from bot.escalation import service
 from bot.escalation.views import DATA_CHANGE
 from bot.i18n import N_, t
 from bot.messenger import Buttons
 from bot.services.diary import Outcome
 from bot.services.runtime import Runtime
 from conversations.callbacks import make
+from storage import alerts as store
 from storage import audit, repo
 
 AREA = "dc"  # callback area of the patient's data-change buttons
@@ -89,10 +90,8 @@ async def describe(rt: Runtime, patient: repo.Patient, text: str) -> Described:
         pending = await store.get_pending(conn, _who(patient))
         if pending is None or pending.kind != "data_change":
             return Described("none")
-        session = await repo._one(
-            conn, "SELECT updated_at FROM diary_sessions WHERE patient_id = ?", (patient.id,)
-        )
-        moved_on = session is not None and from_iso(session["updated_at"]) > pending.created_at
+        moved_at = await repo.diary_session_updated_at(conn, patient.id)
+        moved_on = moved_at is not None and moved_at > pending.created_at
         if now - pending.created_at > PENDING_FOR or moved_on:
             await store.clear_pending(conn, _who(patient))
             return Described("none")
@@ -221,15 +220,10 @@ async def correct_entry(
         patient = await repo.patient_by_subject(conn, subject)
         if patient is None:
             raise CorrectionError(f"no subject {subject}")
-        row = await repo._one(
-            conn,
-            "SELECT * FROM occurrences WHERE patient_id = ? AND study_day = ?"
-            " AND status = 'completed'",
-            (patient.id, day),
-        )
-        if row is None:
+        found = await repo.submitted_on_day(conn, patient.id, day)
+        if found is None:
             raise CorrectionError(f"{subject} has no submitted diary on Day {day}")
-        occ = repo.OccRow.from_row(row)
+        occ = found
         answers = await repo.answers(conn, occ.id)
         old = answers.get(item.code)
         if old == new:
@@ -307,16 +301,8 @@ async def _later_diaries(
     reach = max((r.consecutive for r in rt.study.rules), default=1) - 1
     if reach <= 0:
         return []
-    rows = await repo._all(
-        conn,
-        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day > ? AND study_day >= 0"
-        " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
-        " ORDER BY study_day LIMIT ?",
-        (patient.id, occ.study_day, reach),
-    )
     raised: list[service.Raised] = []
-    for row in rows:
-        later = repo.OccRow.from_row(row)
+    for later in await repo.data_diaries_after(conn, patient.id, occ.study_day, reach):
         answers = await repo.answers(conn, later.id)
         state = "submitted" if later.status == "completed" else "incomplete"
         _findings, done = await service.evaluate_and_apply(

@@ -15,7 +15,8 @@ What goes where:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+
+import aiosqlite
 
 from bot.escalation import (
     compliance,
@@ -26,12 +27,10 @@ from bot.escalation import (
     staff_views,
 )
 from bot.escalation.views import AREA
-
-if TYPE_CHECKING:
-    from bot.app import DiaryBot
+from bot.registry import FeatureHost
 
 
-def install(bot: DiaryBot) -> None:
+def install(bot: FeatureHost) -> None:
     rt = bot.rt
     bot.diary.on_submit.append(service.on_submit)
     bot.diary.on_answer.append(service.on_answer)
@@ -45,27 +44,23 @@ def install(bot: DiaryBot) -> None:
     async def next_wake(now: datetime) -> datetime | None:
         return await service.next_wake(rt, now)
 
-    async def on_unreachable(conn: Any, chat_id: int, now: datetime) -> None:
+    async def on_unreachable(conn: aiosqlite.Connection, chat_id: int, now: datetime) -> None:
         await compliance.on_unreachable(rt, conn, chat_id, now)
 
     bot.scheduler.hooks.append(on_tick)
     bot.scheduler.wake_hooks.append(next_wake)
-    unreachable = bot.extras.setdefault("on_unreachable", [])
-    assert isinstance(unreachable, list)
-    unreachable.append(on_unreachable)
+    hooks = bot.hooks
+    hooks.on_unreachable.append(on_unreachable)
 
-    async def on_reachable(conn: Any, chat_id: int, now: datetime) -> None:
+    async def on_reachable(conn: aiosqlite.Connection, chat_id: int, now: datetime) -> None:
         await compliance.on_reachable(rt, conn, chat_id, now)
 
-    reachable = bot.extras.setdefault("on_reachable", [])  # run by bot/delivery/reachability.py
-    assert isinstance(reachable, list)
-    reachable.append(on_reachable)
+    hooks.on_reachable.append(on_reachable)  # run by bot/delivery/reachability.py
 
-    data = bot.app.bot_data
-    data["extra_commands"].update(staff_commands.COMMANDS)
-    data["staff_buttons"][AREA] = handlers.on_alert_button
-    data["staff_buttons"][corrections.AREA] = handlers.on_change_button
-    data["staff_buttons"][staff_views.PAGE_AREA] = staff_commands.on_page_button
-    data.setdefault("group_buttons", set()).add(AREA)  # alert buttons work in the staff group
-    data["staff_text"] = handlers.staff_text(data.get("staff_text"))
-    data.setdefault("patient_text", []).append(handlers.on_patient_text)
+    hooks.commands.update(staff_commands.COMMANDS)
+    hooks.staff_buttons[AREA] = handlers.on_alert_button
+    hooks.staff_buttons[corrections.AREA] = handlers.on_change_button
+    hooks.staff_buttons[staff_views.PAGE_AREA] = staff_commands.on_page_button
+    hooks.group_buttons.add(AREA)  # alert buttons work in the staff group
+    hooks.staff_text = handlers.staff_text(hooks.staff_text)
+    hooks.patient_text.append(handlers.on_patient_text)

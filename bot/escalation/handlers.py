@@ -10,7 +10,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.domain.textsafety import has_xml_forbidden
-from bot.escalation import corrections, permissions, service, store
+from bot.escalation import corrections, permissions, service
 from bot.escalation.views import AREA, CONTACTED, TRIAGE_CHOICES, when
 from bot.i18n import T, t
 from conversations.callbacks import Callback, make
@@ -25,6 +25,7 @@ from conversations.common import (
     tr,
 )
 from conversations.staff import authorize
+from storage import alerts as store
 from storage import repo
 
 NOTE_PENDING_FOR = timedelta(hours=1)
@@ -151,7 +152,7 @@ async def _show(
 
 
 def staff_text(previous: StaffText | None) -> StaffText:
-    """The `bot_data["staff_text"]` handler: a note for an alert, typed as a reply to the
+    """The `Hooks.staff_text` handler: a note for an alert, typed as a reply to the
     alert or after the bot asked for one. Anything else goes to `previous` (another feature)."""
 
     async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -264,7 +265,7 @@ async def on_change_button(
 async def on_patient_text(
     update: Update, context: ContextTypes.DEFAULT_TYPE, patient: repo.Patient, text: str
 ) -> bool:
-    """A `bot_data["patient_text"]` hook: the description of a mistake, if one is awaited."""
+    """A `Hooks.patient_text` hook: the description of a mistake, if one is awaited."""
     rt = runtime(context)
     result = await corrections.describe(rt, patient, text)
     if result.status == "none":

@@ -10,8 +10,9 @@ import aiosqlite
 from bot.domain.compliance import Compliance, compliance
 from bot.domain.rules import baseline_means
 from bot.domain.study import Phase, Study
-from bot.escalation import service, store
+from bot.escalation import service
 from bot.services.runtime import Runtime
+from storage import alerts as store
 from storage import repo
 
 
@@ -62,8 +63,7 @@ async def _summary(
 async def summaries(rt: Runtime) -> list[PatientSummary]:
     """Every enrolled patient, by subject ID."""
     conn = rt.db.conn
-    rows = await repo._all(conn, "SELECT * FROM patients ORDER BY subject")
-    return [await _summary(rt, conn, repo.Patient.from_row(r)) for r in rows]
+    return [await _summary(rt, conn, p) for p in await repo.all_patients(conn)]
 
 
 async def detail(rt: Runtime, subject: str, days: int = 14) -> PatientDetail | None:
@@ -80,13 +80,10 @@ async def detail(rt: Runtime, subject: str, days: int = 14) -> PatientDetail | N
         for o in await repo.occurrences_for(conn, patient.id)
         if since <= o.local_date <= today and o.opens_at <= rt.now()
     ]
-    all_alerts = await repo._all(
-        conn, "SELECT id FROM alerts WHERE patient_id = ? ORDER BY id", (patient.id,)
-    )
     levels: dict[str, set[str]] = {}
     unfinished = []
-    for row in all_alerts:
-        alert = await store.get(conn, row["id"])
+    for alert_id in await repo.alert_ids_of(conn, patient.id):
+        alert = await store.get(conn, alert_id)
         assert alert is not None
         for ev in alert.events:
             if "key" in ev:

@@ -11,9 +11,9 @@ from typing import Any
 from bot.domain.compliance import compliance
 from bot.escalation import corrections, staff_views
 from bot.escalation.overview import DayRow, PatientDetail, PatientSummary
-from bot.escalation.store import Alert
 from bot.escalation.views import BLOCKED, DATA_CHANGE, MISSED, alert_card, safety_text
 from bot.sandbox.screens import SAMPLE_TEXT, Samples, Screen
+from storage.alerts import Alert
 
 GROUP = "Escalation"
 NAMES = {1001: "王芳 Wang Fang", 1003: "Dr Li"}

@@ -35,8 +35,6 @@ from bot.domain.rules import (
     evaluate,
     missing_baseline_rules,
 )
-from bot.escalation import store
-from bot.escalation.store import Alert
 from bot.escalation.views import (
     NON_CLINICAL,
     TRIAGE_CHOICES,
@@ -47,8 +45,10 @@ from bot.i18n import t
 from bot.messenger import Priority
 from bot.services.diary import Outcome
 from bot.services.runtime import Runtime
+from storage import alerts as store
 from storage import audit, repo
 from storage import channels as channel_store
+from storage.alerts import Alert
 
 log = logging.getLogger(__name__)
 
@@ -578,14 +578,7 @@ class Raised:
 
 async def diaries(conn: aiosqlite.Connection, patient_id: int) -> list[Diary]:
     """The patient's diaries that are data (submitted, or closed incomplete), oldest first."""
-    rows = await repo._all(
-        conn,
-        "SELECT o.id, o.key, o.study_day, o.phase, a.item, a.value FROM occurrences o"
-        " JOIN answers a ON a.occurrence_id = o.id"
-        " WHERE o.patient_id = ? AND (o.status = 'completed' OR o.incomplete_at IS NOT NULL)"
-        " ORDER BY o.study_day, o.id",
-        (patient_id,),
-    )
+    rows = await repo.data_answers(conn, patient_id)
     found: dict[int, tuple[str, int, str, dict[str, str]]] = {}
     for r in rows:
         entry = found.setdefault(r["id"], (r["key"], r["study_day"], r["phase"], {}))

@@ -13,11 +13,11 @@ from datetime import datetime
 from bot.domain.compliance import Ratio
 from bot.domain.study import Study
 from bot.escalation.overview import PatientDetail, PatientSummary, phase_at
-from bot.escalation.store import Alert
 from bot.escalation.views import AREA, LEVELS, list_line, number
 from bot.i18n import N_, T
 from bot.messenger import Buttons
 from conversations.callbacks import make
+from storage.alerts import Alert
 
 MAX_SHOW_BUTTONS = 10
 PAGE_AREA = "pg"

@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 
 from bot.clock import from_iso
 from bot.domain.study import Study
-from bot.escalation.store import Alert
 from bot.i18n import N_, T
 from bot.messenger import Buttons
 from conversations.callbacks import make
 from conversations.diary_view import value_text
+from storage.alerts import Alert
 
 AREA = "al"  # callback area of the staff alert buttons
 

@@ -39,7 +39,7 @@ def _date(text: str) -> date:
 def add(sub: Any) -> None:
     """Add `subject` with its subcommands; each sets `func(args, rt) -> int`."""
     subject = sub.add_parser("subject", help="pause, resume, withdraw, re-anchor a subject")
-    # Nested subparsers inherit the parser class (bot.cli.Parser: bad arguments exit 2).
+    # Nested subparsers inherit the parser class (bot.cliargs.Parser: bad arguments exit 2).
     ssub = subject.add_subparsers(dest="subject_command", required=True)
     for name, helptext in (
         ("pause", "pause diaries (paused days are not counted as missed)"),

@@ -52,32 +52,15 @@ def summarise(
 async def patient_compliance(
     conn: aiosqlite.Connection, patient: repo.Patient, now: datetime
 ) -> PatientCompliance:
-    rows = await repo._all(
-        conn,
-        "SELECT local_date, phase, status FROM occurrences WHERE patient_id = ?",
-        (patient.id,),
-    )
-    return summarise(patient, [(r[0], r[1], r[2]) for r in rows], now)
+    return summarise(patient, await repo.diary_states(conn, patient.id), now)
 
 
 async def all_compliance(
     conn: aiosqlite.Connection, now: datetime, statuses: tuple[str, ...] = ("active", "paused")
 ) -> list[PatientCompliance]:
     """Every patient in `statuses`, by subject; two queries whatever the number of patients."""
-    marks = ",".join("?" * len(statuses))
-    patients = [
-        repo.Patient.from_row(r)
-        for r in await repo._all(
-            conn, f"SELECT * FROM patients WHERE status IN ({marks}) ORDER BY subject", statuses
-        )
-    ]
+    patients = await repo.patients_in(conn, statuses)
     by_patient: dict[int, list[tuple[str, str, str]]] = {p.id: [] for p in patients}
-    rows = await repo._all(
-        conn,
-        "SELECT o.patient_id, o.local_date, o.phase, o.status FROM occurrences o"
-        f" JOIN patients p ON p.id = o.patient_id WHERE p.status IN ({marks})",
-        statuses,
-    )
-    for r in rows:
-        by_patient[r[0]].append((r[1], r[2], r[3]))
+    for pid, local_date, phase, status in await repo.diary_states_in(conn, statuses):
+        by_patient[pid].append((local_date, phase, status))
     return [summarise(p, by_patient[p.id], now) for p in patients]

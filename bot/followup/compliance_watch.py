@@ -35,14 +35,7 @@ Router = Callable[[aiosqlite.Connection, datetime, repo.Patient, int, int], Awai
 
 async def missed_run_days(conn: aiosqlite.Connection, patient_id: int) -> list[tuple[str, int]]:
     """(key, study_day) of the missed diaries since the last completed one, oldest first."""
-    rows = await repo._all(
-        conn,
-        "SELECT key, study_day FROM occurrences WHERE patient_id = ? AND status = 'missed'"
-        " AND opens_at > COALESCE((SELECT MAX(opens_at) FROM occurrences WHERE patient_id = ?"
-        " AND status = 'completed'), '') ORDER BY opens_at",
-        (patient_id, patient_id),
-    )
-    return [(r[0], r[1]) for r in rows]
+    return await repo.missed_since_completed(conn, patient_id)
 
 
 async def missed_run(conn: aiosqlite.Connection, patient_id: int) -> list[str]:

@@ -50,17 +50,10 @@ async def claim(rt: Runtime, confirmation_id: int, staff_id: int) -> Pending | N
     """Take the pending command for execution, or None (not theirs, used, expired, unknown)."""
     now = rt.now()
     async with rt.db.transaction() as conn:
-        row = await repo._one(
-            conn,
-            "SELECT * FROM followup_confirmations WHERE id = ? AND staff_id = ?"
-            " AND used_at IS NULL",
-            (confirmation_id, staff_id),
-        )
+        row = await repo.unused_confirmation(conn, confirmation_id, staff_id)
         if row is None or from_iso(row["created_at"]) + VALID_FOR <= now:
             return None
-        await conn.execute(
-            "UPDATE followup_confirmations SET used_at = ? WHERE id = ?", (iso(now), row["id"])
-        )
+        await repo.use_confirmation(conn, row["id"], now)
         return _pending(row)
 
 

@@ -3,83 +3,32 @@
 Scheduler duties (each tick, in this order): keep visit reminders and the closing message in
 step with each patient's anchor; send what has come due; record "missed N in a row" events;
 send the coordinator digest once a day. `next_wake` tells the scheduler when the next one is due
-so APScheduler's single wake-up job is set for it.
+so APScheduler's single wake-up job is set for it. The duties are `FollowUp`
+(bot/followup/duties.py).
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
-
-from bot.followup import compliance_watch, digest, escalation_link, events
-from bot.services.runtime import Runtime
+from bot.followup import escalation_link
+from bot.followup.duties import RETRY, FollowUp
+from bot.registry import FeatureHost
 from conversations import schedule_view, staff_schedule
 
-if TYPE_CHECKING:
-    from bot.app import DiaryBot
-
-log = logging.getLogger(__name__)
-
-RETRY = timedelta(minutes=1)
+__all__ = ["RETRY", "FollowUp", "install"]
 
 
-class FollowUp:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        # Routes a new compliance event to the team (filled by the escalation hookup).
-        self.compliance_routers: list[compliance_watch.Router] = []
-        self.alert_counter: digest.AlertCounter | None = None
-        self.failures = 0
-
-    async def on_tick(self, now: datetime) -> None:
-        """One failing duty must not stop the others (nor other features' hooks)."""
-        for name, duty in (
-            ("plans", self._plans),
-            ("events", self._events),
-            ("compliance", self._compliance),
-            ("digest", self._digest),
-        ):
-            try:
-                await duty(now)
-            except Exception:
-                self.failures += 1
-                log.exception("follow-up duty %s failed", name)
-
-    async def _plans(self, now: datetime) -> None:
-        await events.sync_plans(self.rt, now)
-
-    async def _events(self, now: datetime) -> None:
-        await events.send_due(self.rt, now)
-
-    async def _compliance(self, now: datetime) -> None:
-        await compliance_watch.check(self.rt, now, self.compliance_routers)
-
-    async def _digest(self, now: datetime) -> None:
-        await digest.maybe_send(self.rt, now, self.alert_counter)
-
-    async def next_wake(self, now: datetime) -> datetime | None:
-        candidates = [await digest.next_time(self.rt, now)]
-        due = await events.next_due(self.rt, now)
-        if due is not None:
-            candidates.append(due)
-        when = min(candidates)
-        # Something due now that was not done (a failing duty): try again shortly, not at once.
-        return when if when > now else now + RETRY
-
-
-def install(bot: DiaryBot) -> None:
+def install(bot: FeatureHost) -> None:
     fu = FollowUp(bot.rt)
-    bot.extras["followup"] = fu
+    bot.hooks.followup = fu
     bot.scheduler.hooks.append(fu.on_tick)
     bot.scheduler.wake_hooks.append(fu.next_wake)
-    commands = bot.app.bot_data["extra_commands"]
+    commands = bot.hooks.commands
     commands["schedule"] = schedule_view.on_schedule
     commands["pause"] = staff_schedule.on_pause
     commands["resume"] = staff_schedule.on_resume
     commands["withdraw"] = staff_schedule.on_withdraw
     commands["reanchor"] = staff_schedule.on_reanchor
     commands["compliance"] = staff_schedule.on_compliance
-    bot.app.bot_data["staff_buttons"][staff_schedule.AREA] = staff_schedule.on_button
+    bot.hooks.staff_buttons[staff_schedule.AREA] = staff_schedule.on_button
     fu.compliance_routers.append(escalation_link.compliance_router(bot.rt))
     fu.alert_counter = escalation_link.open_review_alerts

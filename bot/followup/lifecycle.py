@@ -72,11 +72,9 @@ async def find_patient(conn: aiosqlite.Connection, subject: str) -> repo.Patient
     """By subject ID; `rp-001` finds RP-001 when that is unambiguous."""
     patient = await repo.patient_by_subject(conn, subject)
     if patient is None:
-        rows = await repo._all(
-            conn, "SELECT * FROM patients WHERE subject = ? COLLATE NOCASE", (subject,)
-        )
-        if len(rows) == 1:
-            patient = repo.Patient.from_row(rows[0])
+        found = await repo.patients_by_subject_nocase(conn, subject)
+        if len(found) == 1:
+            patient = found[0]
     if patient is None:
         raise LifecycleError(N_("There is no patient {subject}."), subject=subject)
     return patient

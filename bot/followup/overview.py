@@ -7,7 +7,6 @@ from datetime import datetime
 
 import aiosqlite
 
-from bot.clock import iso
 from bot.domain.schedule import VisitDue, phase_for_day, visit_schedule
 from bot.domain.study import Phase, Study
 from bot.followup.compliance_report import PatientCompliance, local_today, patient_compliance
@@ -39,18 +38,13 @@ async def overview(
 ) -> Overview:
     comp = await patient_compliance(conn, patient, now)
     open_now = await repo.open_occurrence(conn, patient.id, now)
-    row = await repo._one(
-        conn,
-        "SELECT * FROM occurrences WHERE patient_id = ? AND status IN ('scheduled', 'paused')"
-        " AND opens_at > ? ORDER BY opens_at LIMIT 1",
-        (patient.id, iso(now)),
-    )
+    next_occ = await repo.next_planned(conn, patient.id, now)
     return Overview(
         patient=patient,
         day=comp.today_day,
         phase=phase_for_day(study, comp.today_day),
         open_now=open_now,
-        next_occ=repo.OccRow.from_row(row) if row else None,
+        next_occ=next_occ,
         next_visit=next_visit(study, patient, now),
         compliance=comp,
     )

@@ -35,7 +35,6 @@ from bot.domain.study import parse_hhmm
 from storage import audit
 
 if TYPE_CHECKING:
-    from bot.app import DiaryBot
     from bot.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -352,11 +351,3 @@ class BackupSchedule:
             )
         else:
             log.info("backup hook done for %s", path.name)
-
-
-def install(bot: DiaryBot) -> None:
-    """Off until `configure()`: `diarybot run` turns it on; tests opt in."""
-    schedule = BackupSchedule(bot.rt)
-    bot.extras["backups"] = schedule
-    bot.scheduler.hooks.append(schedule.on_tick)
-    bot.scheduler.wake_hooks.append(schedule.next_wake)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bot.cliargs import UsageError
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.dataout.backup import BackupError
@@ -43,15 +44,11 @@ def _same_path(a: Path, b: Path) -> bool:
 
 
 def _refuse_while_running(db: Path, what: str) -> None:
-    from bot.cli import UsageError
-
     if lock.is_locked(db):
         raise UsageError(f"the bot is running on {db}: stop it before {what}")
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings, study: Study) -> int:
-    from bot.cli import UsageError
-
     db_path = settings.db_path
     if not db_path.exists():
         raise UsageError(f"no database {db_path} (DIARYBOT_DB)")
@@ -77,8 +74,6 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings, study: Study
 
 
 async def cmd_restore(args: argparse.Namespace, settings: Settings, study: Study) -> int:
-    from bot.cli import UsageError
-
     file = Path(args.file)
     if args.check:
         try:

@@ -92,7 +92,7 @@ class OpsMonitor:
     # ------------------------------------------------------------------ wiring
     def attach(self) -> None:
         """Listen to polls and ticks; call before `DiaryBot.start`."""
-        self.bot.app.bot_data.setdefault("poll_ok", []).append(self.on_poll_ok)
+        self.bot.hooks.poll_ok.append(self.on_poll_ok)
         self.bot.scheduler.hooks.append(self.on_tick)
         self.bot.scheduler.wake_hooks.append(self.next_wake)
 

@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.channels.email import parse_smtp_url, send_email
+from bot.cliargs import UsageError
 from bot.clock import from_iso, iso
 from bot.messenger import Priority
 from bot.ops.monitor import LAST_POLL_KEY
@@ -173,8 +174,6 @@ def mailer_from_env() -> Mailer | None:
 
 
 async def cmd_watchdog(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.cli import UsageError
-
     minutes = args.minutes
     if minutes is None:
         text = os.environ.get("DIARYBOT_WATCHDOG_MINUTES") or str(DEFAULT_MINUTES)

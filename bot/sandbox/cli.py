@@ -14,6 +14,7 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from bot.domain.study import Study
 DEFAULT_PORT = 8080
 DEFAULT_DB = "sandbox-data/sandbox.sqlite3"
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+# `diarybot run` (bot.cli.cmd_run), passed in by bot.cli: this module is below it.
+RunBot = Callable[[argparse.Namespace, Settings, Study], Awaitable[int]]
 
 
 def port(text: str) -> int:
@@ -55,13 +59,13 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve()
 
 
-async def cmd_up(args: argparse.Namespace, settings: Settings, study: Study) -> int:
+async def cmd_up(
+    args: argparse.Namespace, settings: Settings, study: Study, *, run_bot: RunBot
+) -> int:
     if settings.token:
         print("diarybot: TELEGRAM_BOT_TOKEN is set: starting the real bot.", flush=True)
-        from bot.cli import cmd_run
-
         args.init = True  # `make run`: the first run creates the database
-        return await cmd_run(args, settings, study)
+        return await run_bot(args, settings, study)
     print(
         "diarybot: no TELEGRAM_BOT_TOKEN configured: starting the local sandbox "
         f"(no Telegram needed) on http://127.0.0.1:{args.port}/",

@@ -1,6 +1,7 @@
 """Follow-up's screens for /screens: /schedule, visit reminders, the closing message, the
 notices of a pause, resumption, withdrawal or new Day 0, and the staff's digest and compliance
-texts — drawn by the views in conversations/schedule_view.py and conversations/staff_schedule.py.
+texts — drawn by the views in conversations/schedule_view.py, conversations/staff_schedule.py
+and conversations/digest_view.py.
 
 Also more escalation examples than bot/escalation/screens.py draws: a card for every rule of
 the study (each with answers that meet the rule), the other states of a card, and the staff
@@ -23,14 +24,14 @@ from bot.domain.schedule import diary_occurrences, phase_for_day, visit_schedule
 from bot.domain.study import Condition, Rule, Study
 from bot.escalation import staff_views
 from bot.escalation.overview import DayRow, PatientDetail, PatientSummary
-from bot.escalation.store import Alert
 from bot.escalation.views import BLOCKED, MISSED, alert_card
 from bot.followup.compliance_report import summarise
-from bot.followup.digest import DigestData, VisitSoon
+from bot.followup.digest_data import DigestData, VisitSoon
 from bot.followup.lifecycle import Change
 from bot.followup.overview import Overview
 from bot.sandbox.screens import SAMPLE_TEXT, Samples, Screen, bound, occ_row
-from conversations import schedule_view, staff_schedule
+from conversations import digest_view, schedule_view, staff_schedule
+from storage.alerts import Alert
 
 PATIENT_GROUP = "Follow-up"
 STAFF_GROUP = "Follow-up: study team"
@@ -200,7 +201,7 @@ def _staff_screens(s: Samples, ov: Overview) -> Iterable[Screen]:
             f"followup.digest.{key}",
             STAFF_GROUP,
             when,
-            bound(staff_schedule.digest_text, data),
+            bound(digest_view.digest_text, data),
         )
     comp = ov.compliance
     yield Screen(

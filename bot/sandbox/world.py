@@ -469,22 +469,18 @@ class Sandbox:
         """A staff member's language, as `diarybot staff add` would change it (audited)."""
         now = self.now
         async with self.bot.rt.db.transaction() as conn:
-            old = await repo._one(
-                conn, "SELECT lang FROM staff WHERE telegram_id = ? AND active = 1", (telegram_id,)
-            )
+            old = await repo.staff_by_id(conn, telegram_id)
             if old is None:
                 raise SandboxError("no such staff member")
-            if old["lang"] != lang:
-                await conn.execute(
-                    "UPDATE staff SET lang = ? WHERE telegram_id = ?", (lang, telegram_id)
-                )
+            if old.lang != lang:
+                await repo.set_staff_lang(conn, telegram_id, lang)
                 await audit.record(
                     conn,
                     now,
                     "sandbox",
                     "staff_language",
                     entity=f"staff:{telegram_id}",
-                    old=old["lang"],
+                    old=old.lang,
                     new=lang,
                 )
         self.clients[telegram_id] = client_language(lang)

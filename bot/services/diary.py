@@ -51,7 +51,7 @@ class Session:
 
 
 async def _session(conn: aiosqlite.Connection, patient_id: int) -> Session | None:
-    r = await repo._one(conn, "SELECT * FROM diary_sessions WHERE patient_id = ?", (patient_id,))
+    r = await repo.diary_session(conn, patient_id)
     return Session(r["occurrence_id"], r["item"], bool(r["revisiting"])) if r else None
 
 
@@ -63,13 +63,7 @@ async def _set_session(
     returning: bool,
     now: datetime,
 ) -> None:
-    await conn.execute(
-        "INSERT INTO diary_sessions (patient_id, occurrence_id, item, revisiting, updated_at)"
-        " VALUES (?,?,?,?,?) ON CONFLICT (patient_id) DO UPDATE SET"
-        " occurrence_id = excluded.occurrence_id, item = excluded.item,"
-        " revisiting = excluded.revisiting, updated_at = excluded.updated_at",
-        (patient_id, occ_id, item, int(returning), iso(now)),
-    )
+    await repo.save_diary_session(conn, patient_id, occ_id, item, returning, now)
 
 
 class DiaryService:
@@ -160,19 +154,10 @@ class DiaryService:
     ) -> bool:
         """Store one answer (audited). False: it was already the stored value."""
         now = self.rt.now()
-        old = await repo._one(
-            conn,
-            "SELECT value FROM answers WHERE occurrence_id = ? AND item = ?",
-            (occ.id, item.code),
-        )
-        if old is not None and old["value"] == value:
+        old = await repo.answer_value(conn, occ.id, item.code)
+        if old is not None and old == value:
             return False
-        await conn.execute(
-            "INSERT INTO answers (occurrence_id, item, value, answered_at) VALUES (?,?,?,?)"
-            " ON CONFLICT (occurrence_id, item) DO UPDATE SET value = excluded.value,"
-            " answered_at = excluded.answered_at",
-            (occ.id, item.code, value, iso(now)),
-        )
+        await repo.save_answer(conn, occ.id, item.code, value, now)
         await audit.record(
             conn,
             now,
@@ -180,7 +165,7 @@ class DiaryService:
             "answer" if old is None else "answer_changed",
             subject=patient.subject,
             entity=f"{occ.key}/{item.code}",
-            old=old["value"] if old else None,
+            old=old,
             new=value,
         )
         return True

@@ -226,9 +226,7 @@ async def link_chat(rt: Runtime, chat_id: int, user_id: int, code_text: str) -> 
         existing = await repo.patient_by_user(conn, user_id)
         if existing is not None:
             return LinkResult("already", existing)
-        attempt = await repo._one(
-            conn, "SELECT failures, locked_until FROM code_attempts WHERE chat_id = ?", (chat_id,)
-        )
+        attempt = await repo.code_attempt(conn, chat_id)
         if attempt and attempt["locked_until"] and from_iso(attempt["locked_until"]) > now:
             return LinkResult("locked", locked_until=from_iso(attempt["locked_until"]))
         row = await repo.code_by_hash(

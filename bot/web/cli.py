@@ -11,6 +11,7 @@ import argparse
 import json
 from typing import Any
 
+from bot.cliargs import UsageError
 from bot.services.enrolment import EnrolError
 from bot.services.runtime import Runtime
 from bot.web import links
@@ -48,8 +49,6 @@ def print_link(subject: str, url: str, *, as_json: bool = False) -> None:
 
 
 async def cmd_reissue(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.cli import UsageError
-
     try:
         url = await links.reissue(rt, args.subject)
     except EnrolError as exc:
@@ -59,8 +58,6 @@ async def cmd_reissue(args: argparse.Namespace, rt: Runtime) -> int:
 
 
 async def cmd_channel(args: argparse.Namespace, rt: Runtime) -> int:
-    from bot.cli import UsageError
-
     try:
         change = await links.change_channel(
             rt,

@@ -1,6 +1,7 @@
 """Alert rows and the SQL that reads and writes them (tables from migration 0002).
 
-Kept apart from the service so the service reads as the alert's life cycle, not as SQL.
+Kept apart from the service (bot/escalation/service.py) so the service reads as the alert's life
+cycle, not as SQL. (It was bot/escalation/store.py; SQL lives in storage/.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import aiosqlite
 
 from bot.clock import from_iso, iso
-from storage import repo
+from storage.repo import _all, _one
 
 STATUSES = ("open", "acknowledged", "closed")
 TRIAGES = ("not_ae", "ae", "sae")
@@ -137,12 +138,12 @@ _SELECT = "SELECT a.*, p.subject FROM alerts a JOIN patients p ON p.id = a.patie
 
 
 async def get(conn: aiosqlite.Connection, alert_id: int) -> Alert | None:
-    r = await repo._one(conn, f"{_SELECT} WHERE a.id = ?", (alert_id,))
+    r = await _one(conn, f"{_SELECT} WHERE a.id = ?", (alert_id,))
     return Alert.from_row(r) if r else None
 
 
 async def open_for(conn: aiosqlite.Connection, patient_id: int, rule: str) -> Alert | None:
-    r = await repo._one(
+    r = await _one(
         conn,
         f"{_SELECT} WHERE a.patient_id = ? AND a.rule = ? AND a.status = 'open'",
         (patient_id, rule),
@@ -151,7 +152,7 @@ async def open_for(conn: aiosqlite.Connection, patient_id: int, rule: str) -> Al
 
 
 async def latest_for(conn: aiosqlite.Connection, patient_id: int, rule: str) -> Alert | None:
-    r = await repo._one(
+    r = await _one(
         conn,
         f"{_SELECT} WHERE a.patient_id = ? AND a.rule = ? ORDER BY a.id DESC LIMIT 1",
         (patient_id, rule),
@@ -176,14 +177,14 @@ async def listing(
     if patient_id is not None:
         sql += " AND a.patient_id = ?"
         params.append(patient_id)
-    rows = await repo._all(conn, sql + " ORDER BY a.raised_at, a.id", tuple(params))
+    rows = await _all(conn, sql + " ORDER BY a.raised_at, a.id", tuple(params))
     return [Alert.from_row(r) for r in rows]
 
 
 async def due(conn: aiosqlite.Connection, column: str, now: datetime) -> list[Alert]:
     """Alerts whose `next_resend_at` or `sae_next_reminder_at` has come."""
     assert column in ("next_resend_at", "sae_next_reminder_at")
-    rows = await repo._all(
+    rows = await _all(
         conn,
         f"{_SELECT} WHERE a.{column} IS NOT NULL AND a.{column} <= ? ORDER BY a.{column}, a.id",
         (iso(now),),
@@ -192,7 +193,7 @@ async def due(conn: aiosqlite.Connection, column: str, now: datetime) -> list[Al
 
 
 async def next_due(conn: aiosqlite.Connection, now: datetime) -> datetime | None:
-    r = await repo._one(
+    r = await _one(
         conn,
         "SELECT MIN(t) FROM (SELECT MIN(next_resend_at) AS t FROM alerts"
         " WHERE next_resend_at > ? UNION ALL SELECT MIN(sae_next_reminder_at) FROM alerts"
@@ -276,7 +277,7 @@ async def add_copy(
 
 
 async def copies(conn: aiosqlite.Connection, alert_id: int) -> list[Copy]:
-    rows = await repo._all(
+    rows = await _all(
         conn, "SELECT * FROM alert_copies WHERE alert_id = ? ORDER BY id", (alert_id,)
     )
     return [
@@ -287,7 +288,7 @@ async def copies(conn: aiosqlite.Connection, alert_id: int) -> list[Copy]:
 
 async def alert_of_message(conn: aiosqlite.Connection, chat_id: int, message_id: int) -> int | None:
     """The alert shown by a bot message (for a note typed as a reply to it)."""
-    r = await repo._one(
+    r = await _one(
         conn,
         "SELECT c.alert_id FROM outbox o JOIN alert_copies c ON c.ref = o.ref"
         " WHERE o.chat_id = ? AND o.message_id = ? AND o.kind = 'send'",
@@ -311,7 +312,7 @@ async def set_pending(
 
 
 async def get_pending(conn: aiosqlite.Connection, who: str) -> Pending | None:
-    r = await repo._one(conn, "SELECT * FROM escalation_pending WHERE who = ?", (who,))
+    r = await _one(conn, "SELECT * FROM escalation_pending WHERE who = ?", (who,))
     return Pending(r["kind"], r["target"], from_iso(r["created_at"])) if r else None
 
 
@@ -323,7 +324,7 @@ async def staff_names(conn: aiosqlite.Connection, ids: set[int]) -> dict[int, st
     if not ids:
         return {}
     marks = ",".join("?" for _ in ids)
-    rows = await repo._all(
+    rows = await _all(
         conn, f"SELECT telegram_id, name FROM staff WHERE telegram_id IN ({marks})", tuple(ids)
     )
     return {r["telegram_id"]: r["name"] for r in rows}
@@ -342,7 +343,7 @@ async def diary_alerts(
         + " ORDER BY a.id"
     )
     params: tuple[Any, ...] = (occurrence_id, level) if level is not None else (occurrence_id,)
-    return [Alert.from_row(r) for r in await repo._all(conn, sql, params)]
+    return [Alert.from_row(r) for r in await _all(conn, sql, params)]
 
 
 async def open_diary_alerts(
@@ -350,7 +351,7 @@ async def open_diary_alerts(
 ) -> list[Alert]:
     """The patient's unacknowledged alerts of one level raised from diaries, oldest first."""
     marks = ",".join("?" for _ in exclude)
-    rows = await repo._all(
+    rows = await _all(
         conn,
         f"{_SELECT} WHERE a.patient_id = ? AND a.level = ? AND a.status = 'open'"
         f" AND a.rule NOT IN ({marks}) ORDER BY a.id",
@@ -367,7 +368,7 @@ async def link_diary(conn: aiosqlite.Connection, alert_id: int, occurrence_id: i
 
 
 async def has_diary_alerts(conn: aiosqlite.Connection, occurrence_id: int) -> bool:
-    r = await repo._one(
+    r = await _one(
         conn, "SELECT 1 FROM alert_diaries WHERE occurrence_id = ? LIMIT 1", (occurrence_id,)
     )
     return r is not None
