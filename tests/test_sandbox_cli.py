@@ -38,6 +38,21 @@ def test_up_without_a_token_starts_the_sandbox_and_says_so_first(tmp_path: Path)
     assert not (tmp_path / "study.sqlite3").exists()  # the study database was never touched
 
 
+def test_up_on_a_fresh_checkout_makes_its_own_folder(tmp_path: Path) -> None:
+    """`make run` in a new clone: no sandbox-data/ yet; its lock file and database go there."""
+    port = free_port()
+    env = clean_env(DIARYBOT_DB=str(tmp_path / "study.sqlite3"))
+    proc = launch(tmp_path, "up", "--port", str(port), env=env)
+    try:
+        read_until(proc, "sandbox ready", timeout=90)
+    finally:
+        status = stop(proc)
+    assert status == 0
+    folder = tmp_path / "sandbox-data"
+    assert (folder / "sandbox.sqlite3").exists()
+    assert folder.stat().st_mode & 0o777 == 0o700
+
+
 async def test_up_with_a_token_runs_the_real_bot_and_says_so_first(tmp_path: Path) -> None:
     api = LocalBotApi()
     await api.start()

@@ -174,7 +174,9 @@ class Sandbox:
 
     async def start(self, host: str = "127.0.0.1") -> None:
         # One bot per database, checked before the old sandbox file is cleared away (raises
-        # bot.ops.lock.Locked while another bot or sandbox uses it).
+        # bot.ops.lock.Locked while another bot or sandbox uses it). On a first run the folder
+        # (sandbox-data/) does not exist yet: the lock file lives in it.
+        Path(self.db_path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         held = lock.acquire(self.db_path)
         try:
             await asyncio.to_thread(prepare_database, self.db_path)
