@@ -51,6 +51,8 @@ def test_up_on_a_fresh_checkout_makes_its_own_folder(tmp_path: Path) -> None:
     folder = tmp_path / "sandbox-data"
     assert (folder / "sandbox.sqlite3").exists()
     assert folder.stat().st_mode & 0o777 == 0o700
+    # A demo: no study audit key to safeguard (the sandbox signs with its fixed demo key).
+    assert not (folder / "sandbox.sqlite3.key").exists()
 
 
 async def test_up_with_a_token_runs_the_real_bot_and_says_so_first(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 from bot.config import Settings
 from bot.domain.study import Study
+from storage import keys
 
 DEFAULT_PORT = 8080
 DEFAULT_DB = "sandbox-data/sandbox.sqlite3"
@@ -74,7 +76,14 @@ async def cmd_up(
     return await cmd_sandbox(args, settings, study)
 
 
+# The sandbox's database is a throwaway demo: its audit trail is signed with this fixed key
+# (unless DIARYBOT_AUDIT_KEY is set), so a newcomer's first `make run` is not asked to keep a
+# study's audit key safe. A real study's key is made per database (storage/keys.py).
+SANDBOX_AUDIT_KEY = "sandbox-demo-audit-key-not-for-study-data-0000"
+
+
 async def cmd_sandbox(args: argparse.Namespace, settings: Settings, study: Study) -> int:
+    os.environ.setdefault(keys.ENV, SANDBOX_AUDIT_KEY)
     db_path = Path(args.db)
     if _same_file(db_path, settings.db_path):
         print(
