@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import ast
 import functools
-from concurrent.futures import ThreadPoolExecutor
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,10 +35,17 @@ def _modules() -> dict[str, Path]:
 
 @functools.cache
 def _graph() -> dict[str, set[str]]:
-    # In a fresh thread: CPython 3.11's ast.parse can fail with "AST constructor recursion depth
-    # mismatch" on a thread whose recursion bookkeeping an earlier test disturbed.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_build_graph).result()
+    # In a fresh interpreter: CPython 3.11's ast.parse can fail with "AST constructor recursion
+    # depth mismatch" in a process whose recursion bookkeeping earlier tests disturbed (a fresh
+    # thread was not enough).
+    script = (
+        "import json, tests.test_house as h; "
+        "print(json.dumps({k: sorted(v) for k, v in h._build_graph().items()}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return {k: set(v) for k, v in json.loads(done.stdout).items()}
 
 
 def _build_graph() -> dict[str, set[str]]:
