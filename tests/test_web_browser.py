@@ -18,14 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
-from selenium.webdriver.support.ui import WebDriverWait
 
 from bot.domain.study import Study
-from tests.browser_support import act, chromium
+from tests.browser_support import act, chromium, navigate
 from tests.escalation_support import EN_COORD, ZH_COORD
 from tests.web_support import web_harness
 
@@ -65,15 +62,7 @@ def text(d: WebDriver) -> str:
 
 def submit(d: WebDriver, button: Any) -> None:
     """Tap a form's button and wait for the page the server answers with (POST-redirect-GET)."""
-    old = d.find_element(By.TAG_NAME, "html")
-    try:
-        button.click()
-    except WebDriverException:
-        pass  # the page navigated away while the click was still being reported: waited below
-    WebDriverWait(d, 15, poll_frequency=0.02).until(staleness_of(old))
-    WebDriverWait(d, 15, poll_frequency=0.02).until(
-        lambda drv: drv.execute_script("return document.readyState") == "complete"
-    )
+    navigate(d, button.click)
 
 
 def press(d: WebDriver, value: str) -> None:
