@@ -124,3 +124,9 @@ def test_storage_helpers_are_called_only_inside_storage() -> None:
             if rel not in PRIVATE_SQL_ALLOWED and ("repo._one(" in text or "repo._all(" in text):
                 offenders.append(rel)
     assert offenders == []
+
+
+def test_enrolment_and_the_web_links_import_no_circle() -> None:
+    edges = _graph()
+    assert _reaches(edges, "bot.services.enrolment", "bot.web.links")
+    assert not _reaches(edges, "bot.web.links", "bot.services.enrolment")

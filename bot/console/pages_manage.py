@@ -25,11 +25,11 @@ MAX_REASON = 500
 MAX_CSV = 60_000
 
 
-def _actor(member: Current) -> str:
+def staff_actor(member: Current) -> str:
     return f"staff:{member.account.staff_id}"
 
 
-def _qr_svg(link: str) -> str:
+def qr_svg(link: str) -> str:
     out = io.BytesIO()
     segno.make(link, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False)
     return out.getvalue().decode("utf-8")
@@ -86,9 +86,9 @@ async def enrol(request: web.Request) -> web.Response:
     if await repo.patient_by_subject(rt.db.conn, subject) is not None:
         return refuse(_("{subject} is already enrolled.", subject=subject))
     try:
-        result = await enroll(rt, subject, injection, lang, tz, at, actor=_actor(member))
+        result = await enroll(rt, subject, injection, lang, tz, at, actor=staff_actor(member))
     except EnrolError as exc:
-        return refuse(_("Not enrolled: {reason}", reason=str(exc)))
+        return refuse(_("Not enrolled: {reason}", reason=exc.text(_)))
     # Shown once (the code is stored hashed); POST answers with the page, no redirect.
     return render(
         request,
@@ -100,7 +100,7 @@ async def enrol(request: web.Request) -> web.Response:
 
 
 def _enrolled(subject: str, code: str, link: str | None) -> dict[str, Any]:
-    return {"subject": subject, "code": code, "link": link, "qr": _qr_svg(link) if link else None}
+    return {"subject": subject, "code": code, "link": link, "qr": qr_svg(link) if link else None}
 
 
 async def bulk_page(request: web.Request) -> web.Response:
@@ -130,13 +130,13 @@ async def bulk(request: web.Request) -> web.Response:
         )
     commit = form.get("step") == "commit"
     try:
-        results = await enroll_rows(rt, text, actor=_actor(member), preview=not commit)
+        results = await enroll_rows(rt, text, actor=staff_actor(member), preview=not commit)
     except BulkError as exc:
         return render(
             request,
             "bulk.html",
             status=400,
-            error=_("Nothing was enrolled: {reason}", reason=str(exc)),
+            error=_("Nothing was enrolled: {reason}", reason=exc.text(_)),
             csv=text,
             preview=None,
         )
@@ -182,7 +182,7 @@ async def manage(request: web.Request) -> web.StreamResponse:
         return refuse(_("Please give a reason."))
     if len(reason) > MAX_REASON:
         return refuse(_("The reason is too long (at most 500 characters)."))
-    who = _actor(member)
+    who = staff_actor(member)
     try:
         if action == "pause":
             await lifecycle.pause(rt, subject, actor=who, reason=reason)
