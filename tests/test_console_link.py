@@ -282,3 +282,42 @@ async def test_a_chinese_member_is_refused_in_chinese(h: Harness) -> None:
         text = await resp.text()
         assert resp.status == 400 and "第0天的 PAIN 已经是 3。" in text and "already" not in text
         assert await state(h) == before
+
+
+async def test_enrol_a_web_patient_from_the_console(h: Harness) -> None:
+    form = {
+        "subject": "RP-110",
+        "injection_date": "2026-12-10",
+        "lang": "zh_Hans",
+        "timezone": "Asia/Shanghai",
+        "prompt_time": "20:00",
+        "channel": "web",
+        "phone": PHONE,
+        "birth_year": "1956",
+    }
+    async with console_client(h) as client:
+        await member(h, client, "anna@example.org", "coordinator", telegram_id=EN_COORD)
+
+        async def enrol(data: dict[str, str]) -> tuple[int, str]:
+            page = await (await client.get("/console/enrol")).text()
+            resp = await client.post("/console/enrol", data={"csrf": csrf_of(page), **data})
+            return resp.status, await resp.text()
+
+        for bad, expect in (
+            ({"phone": "0138 1234 5678"}, "Not enrolled: Please give the mobile number"),
+            ({"birth_year": "56"}, "four digits"),
+            ({"birth_year": ""}, "four digits"),
+            ({"channel": "wechat"}, "This is not available."),
+        ):
+            status, html = await enrol({**form, **bad})
+            assert status == 400 and expect in html, (bad, html)
+        assert await h.rows("SELECT * FROM patients") == []
+        status, html = await enrol(form)
+        assert status == 200, html
+        assert len(set(LINK.findall(html))) == 1 and "<svg" in html
+        assert "sent to the patient by SMS" in html and 'class="code"' not in html
+    p = await h.db_patient("RP-110")
+    assert (p.channel, p.phone, p.status) == ("web", PHONE, "active")
+    [sms] = await h.rows("SELECT destination FROM outbox WHERE channel = 'sms'")
+    assert sms["destination"] == PHONE
+    assert (await entry(h, "enrol"))["actor"] == f"staff:{EN_COORD}"
