@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bot.channels.base import Rejected, Transient, mask_phone
-from bot.channels.sms import SmsConfigurationError, SmsMessage, aliyun, provider_from_env, tencent
+from bot.channels.sms import SmsConfigurationError, aliyun, provider_from_env, tencent
 from bot.channels.sms.aliyun import AliyunSms
+from bot.channels.sms.base import SmsMessage
 from bot.channels.sms.tencent import TencentSms
 from bot.channels.sms.webhook import WebhookSms
 from bot.domain.study import Study, StudyError, parse_study

@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from bot.app import DiaryBot
-from bot.channels.sms import SmsMessage
+from bot.channels.sms.base import SmsMessage
 from bot.channels.sms.log import LogSms
 from bot.channels.sms.route import SmsRoute
 from bot.clock import Clock, FakeClock, iso

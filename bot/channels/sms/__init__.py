@@ -16,41 +16,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
+from bot.channels.sms.base import SmsProvider
 from bot.domain.sms_templates import SmsTemplates
-
-
-@dataclass(frozen=True)
-class SmsMessage:
-    """One SMS: the full text (free-text gateways) and the template it fills (mainland ones)."""
-
-    to: str  # E.164, e.g. +8613812345678
-    text: str
-    purpose: str | None = None  # a key of bot.domain.sms_templates.PURPOSES
-    lang: str = "zh_Hans"
-    params: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_payload(cls, to: str, payload: Mapping[str, Any]) -> SmsMessage:
-        return cls(
-            to=to,
-            text=str(payload.get("text", "")),
-            purpose=payload.get("purpose"),
-            lang=str(payload.get("lang") or "zh_Hans"),
-            params={str(k): str(v) for k, v in (payload.get("params") or {}).items()},
-        )
-
-
-class SmsProvider(Protocol):
-    name: str
-
-    async def send(self, msg: SmsMessage) -> str | None:
-        """Send; the provider's message id. Raises base.Transient or base.Rejected."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 class SmsConfigurationError(ValueError):
@@ -112,15 +80,3 @@ def provider_from_env(
     raise SmsConfigurationError(
         f"DIARYBOT_SMS={name!r}: expected aliyun, tencent, webhook:URL or log"
     )
-
-
-def template_values(templates: SmsTemplates, msg: SmsMessage) -> tuple[str, list[tuple[str, str]]]:
-    """(template code, [(parameter, value)] in the template's order) for a mainland provider."""
-    from bot.channels.base import Rejected
-
-    if msg.purpose is None:
-        raise Rejected("a template provider cannot send a free-text SMS")
-    tpl = templates.get(msg.purpose, msg.lang)
-    if tpl is None:
-        raise Rejected(f"no [sms] template for {msg.purpose} in {msg.lang}")
-    return tpl.code, [(p, msg.params.get(p, "")) for p in tpl.params]

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from bot.channels.base import HttpRoute, Rejected, Transient
-from bot.channels.sms import SmsMessage, template_values
+from bot.channels.sms.base import SmsMessage, template_values
 from bot.domain.sms_templates import SmsTemplates
 
 ENDPOINT = "https://sms.tencentcloudapi.com/"
