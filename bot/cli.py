@@ -346,7 +346,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         bot.rt.public_url = settings.public_url
         web = None
         if settings.web:
-            from bot.web.server import WebDiary
+            from bot.web.app import WebDiary
 
             web = WebDiary(bot.rt, bot.diary, settings.web)
         try:

@@ -31,7 +31,8 @@ from bot.sandbox import queries
 from bot.sender import Pacing
 from bot.services import patient_settings as ps
 from bot.services.enrolment import enroll
-from bot.web.server import WebConfig, WebDiary
+from bot.web.app import WebDiary
+from bot.web.server import WebConfig
 from storage import audit, repo
 
 log = logging.getLogger(__name__)
