@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import subprocess
+import sys
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,7 @@ from tests.channels_support import (
     TENCENT_KEY,
     gateway,
 )
+from tests.sandbox_support import clean_env, site_study_file
 
 # --------------------------------------------------------------------------- published examples
 
@@ -209,7 +212,8 @@ async def test_aliyun_sendsms_is_signed_and_uses_the_study_template(
         wrong = AliyunSms(ALIYUN_ID, "not-the-secret", study.sms, endpoint=url, signature=signature)
         try:
             assert await sms.send(_prompt("en")) == "biz-1"
-            with pytest.raises(Rejected, match="HTTP 400"):  # 400 SignatureDoesNotMatch
+            # 400 SignatureDoesNotMatch: kept queued, as an operator must fix the key.
+            with pytest.raises(Transient, match="SignatureDoesNotMatch"):
                 await wrong.send(_prompt())
         finally:
             await sms.close()
@@ -388,6 +392,30 @@ def test_provider_from_env(study: Study) -> None:
         provider_from_env({"DIARYBOT_SMS": "carrier-pigeon"}, study.sms)
     with pytest.raises(SmsConfigurationError, match="URL"):
         provider_from_env({"DIARYBOT_SMS": "webhook:ftp://x"}, study.sms)
+
+
+def test_run_stops_at_start_up_on_a_wrong_aliyun_signature(tmp_path: Path) -> None:
+    """`diarybot run` says which setting is wrong in one line, never the secret, and starts
+    nothing (no database is created)."""
+    db = tmp_path / "d.sqlite3"
+    env = clean_env(
+        TELEGRAM_BOT_TOKEN="123456:TEST-TOKEN",
+        TELEGRAM_BASE_URL="http://127.0.0.1:9/bot",  # never reached: it stops before
+        DIARYBOT_DB=str(db),
+        DIARYBOT_STUDY=str(site_study_file(tmp_path)),
+        DIARYBOT_SMS="aliyun",
+        ALIBABA_CLOUD_ACCESS_KEY_ID="key-id",
+        ALIBABA_CLOUD_ACCESS_KEY_SECRET="very-secret",
+        ALIYUN_SMS_SIGNATURE="v2",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--init"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "ALIYUN_SMS_SIGNATURE='v2': expected v3" in err and "very-secret" not in err
+    assert not db.exists()
 
 
 async def test_log_provider_never_logs_the_number_or_text(

@@ -95,7 +95,8 @@ def provider_from_env(
         if signature not in ("v1", "v3"):
             raise SmsConfigurationError(
                 f"ALIYUN_SMS_SIGNATURE={signature!r}: expected v3 (ACS3-HMAC-SHA256, the "
-                "default) or v1 (HMAC-SHA1)"
+                "default) or v1 (HMAC-SHA1 with SignatureVersion 1.0, which Alibaba Cloud's "
+                "documents call V2)"
             )
         return AliyunSms(
             _need(env, "ALIBABA_CLOUD_ACCESS_KEY_ID"),

@@ -212,18 +212,22 @@ class AliyunSms(CloudSms):
         now, nonce = datetime.now(UTC), str(uuid.uuid4())
         if self.signature == "v3":
             url, headers = self.v3_request(msg, now=now, nonce=nonce)
-            answer = await self.request("POST", url, headers=headers)  # no body
+            answer = await self.request("POST", url, headers=headers, judge_4xx=True)
         else:
             params = self.params(msg, now=now, nonce=nonce)
             signed = percent_encode(sign("GET", params, self._secret))
             answer = await self.request(
-                "GET", f"{self.endpoint}?{canonical_query(params)}&Signature={signed}"
+                "GET",
+                f"{self.endpoint}?{canonical_query(params)}&Signature={signed}",
+                judge_4xx=True,
             )
         return outcome(answer)
 
 
 def outcome(answer: Any) -> str | None:
-    """SendSms's answer (the same for both signatures): the BizId, or why it did not go."""
+    """SendSms's answer (the same for both signatures): the BizId, or why it did not go. The
+    gateway's own refusals come as HTTP 4xx with a Code too (SignatureDoesNotMatch,
+    InvalidAccessKeyId.NotFound, Throttling.User): not in REJECTED, so they are retried."""
     if not isinstance(answer, dict):
         raise Transient("Aliyun SendSms: no JSON answer")
     code = str(answer.get("Code", ""))
