@@ -94,7 +94,7 @@ class Gateway:
             request.method,
             enc(request.path, "/"),
             query,
-            "".join(f"{h}:{request.headers[h].strip()}\n" for h in signed),
+            "".join(f"{h}:{request.headers.get(h, '').strip()}\n" for h in signed),
             ";".join(signed),
             hashlib.sha256(body).hexdigest(),
         ])  # fmt: skip
