@@ -1,13 +1,14 @@
 """SMS providers behind one small interface, chosen by `DIARYBOT_SMS`.
 
-    DIARYBOT_SMS=aliyun                       Alibaba Cloud SMS (SendSms, signature v1)
+    DIARYBOT_SMS=aliyun                       Alibaba Cloud SMS (SendSms, signature v3 or v1)
     DIARYBOT_SMS=tencent                      Tencent Cloud SMS (SendSms, TC3-HMAC-SHA256)
     DIARYBOT_SMS=webhook:https://gw.example/  POST {"to", "text"} as JSON to the URL
     DIARYBOT_SMS=log                          development: logged (masked number), never sent
 
 `aliyun:URL` / `tencent:URL` send to another endpoint (a proxy, or a loopback server in
 tests). Credentials come from the environment and are never logged:
-ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET;
+ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET (and ALIYUN_SMS_SIGNATURE: v3,
+ACS3-HMAC-SHA256, the default, or v1, HMAC-SHA1);
 TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY / TENCENTCLOUD_SMS_SDK_APP_ID.
 `DIARYBOT_SMS_RATE` (messages per second, default 10) is the provider's rate limit.
 """
@@ -58,11 +59,19 @@ def provider_from_env(
         from bot.channels.sms.aliyun import ENDPOINT, AliyunSms
 
         assert templates is not None
+        signature = env.get("ALIYUN_SMS_SIGNATURE", "").strip().lower() or "v3"
+        if signature not in ("v1", "v3"):
+            raise SmsConfigurationError(
+                f"ALIYUN_SMS_SIGNATURE={signature!r}: expected v3 (ACS3-HMAC-SHA256, the "
+                "default) or v1 (HMAC-SHA1 with SignatureVersion 1.0, which Alibaba Cloud's "
+                "documents call V2)"
+            )
         return AliyunSms(
             _need(env, "ALIBABA_CLOUD_ACCESS_KEY_ID"),
             _need(env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
             templates,
             endpoint=arg or ENDPOINT,
+            signature="v1" if signature == "v1" else "v3",
         )
     if name == "tencent":
         from bot.channels.sms.tencent import ENDPOINT as TC_ENDPOINT
