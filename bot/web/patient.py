@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.clock import iso
 from bot.domain.study import parse_hhmm
+from bot.escalation.safety import record_shown
 from bot.i18n import LOCALES, N_, T, t
 from bot.services import diary_screen as ds
 from bot.services import patient_settings
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 TOKEN = "{token:[A-Za-z0-9_-]{20,64}}"
 DEVICE_COOKIE = "dv"
 DEVICE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+SCREENS = ("question", "updated", "review")  # outcomes drawn as a diary screen
 # ?m= codes: what the page says above its content after a redirect.
 NOTICES = {
     "closed": N_("This diary is closed now, so it can no longer be filled in. That's all right."),
@@ -273,10 +275,16 @@ async def home(request: web.Request) -> web.StreamResponse:
             diary=outcome.occ.key if outcome.occ else None,
             item=outcome.item.code if outcome.item else None,
         )
+        if notice == "safety" and outcome.status in SCREENS and outcome.occ is not None:
+            # The safety text above this screen (below): which approved version, audited.
+            await record_shown(
+                conn, v.rt.now(), v.rt.study, v.patient, outcome.occ, _.locale,
+                channel="web", moment="answer",
+            )  # fmt: skip
 
     outcome = await svc.open(v.patient, respond=audited)
     rt = v.rt
-    if outcome.status in ("question", "updated", "review"):
+    if outcome.status in SCREENS:
         screen = ds.screen(_, rt.study, v.patient, outcome)
         error = request.query.get("e", "")
         error_text = ""
@@ -392,7 +400,12 @@ async def done(request: web.Request) -> web.StreamResponse:
     now = rt.now()
     if notice is None or occ is None or occ.status != "completed" or occ.closes_at <= now:
         return redirect(v.base)
-    await view(v, "done")
+    async with rt.db.transaction() as conn:
+        await _audit_view(conn, v, "done")
+        if notice[1]:  # the safety text on this page (below): which approved version, audited
+            await record_shown(
+                conn, now, rt.study, v.patient, occ, _.locale, channel="web", moment="submit"
+            )
     nxt = await repo.next_opening(rt.db.conn, v.patient.id, now)
     lines = [_("Thank you! Your diary has been saved."), ds.next_due(_, v.patient, nxt)]
     safety: list[str] = []
