@@ -17,7 +17,7 @@ from typing import Any
 
 import aiosqlite
 
-from bot.clock import iso
+from storage import outbox
 
 Buttons = list[list[tuple[str, str]]]  # rows of (label, callback_data); "url:" prefix = URL button
 
@@ -147,20 +147,9 @@ async def _insert(
     gate = reply_gate.get()
     if gate is not None and not gate.allows(chat_id):
         return 0  # a stranger had their one reply this minute: nothing queued
-    cur = await conn.execute(
-        "INSERT INTO outbox (priority, chat_id, kind, payload, ref, not_before, created_at)"
-        " VALUES (?,?,?,?,?,?,?)",
-        (
-            int(priority),
-            chat_id,
-            kind,
-            json.dumps(payload, ensure_ascii=False),
-            ref,
-            iso(now),
-            iso(now),
-        ),
+    return await outbox.insert(
+        conn, now, int(priority), chat_id, kind, json.dumps(payload, ensure_ascii=False), ref
     )
-    return cur.lastrowid or 0
 
 
 def row_to_outgoing(r: aiosqlite.Row) -> Outgoing:

@@ -39,7 +39,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from bot.clock import Clock, from_iso, iso
 from bot.delivery.pacing import FloodGate, Pacing, Scope
 from bot.messenger import Outgoing, row_to_outgoing
-from storage import audit, outbox
+from storage import audit, outbox, repo
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -330,11 +330,7 @@ class Sender:
         return result.message_id if hasattr(result, "message_id") else int(message_id)
 
     async def _resolve_ref(self, chat_id: int, ref: str) -> int | None:
-        row = await self.db.fetchone(
-            "SELECT status, message_id FROM outbox WHERE ref = ? AND chat_id = ? AND kind = 'send'"
-            " ORDER BY id DESC LIMIT 1",
-            (ref, chat_id),
-        )
+        row = await outbox.latest_send_of_ref(self.db.conn, ref, chat_id)
         if row is not None and row["status"] == "queued":
             raise _Deferred
         if row is None or row["status"] == "failed" or row["message_id"] is None:
@@ -401,17 +397,8 @@ class Sender:
         self, msg: Outgoing, status: str, message_id: int | None, error: str | None
     ) -> None:
         async with self.db.transaction() as conn:
-            # A file's bytes are not kept once Telegram has them (an export must not live on
-            # in the outbox), nor a secret text (an enrolment code); the rest of the row is
-            # pruned later (bot/delivery/retention.py).
-            await conn.execute(
-                "UPDATE outbox SET status = ?, message_id = ?, sent_at = ?, last_error = ?,"
-                " attempts = attempts + 1, payload = CASE WHEN kind IN ('document', 'photo')"
-                " THEN json_remove(payload, '$.data') WHEN json_extract(payload, '$.secret')"
-                " THEN json_remove(payload, '$.text', '$.buttons') ELSE payload END"
-                " WHERE id = ? AND status = 'queued'",
-                (status, message_id, iso(self.clock.now()), error, msg.id),
-            )
+            # A file's bytes are not kept once Telegram has them, nor a secret text.
+            await outbox.finish(conn, msg.id, status, message_id, self.clock.now(), error)
 
     async def _release(self) -> None:
         """Telegram answers again: parked rows are due now (taken urgent first, as always)."""
@@ -426,31 +413,18 @@ class Sender:
         self, msg: Outgoing, error: str, *, not_before: datetime | None = None
     ) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
-                " not_before = COALESCE(?, not_before) WHERE id = ? AND status = 'queued'",
-                (error, iso(not_before) if not_before else None, msg.id),
-            )
+            await outbox.failed_attempt(conn, msg.id, error, not_before)
 
     async def _note_error(self, msg: Outgoing, error: str) -> None:
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET last_error = ? WHERE id = ? AND status = 'queued'",
-                (error, msg.id),
-            )
+            await outbox.note_error(conn, msg.id, error)
 
     async def _migrate(self, old: int, new: int) -> None:
         """The group became a supergroup: its queued messages and the staff group follow."""
         now = self.clock.now()
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'queued'", (new, old)
-            )
-            cur = await conn.execute(
-                "UPDATE meta SET value = ? WHERE key = 'staff_group' AND value = ?",
-                (str(new), str(old)),
-            )
-            if cur.rowcount:
+            await outbox.move_chat(conn, old, new)
+            if await repo.move_staff_group(conn, old, new):
                 await audit.record(conn, now, "system", "staff_group", old=str(old), new=str(new))
         log.warning("chat %s migrated to %s: queued messages follow", old, new)
 

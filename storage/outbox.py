@@ -91,3 +91,83 @@ async def telegram_release_parked(conn: aiosqlite.Connection, now: datetime) -> 
         {"now": iso(now)},
     )
     return cur.rowcount or 0
+
+
+async def insert(
+    conn: aiosqlite.Connection,
+    now: datetime,
+    priority: int,
+    chat_id: int,
+    kind: str,
+    payload: str,
+    ref: str | None,
+) -> int:
+    """Queue one row (`payload` is the JSON text), due now; returns its id (`bot.messenger`)."""
+    cur = await conn.execute(
+        "INSERT INTO outbox (priority, chat_id, kind, payload, ref, not_before, created_at)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (priority, chat_id, kind, payload, ref, iso(now), iso(now)),
+    )
+    return cur.lastrowid or 0
+
+
+async def latest_send_of_ref(
+    conn: aiosqlite.Connection, ref: str, chat_id: int
+) -> aiosqlite.Row | None:
+    """(status, message_id) of the newest 'send' row of `ref` in this chat, if any: the
+    message an edit (`enqueue_edit_ref`) refers to."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT status, message_id FROM outbox WHERE ref = ? AND chat_id = ? AND kind = 'send'"
+            " ORDER BY id DESC LIMIT 1",
+            (ref, chat_id),
+        )
+    )
+    return rows[0] if rows else None
+
+
+async def finish(
+    conn: aiosqlite.Connection,
+    outbox_id: int,
+    status: str,
+    message_id: int | None,
+    now: datetime,
+    error: str | None,
+) -> None:
+    """A queued row is done (sent or failed). A file's bytes are not kept once Telegram has
+    them (an export must not live on in the outbox), nor a secret text (an enrolment code);
+    the rest of the row is pruned later (bot/delivery/retention.py)."""
+    await conn.execute(
+        "UPDATE outbox SET status = ?, message_id = ?, sent_at = ?, last_error = ?,"
+        " attempts = attempts + 1, payload = CASE WHEN kind IN ('document', 'photo')"
+        " THEN json_remove(payload, '$.data') WHEN json_extract(payload, '$.secret')"
+        " THEN json_remove(payload, '$.text', '$.buttons') ELSE payload END"
+        " WHERE id = ? AND status = 'queued'",
+        (status, message_id, iso(now), error, outbox_id),
+    )
+
+
+async def failed_attempt(
+    conn: aiosqlite.Connection, outbox_id: int, error: str, not_before: datetime | None
+) -> None:
+    """One more failed attempt on a queued row; with `not_before` it is parked until then."""
+    await conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
+        " not_before = COALESCE(?, not_before) WHERE id = ? AND status = 'queued'",
+        (error, iso(not_before) if not_before else None, outbox_id),
+    )
+
+
+async def note_error(conn: aiosqlite.Connection, outbox_id: int, error: str) -> None:
+    """Remember the last error of a queued row (no attempt counted: a 429 wait)."""
+    await conn.execute(
+        "UPDATE outbox SET last_error = ? WHERE id = ? AND status = 'queued'",
+        (error, outbox_id),
+    )
+
+
+async def move_chat(conn: aiosqlite.Connection, old: int, new: int) -> None:
+    """The chat became a supergroup: its queued rows go to the new chat id."""
+    await conn.execute(
+        "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND status = 'queued'", (new, old)
+    )

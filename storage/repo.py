@@ -227,12 +227,82 @@ async def patient_id_by_chat(conn: aiosqlite.Connection, chat_id: int) -> int | 
     return int(r["id"]) if r is not None else None
 
 
+async def insert_patient(
+    conn: aiosqlite.Connection,
+    subject: str,
+    injection_date: date,
+    enrolled_on: date,
+    lang: str | None,
+    timezone: str,
+    prompt_time: time,
+    now: datetime,
+) -> int:
+    """A newly enrolled patient (status 'invited' by the schema default); returns the id."""
+    cur = await conn.execute(
+        "INSERT INTO patients (subject, injection_date, enrolled_on, lang, timezone, prompt_time,"
+        " created_at) VALUES (?,?,?,?,?,?,?)",
+        (
+            subject,
+            injection_date.isoformat(),
+            enrolled_on.isoformat(),
+            lang,
+            timezone,
+            prompt_time.strftime("%H:%M"),
+            iso(now),
+        ),
+    )
+    return cur.lastrowid or 0
+
+
+async def link_patient(
+    conn: aiosqlite.Connection, patient_id: int, chat_id: int, user_id: int
+) -> None:
+    """Attach a Telegram account (a redeemed code). An invited patient becomes active; a
+    paused patient whose account was unlinked stays paused on the new account."""
+    await conn.execute(
+        "UPDATE patients SET chat_id = ?, user_id = ?, unreachable = 0,"
+        " status = CASE WHEN status = 'invited' THEN 'active' ELSE status END WHERE id = ?",
+        (chat_id, user_id, patient_id),
+    )
+
+
+#: The patient's own settings `set_patient_setting` may change.
+PATIENT_SETTINGS = ("lang", "prompt_time", "timezone")
+
+
+async def set_patient_setting(
+    conn: aiosqlite.Connection, patient_id: int, column: str, value: str
+) -> None:
+    """Set one of the patient's own settings (`PATIENT_SETTINGS`: lang, prompt_time as HH:MM,
+    timezone)."""
+    if column not in PATIENT_SETTINGS:
+        raise ValueError(f"not a patient setting: {column}")
+    await conn.execute(f"UPDATE patients SET {column} = ? WHERE id = ?", (value, patient_id))
+
+
 async def code_attempt(conn: aiosqlite.Connection, chat_id: int) -> aiosqlite.Row | None:
     """The wrong-code count of a chat (`code_attempts`): failures, locked_until."""
     r: aiosqlite.Row | None = await _one(
         conn, "SELECT failures, locked_until FROM code_attempts WHERE chat_id = ?", (chat_id,)
     )
     return r
+
+
+async def save_code_attempt(
+    conn: aiosqlite.Connection, chat_id: int, failures: int, locked_until: datetime | None
+) -> None:
+    """Set the wrong-code count of a chat and when its lockout ends (None: not locked)."""
+    await conn.execute(
+        "INSERT INTO code_attempts (chat_id, failures, locked_until) VALUES (?,?,?)"
+        " ON CONFLICT (chat_id) DO UPDATE SET failures = excluded.failures,"
+        " locked_until = excluded.locked_until",
+        (chat_id, failures, iso(locked_until) if locked_until else None),
+    )
+
+
+async def clear_code_attempts(conn: aiosqlite.Connection, chat_id: int) -> None:
+    """Forget the wrong-code count of a chat (its code was redeemed)."""
+    await conn.execute("DELETE FROM code_attempts WHERE chat_id = ?", (chat_id,))
 
 
 async def occurrence(conn: aiosqlite.Connection, occ_id: int) -> OccRow | None:
@@ -287,6 +357,18 @@ async def set_study_days(conn: aiosqlite.Connection, changes: list[tuple[int, in
     await conn.executemany(
         "UPDATE occurrences SET study_day = ? WHERE id = ?", [(day, i) for i, day in changes]
     )
+
+
+async def delete_future_scheduled(
+    conn: aiosqlite.Connection, patient_id: int, now: datetime
+) -> int:
+    """Remove the patient's 'scheduled' occurrences whose window opens after `now` (they are
+    about to be recomputed); returns how many."""
+    cur = await conn.execute(
+        "DELETE FROM occurrences WHERE patient_id = ? AND status = 'scheduled' AND opens_at > ?",
+        (patient_id, iso(now)),
+    )
+    return cur.rowcount
 
 
 async def insert_occurrences(
@@ -564,6 +646,39 @@ async def meta_set(conn: aiosqlite.Connection, key: str, value: str) -> None:
     )
 
 
+async def move_staff_group(conn: aiosqlite.Connection, old: int, new: int) -> bool:
+    """The staff group became a supergroup: `old` -> `new`. False if it was not the group."""
+    cur = await conn.execute(
+        "UPDATE meta SET value = ? WHERE key = 'staff_group' AND value = ?",
+        (str(new), str(old)),
+    )
+    return bool(cur.rowcount)
+
+
+# ------------------------------------------------------------------ typed-answer waits
+async def pending_input(conn: aiosqlite.Connection, chat_id: int) -> str | None:
+    """What kind of typed answer the chat's next text message is (`pending_inputs`), if any."""
+    r = await _one(conn, "SELECT kind FROM pending_inputs WHERE chat_id = ?", (chat_id,))
+    return None if r is None else r[0]
+
+
+async def set_pending_input(
+    conn: aiosqlite.Connection, chat_id: int, kind: str, now: datetime
+) -> None:
+    """The chat's next text message is a typed answer of this kind."""
+    await conn.execute(
+        "INSERT INTO pending_inputs (chat_id, kind, created_at) VALUES (?,?,?)"
+        " ON CONFLICT (chat_id) DO UPDATE SET kind = excluded.kind,"
+        " created_at = excluded.created_at",
+        (chat_id, kind, iso(now)),
+    )
+
+
+async def clear_pending_input(conn: aiosqlite.Connection, chat_id: int) -> None:
+    """The chat waits for no typed answer."""
+    await conn.execute("DELETE FROM pending_inputs WHERE chat_id = ?", (chat_id,))
+
+
 # ------------------------------------------------------------------ enrolment codes
 async def insert_code(
     conn: aiosqlite.Connection, code_hash: str, patient_id: int, expires: datetime, now: datetime
@@ -583,6 +698,14 @@ async def code_by_hash(conn: aiosqlite.Connection, keyed: str, legacy: str) -> A
         "SELECT * FROM enrolment_codes WHERE (code_hash = ? AND keyed = 1)"
         " OR (code_hash = ? AND keyed = 0)",
         (keyed, legacy),
+    )
+
+
+async def use_code(conn: aiosqlite.Connection, code_hash: str, now: datetime) -> None:
+    """Mark a code (by its stored hash) as redeemed now."""
+    await conn.execute(
+        "UPDATE enrolment_codes SET used_at = ? WHERE code_hash = ?",
+        (iso(now), code_hash),
     )
 
 

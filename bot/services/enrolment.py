@@ -116,20 +116,9 @@ async def _enroll(
             subject=subject,
         )
     now = rt.now()
-    cur = await conn.execute(
-        "INSERT INTO patients (subject, injection_date, enrolled_on, lang, timezone, prompt_time,"
-        " created_at) VALUES (?,?,?,?,?,?,?)",
-        (
-            subject,
-            injection_date.isoformat(),
-            rt.local_today(timezone).isoformat(),
-            lang,
-            timezone,
-            prompt_time.strftime("%H:%M"),
-            iso(now),
-        ),
+    patient_id = await repo.insert_patient(
+        conn, subject, injection_date, rt.local_today(timezone), lang, timezone, prompt_time, now
     )
-    patient_id = cur.lastrowid or 0
     if web is not None:
         await _audit_enrol(
             conn, now, actor, subject, injection_date, lang, timezone, prompt_time, "web"
@@ -274,32 +263,20 @@ async def link_chat(rt: Runtime, chat_id: int, user_id: int, code_text: str) -> 
             status = "expired"
         if status != "ok":
             failures = (attempt["failures"] if attempt else 0) + 1
-            locked = iso(now + LOCKOUT) if failures >= MAX_FAILURES else None
-            await conn.execute(
-                "INSERT INTO code_attempts (chat_id, failures, locked_until) VALUES (?,?,?)"
-                " ON CONFLICT (chat_id) DO UPDATE SET failures = excluded.failures,"
-                " locked_until = excluded.locked_until",
-                (chat_id, 0 if locked else failures, locked),
-            )
+            locked = now + LOCKOUT if failures >= MAX_FAILURES else None
+            await repo.save_code_attempt(conn, chat_id, 0 if locked else failures, locked)
             await audit_or_count(conn, now, f"chat:{chat_id}", "code_refused", new=status)
             if locked:
-                return LinkResult("locked", locked_until=from_iso(locked))
+                return LinkResult("locked", locked_until=from_iso(iso(locked)))
             return LinkResult(status)
         patient = await repo.patient_by_id(conn, row["patient_id"])
         assert patient is not None
         if patient.chat_id is not None or patient.status in ("withdrawn", "completed"):
             return LinkResult("used")
-        await conn.execute(
-            "UPDATE enrolment_codes SET used_at = ? WHERE code_hash = ?",
-            (iso(now), row["code_hash"]),
-        )
+        await repo.use_code(conn, row["code_hash"], now)
         # A paused patient whose account was unlinked stays paused on the new account.
-        await conn.execute(
-            "UPDATE patients SET chat_id = ?, user_id = ?, unreachable = 0,"
-            " status = CASE WHEN status = 'invited' THEN 'active' ELSE status END WHERE id = ?",
-            (chat_id, user_id, patient.id),
-        )
-        await conn.execute("DELETE FROM code_attempts WHERE chat_id = ?", (chat_id,))
+        await repo.link_patient(conn, patient.id, chat_id, user_id)
+        await repo.clear_code_attempts(conn, chat_id)
         await materialize(rt, conn, patient, now)
         await audit.record(
             conn,

@@ -6,7 +6,6 @@ from datetime import datetime, time
 
 import aiosqlite
 
-from bot.clock import iso
 from bot.domain.schedule import diary_occurrences
 from bot.services.runtime import Runtime
 from storage import audit, repo
@@ -32,11 +31,7 @@ async def reschedule(
     prompted, completed or missed keeps its row (the UNIQUE key makes the insert skip it).
     Returns how many future occurrences were replaced.
     """
-    cur = await conn.execute(
-        "DELETE FROM occurrences WHERE patient_id = ? AND status = 'scheduled' AND opens_at > ?",
-        (patient.id, iso(now)),
-    )
-    removed = cur.rowcount
+    removed = await repo.delete_future_scheduled(conn, patient.id, now)
     occs = diary_occurrences(
         rt.study,
         patient.injection_date,
@@ -53,7 +48,7 @@ async def _update(
 ) -> repo.Patient:
     now = rt.now()
     async with rt.db.transaction() as conn:
-        await conn.execute(f"UPDATE patients SET {column} = ? WHERE id = ?", (value, patient.id))
+        await repo.set_patient_setting(conn, patient.id, column, value)
         await audit.record(
             conn,
             now,
@@ -94,15 +89,10 @@ async def set_timezone(rt: Runtime, patient: repo.Patient, tz: str) -> repo.Pati
 async def set_pending(rt: Runtime, chat_id: int, kind: str | None) -> None:
     async with rt.db.transaction() as conn:
         if kind is None:
-            await conn.execute("DELETE FROM pending_inputs WHERE chat_id = ?", (chat_id,))
+            await repo.clear_pending_input(conn, chat_id)
         else:
-            await conn.execute(
-                "INSERT INTO pending_inputs (chat_id, kind, created_at) VALUES (?,?,?)"
-                " ON CONFLICT (chat_id) DO UPDATE SET kind = excluded.kind,"
-                " created_at = excluded.created_at",
-                (chat_id, kind, iso(rt.now())),
-            )
+            await repo.set_pending_input(conn, chat_id, kind, rt.now())
 
 
 async def pending(rt: Runtime, chat_id: int) -> str | None:
-    return await rt.db.scalar("SELECT kind FROM pending_inputs WHERE chat_id = ?", (chat_id,))
+    return await repo.pending_input(rt.db.conn, chat_id)
