@@ -289,3 +289,12 @@ async def head(conn: aiosqlite.Connection) -> str | None:
     async with conn.execute("SELECT value FROM meta WHERE key = ?", (HEAD_KEY,)) as cur:
         row = await cur.fetchone()
     return str(row[0]) if row else None
+
+
+async def entries(conn: aiosqlite.Connection, subject: str | None = None) -> list[aiosqlite.Row]:
+    """Every audit entry (or those about one subject), oldest first (`diarybot audit show`)."""
+    params: tuple[object, ...] = ()
+    where = ""
+    if subject is not None:
+        where, params = " WHERE subject = ?", (subject,)
+    return list(await conn.execute_fetchall(f"SELECT * FROM audit{where} ORDER BY id", params))

@@ -125,6 +125,12 @@ async def patient_by_subject(conn: aiosqlite.Connection, subject: str) -> Patien
     return Patient.from_row(r) if r else None
 
 
+async def timezone_of_subject(conn: aiosqlite.Connection, subject: str) -> str | None:
+    """The time zone of the patient with this subject ID, if enrolled."""
+    r = await _one(conn, "SELECT timezone FROM patients WHERE subject = ?", (subject,))
+    return None if r is None else str(r["timezone"])
+
+
 async def staff_by_id(conn: aiosqlite.Connection, telegram_id: int) -> Staff | None:
     r = await _one(conn, "SELECT * FROM staff WHERE telegram_id = ? AND active = 1", (telegram_id,))
     return Staff.from_row(r) if r else None
@@ -419,6 +425,19 @@ async def delete_answer(conn: aiosqlite.Connection, occ_id: int, item: str) -> N
     await conn.execute("DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ_id, item))
 
 
+async def save_corrected_answer(
+    conn: aiosqlite.Connection, occ_id: int, item: str, value: str, now: datetime
+) -> None:
+    """A site correction of one answer of a diary (`diarybot correct`). A new answer row is
+    answered and submitted at `now`; an existing one keeps its times, only the value changes."""
+    await conn.execute(
+        "INSERT INTO answers (occurrence_id, item, value, answered_at, submitted_at)"
+        " VALUES (?,?,?,?,?) ON CONFLICT (occurrence_id, item) DO UPDATE SET"
+        " value = excluded.value",
+        (occ_id, item, value, iso(now), iso(now)),
+    )
+
+
 async def diary_session(conn: aiosqlite.Connection, patient_id: int) -> aiosqlite.Row | None:
     """The patient's place in the diary they are filling in (`diary_sessions`), if any."""
     r: aiosqlite.Row | None = await _one(
@@ -466,6 +485,20 @@ async def mark_missed(conn: aiosqlite.Connection, occ_id: int, patient_id: int) 
         "DELETE FROM diary_sessions WHERE patient_id = ? AND occurrence_id = ?",
         (patient_id, occ_id),
     )
+
+
+async def closed_without_rules(conn: aiosqlite.Connection) -> list[int]:
+    """Ids of diaries that closed incomplete and have not had the rules run on them yet."""
+    rows = await _all(
+        conn,
+        "SELECT id FROM occurrences WHERE incomplete_at IS NOT NULL AND rules_run_at IS NULL",
+    )
+    return [int(r["id"]) for r in rows]
+
+
+async def mark_rules_run(conn: aiosqlite.Connection, occ_id: int, now: datetime) -> None:
+    """The rules have been run on this closed, incomplete diary (once)."""
+    await conn.execute("UPDATE occurrences SET rules_run_at = ? WHERE id = ?", (iso(now), occ_id))
 
 
 NOTIFY_COLUMNS = ("opens_at", "remind_at", "prompted_at", "reminded_at")

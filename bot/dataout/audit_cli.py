@@ -14,12 +14,10 @@ import argparse
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import aiosqlite
-
 from bot.cliargs import UsageError
 from bot.clock import from_iso
 from bot.services.runtime import Runtime
-from storage import audit
+from storage import audit, repo
 
 
 def expected_head(text: str) -> tuple[int, str]:
@@ -69,19 +67,12 @@ def _value(text: str | None) -> str:
 
 async def cmd_show(args: argparse.Namespace, rt: Runtime) -> int:
     tz = rt.study.timezone
-    params: tuple[object, ...] = ()
-    where = ""
     if args.subject:
-        row = await rt.db.fetchone(
-            "SELECT timezone FROM patients WHERE subject = ?", (args.subject,)
-        )
-        if row is None:
+        subject_tz = await repo.timezone_of_subject(rt.db.conn, args.subject)
+        if subject_tz is None:
             raise UsageError(f"no subject {args.subject!r}")
-        tz = row["timezone"]
-        where, params = " WHERE subject = ?", (args.subject,)
-    rows: list[aiosqlite.Row] = await rt.db.fetchall(
-        f"SELECT * FROM audit{where} ORDER BY id", params
-    )
+        tz = subject_tz
+    rows = await audit.entries(rt.db.conn, args.subject or None)
     if args.limit:
         rows = rows[-args.limit :]
     for r in rows:

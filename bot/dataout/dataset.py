@@ -12,21 +12,18 @@ were added), so an export cannot be joined back to a Telegram account.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from pathlib import Path
 
 import aiosqlite
 
-from bot.clock import from_iso, iso
+from bot.clock import from_iso
 from bot.domain.study import Study
 from bot.domain.textsafety import strip_xml_forbidden
 from bot.services.study_versions import study_of
-from storage import versions
+from storage import exports, versions
+from storage.exports import snapshot as snapshot  # callers open their snapshot here
 
 # Occurrence status → the status an export shows. An occurrence still waiting for its window to
 # close (scheduled, prompted, reminded) is "open": not missed yet, not data yet.
@@ -134,37 +131,10 @@ class Dataset:
     current_version: int | None = None
 
 
-def _read_only_uri(path: str | Path) -> str:
-    return f"{Path(os.path.abspath(path)).as_uri()}?mode=ro"
-
-
-@contextlib.asynccontextmanager
-async def snapshot(path: str | Path) -> AsyncIterator[aiosqlite.Connection]:
-    """A read-only connection inside one read transaction: a consistent view of the database."""
-    conn = await aiosqlite.connect(_read_only_uri(path), uri=True, isolation_level=None)
-    try:
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA query_only=ON")
-        await conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            await conn.execute("ROLLBACK")
-    finally:
-        await conn.close()
-
-
-async def _all(
-    conn: aiosqlite.Connection, sql: str, params: tuple[object, ...] = ()
-) -> list[aiosqlite.Row]:
-    async with conn.execute(sql, params) as cur:
-        return list(await cur.fetchall())
-
-
 async def staff_pseudonyms(conn: aiosqlite.Connection) -> dict[int, tuple[str, str]]:
     """telegram_id → (pseudonym, role), numbered in the order staff were added (stable)."""
-    rows = await _all(conn, "SELECT telegram_id, role FROM staff ORDER BY created_at, telegram_id")
-    return {r["telegram_id"]: (f"STAFF-{i:02d}", r["role"]) for i, r in enumerate(rows, 1)}
+    rows = await exports.staff_roles(conn)
+    return {tid: (f"STAFF-{i:02d}", role) for i, (tid, role) in enumerate(rows, 1)}
 
 
 def pseudonym(actor: str, staff: dict[int, tuple[str, str]]) -> str:
@@ -178,13 +148,6 @@ def pseudonym(actor: str, staff: dict[int, tuple[str, str]]) -> str:
     if kind in ("system", "cli"):  # "cli:<who asked>" may carry a name: keep only "cli"
         return kind
     return "other"
-
-
-async def _table_exists(conn: aiosqlite.Connection, name: str) -> bool:
-    rows = await _all(
-        conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    )
-    return bool(rows)
 
 
 def _audit(row: aiosqlite.Row, staff: dict[int, tuple[str, str]]) -> AuditRec:
@@ -214,12 +177,7 @@ async def _history(
     """A subject's audit entries per answer ("daily:3/PAIN") and per diary status change."""
     per_item: dict[str, list[AuditRec]] = {}
     per_diary: dict[str, AuditRec] = {}
-    rows = await _all(
-        conn,
-        "SELECT * FROM audit WHERE subject = ? AND entity IS NOT NULL ORDER BY id",
-        (subject,),
-    )
-    for r in rows:
+    for r in await exports.subject_audit(conn, subject):
         entity = r["entity"]
         if r["action"] == "e_signature":  # signs the correction just before it
             recs = per_item.get(entity)
@@ -238,15 +196,9 @@ async def _history(
 
 async def _alerts(conn: aiosqlite.Connection, patient_id: int) -> tuple[tuple[int, str], ...]:
     """(study day, level) of the patient's alerts, when the escalation tables exist."""
-    if not await _table_exists(conn, "alerts"):
+    if not await exports.table_exists(conn, "alerts"):
         return ()
-    rows = await _all(
-        conn,
-        "SELECT study_day, level FROM alerts WHERE patient_id = ? AND study_day IS NOT NULL"
-        " ORDER BY study_day",
-        (patient_id,),
-    )
-    return tuple((r["study_day"], r["level"]) for r in rows)
+    return tuple(await exports.alert_days(conn, patient_id))
 
 
 async def _subject(
@@ -260,23 +212,8 @@ async def _subject(
     incomplete: bool = True,
 ) -> Subject:
     """One subject's opened diaries, submitted answers and (with `staff`) their history."""
-    occ_rows = await _all(
-        conn,
-        "SELECT id, key, phase, form, study_day, local_date, status, submitted_at,"
-        f" {'study_version' if versioned else 'NULL'} AS study_version,"
-        f" {'incomplete_at' if incomplete else 'NULL'} AS incomplete_at FROM occurrences"
-        " WHERE patient_id = ? AND (opens_at <= ? OR status = 'completed')"
-        " AND local_date >= ? ORDER BY study_day, opens_at",
-        (p["id"], iso(now), since.isoformat() if since else ""),  # "" precedes every date
-    )
-    answer_rows = await _all(
-        conn,
-        "SELECT a.occurrence_id, a.item, a.value, a.answered_at, a.submitted_at"
-        " FROM answers a JOIN occurrences o ON o.id = a.occurrence_id"
-        " WHERE o.patient_id = ? AND (a.submitted_at IS NOT NULL"
-        f"{' OR o.incomplete_at IS NOT NULL' if incomplete else ''})",
-        (p["id"],),
-    )
+    occ_rows = await exports.opened_occurrences(conn, p["id"], now, since, versioned, incomplete)
+    answer_rows = await exports.data_answers(conn, p["id"], incomplete)
     item_order = {it.code: i for i, it in enumerate(study.items)}
     by_occ: dict[int, list[aiosqlite.Row]] = {}
     for a in sorted(answer_rows, key=lambda a: item_order.get(a["item"], len(item_order))):
@@ -344,27 +281,14 @@ async def load(
     in the audit trail and out of the export; a diary that closed unsubmitted keeps its answers
     as data, with the status "incomplete".
     """
-    params: tuple[object, ...] = ()
-    where = ""
-    if subject is not None:
-        where, params = " WHERE subject = ?", (subject,)
-    prows = await _all(
-        conn,
-        "SELECT id, subject, injection_date, timezone, status, lang FROM patients"
-        f"{where} ORDER BY subject",
-        params,
-    )
+    prows = await exports.patients(conn, subject)
     if subject is not None and not prows:
         raise UnknownSubject(subject)
     staff = await staff_pseudonyms(conn)
     history_staff = staff if with_history else None
-    versioned = await _table_exists(conn, "study_versions")
+    versioned = await exports.table_exists(conn, "study_versions")
     # incomplete diaries (migration 0007); a file from before it has none
-    incomplete = bool(
-        await _all(
-            conn, "SELECT 1 FROM pragma_table_info('occurrences') WHERE name = 'incomplete_at'"
-        )
-    )
+    incomplete = await exports.has_incomplete_diaries(conn)
     subjects = [
         await _subject(conn, study, p, now, since, history_staff, versioned, incomplete)
         for p in prows

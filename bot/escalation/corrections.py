@@ -266,12 +266,7 @@ async def correct_entry(
                 item=item.code,
                 day=day,
             )
-        await conn.execute(
-            "INSERT INTO answers (occurrence_id, item, value, answered_at, submitted_at)"
-            " VALUES (?,?,?,?,?) ON CONFLICT (occurrence_id, item) DO UPDATE SET"
-            " value = excluded.value",
-            (occ.id, item.code, new, iso(now), iso(now)),
-        )
+        await repo.save_corrected_answer(conn, occ.id, item.code, new, now)
         await audit.record(
             conn,
             now,

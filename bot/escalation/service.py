@@ -969,14 +969,12 @@ async def on_submit(
 async def rules_on_closed(rt: Runtime, now: datetime) -> int:
     """Tick duty: diaries that closed unsubmitted with answers (window over, patient paused or
     withdrawn) get every rule run on what they hold, once. Returns how many diaries."""
-    pending = await rt.db.fetchall(
-        "SELECT id FROM occurrences WHERE incomplete_at IS NOT NULL AND rules_run_at IS NULL"
-    )
+    pending = await repo.closed_without_rules(rt.db.conn)
     if not pending:
         return 0
     async with rt.db.transaction() as conn:
-        for row in pending:
-            occ = await repo.occurrence(conn, row["id"])
+        for occ_id in pending:
+            occ = await repo.occurrence(conn, occ_id)
             patient = await repo.patient_by_id(conn, occ.patient_id) if occ else None
             if occ is None or patient is None:
                 continue
@@ -985,7 +983,5 @@ async def rules_on_closed(rt: Runtime, now: datetime) -> int:
                 rt, conn, patient, occ, answers, levels=EVALUATED_LEVELS, state="incomplete",
                 now=now,
             )  # fmt: skip
-            await conn.execute(
-                "UPDATE occurrences SET rules_run_at = ? WHERE id = ?", (iso(now), occ.id)
-            )
+            await repo.mark_rules_run(conn, occ.id, now)
     return len(pending)
