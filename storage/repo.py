@@ -501,6 +501,31 @@ async def mark_rules_run(conn: aiosqlite.Connection, occ_id: int, now: datetime)
     await conn.execute("UPDATE occurrences SET rules_run_at = ? WHERE id = ?", (iso(now), occ_id))
 
 
+async def mark_submitted(conn: aiosqlite.Connection, occ_id: int, now: datetime) -> None:
+    """The patient submitted the diary: its answers and the diary itself are submitted now, and
+    its status is 'completed'."""
+    await conn.execute(
+        "UPDATE answers SET submitted_at = ? WHERE occurrence_id = ?", (iso(now), occ_id)
+    )
+    await conn.execute(
+        "UPDATE occurrences SET status = 'completed', submitted_at = ? WHERE id = ?",
+        (iso(now), occ_id),
+    )
+
+
+async def mark_incomplete(conn: aiosqlite.Connection, occ_id: int, now: datetime) -> None:
+    """The diary closed unsubmitted with answers: incomplete now, the rules still to run."""
+    await conn.execute(
+        "UPDATE occurrences SET incomplete_at = ?, rules_run_at = NULL WHERE id = ?",
+        (iso(now), occ_id),
+    )
+
+
+async def clear_diary_session(conn: aiosqlite.Connection, patient_id: int) -> None:
+    """Forget where the patient is in a diary (whichever diary it was)."""
+    await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient_id,))
+
+
 NOTIFY_COLUMNS = ("opens_at", "remind_at", "prompted_at", "reminded_at")
 
 

@@ -15,7 +15,6 @@ from typing import TypeVar
 
 import aiosqlite
 
-from bot.clock import iso
 from bot.domain import questionnaire as q
 from bot.domain.study import Item, Study
 from bot.services.runtime import Runtime
@@ -347,9 +346,7 @@ class DiaryService:
             changed = await self._store(conn, patient, occ, item, value)
         else:
             changed = True
-            await conn.execute(
-                "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, item.code)
-            )
+            await repo.delete_answer(conn, occ.id, item.code)
             await audit.record(
                 conn,
                 self.rt.now(),
@@ -391,7 +388,7 @@ class DiaryService:
             return refusal or Outcome("stale", occ)
         occ, refusal = await self._guard(conn, patient, session.occurrence_id)
         if refusal:
-            await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+            await repo.clear_diary_session(conn, patient.id)
             return refusal
         assert occ is not None
         if session.item is None:
@@ -486,14 +483,8 @@ class DiaryService:
             conn, self.study, occ, answers, now, actor=f"patient:{patient.subject}",
             subject=patient.subject,
         )  # fmt: skip
-        await conn.execute(
-            "UPDATE answers SET submitted_at = ? WHERE occurrence_id = ?", (iso(now), occ.id)
-        )
-        await conn.execute(
-            "UPDATE occurrences SET status = 'completed', submitted_at = ? WHERE id = ?",
-            (iso(now), occ.id),
-        )
-        await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+        await repo.mark_submitted(conn, occ.id, now)
+        await repo.clear_diary_session(conn, patient.id)
         await audit.record(
             conn,
             now,
@@ -569,10 +560,7 @@ async def close_unsubmitted(
     kept, _dropped = await drop_no_longer_applying(
         conn, study, occ, answers, now, actor=actor, subject=subject
     )
-    await conn.execute(
-        "UPDATE occurrences SET incomplete_at = ?, rules_run_at = NULL WHERE id = ?",
-        (iso(now), occ.id),
-    )
+    await repo.mark_incomplete(conn, occ.id, now)
     await audit.record(
         conn,
         now,
