@@ -217,19 +217,9 @@ SQL_OUTSIDE_STORAGE = (
     "bot/dataout/backup.py",
     "bot/sandbox/",
 )
-# Files whose SQL is being moved into storage/ on branch sql-services. Delete each entry when
-# that lands (the test below fails while an entry no longer has SQL); nothing may join it.
-SQL_BEING_MOVED = (
-    "bot/sender.py",
-    "bot/messenger.py",
-    "bot/services/diary.py",
-    "bot/services/enrolment.py",
-    "bot/services/patient_settings.py",
-    "bot/escalation/service.py",
-    "bot/escalation/corrections.py",
-    "bot/dataout/dataset.py",
-    "bot/dataout/audit_cli.py",
-)
+# Files whose SQL is being moved into storage/. Empty since branch sql-services moved the last
+# of them (the test below fails while an entry no longer has SQL); nothing may join it.
+SQL_BEING_MOVED: tuple[str, ...] = ()
 
 
 def _sql_lines(path: Path) -> list[int]:
