@@ -91,11 +91,6 @@ async def pause_future_scheduled(
     )
 
 
-async def end_diary_session(conn: aiosqlite.Connection, patient_id: int) -> None:
-    """Forget the patient's place in a diary they were filling in (`diary_sessions`)."""
-    await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient_id,))
-
-
 async def delete_occurrences(conn: aiosqlite.Connection, ids: list[int]) -> None:
     """Delete these diaries (future, untouched ones replaced by a re-anchor)."""
     await conn.executemany("DELETE FROM occurrences WHERE id = ?", [(i,) for i in ids])

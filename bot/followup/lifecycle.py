@@ -132,7 +132,7 @@ async def pause(rt: Runtime, subject: str, *, actor: str, reason: str | None = N
         await lifecycle_store.set_paused(conn, patient.id)
         await _close_open_diary(rt, conn, patient, now, actor, "patient paused")
         count = await lifecycle_store.pause_open_diaries(conn, patient.id, now)
-        await lifecycle_store.end_diary_session(conn, patient.id)
+        await repo.clear_diary_session(conn, patient.id)
         await audit.record(
             conn,
             now,
@@ -201,7 +201,7 @@ async def withdraw(rt: Runtime, subject: str, *, actor: str, reason: str | None 
         await lifecycle_store.set_withdrawn(conn, patient.id)
         await _close_open_diary(rt, conn, patient, now, actor, "patient withdrawn")
         count = await lifecycle_store.withdraw_open_diaries(conn, patient.id, now)
-        await lifecycle_store.end_diary_session(conn, patient.id)
+        await repo.clear_diary_session(conn, patient.id)
         await events.cancel_pending(conn, patient.id, now)
         await audit.record(
             conn,
