@@ -180,6 +180,8 @@ def environments() -> dict[str, Environment]:
         env.install_gettext_callables(  # type: ignore[attr-defined]
             tr, tr.n, newstyle=False
         )
+        for name in env.list_templates():  # compiled now (≈ 0.1 s), not by the first pages
+            env.get_template(name)
         envs[locale] = env
     return envs
 
