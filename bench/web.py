@@ -43,7 +43,8 @@ from bot.clock import FakeClock
 from bot.domain.study import load_study
 from bot.localapi import LocalBotApi
 from bot.services.enrolment import enroll
-from bot.web.server import WebConfig, WebDiary
+from bot.web.app import WebDiary
+from bot.web.server import WebConfig
 
 T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)  # 19:00 Shanghai
 INJECTION = date(2026, 12, 1)

@@ -300,6 +300,12 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
             f"study.contact_phone in {study.source} is still the shipped placeholder; "
             "set the site's staffed study phone before running the real bot."
         )
+    from bot.channels.sms import SmsConfigurationError, provider_from_env
+
+    try:  # a wrong SMS setting stops here, in one line, before anything starts
+        provider_from_env(None, study.sms)
+    except SmsConfigurationError as exc:
+        raise UsageError(str(exc)) from None
     if not settings.db_path.exists() and not getattr(args, "init", False):
         # Never a silent new empty database (a wrong path, a deleted file): say so.
         print(
@@ -346,7 +352,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         bot.rt.public_url = settings.public_url
         web = None
         if settings.web:
-            from bot.web.server import WebDiary
+            from bot.web.app import WebDiary
 
             web = WebDiary(bot.rt, bot.diary, settings.web)
         try:

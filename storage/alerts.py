@@ -372,3 +372,29 @@ async def has_diary_alerts(conn: aiosqlite.Connection, occurrence_id: int) -> bo
         conn, "SELECT 1 FROM alert_diaries WHERE occurrence_id = ? LIMIT 1", (occurrence_id,)
     )
     return r is not None
+
+
+async def safety_shown(conn: aiosqlite.Connection, alert_id: int) -> list[dict[str, Any]]:
+    """Each showing of the safety text that went with this alert, oldest first: the audit
+    entries `safety_text_shown` (bot/escalation/safety.py) that list it, as {at, channel,
+    moment, version, lang}."""
+    rows = await _all(
+        conn,
+        "SELECT at, new_value FROM audit WHERE action = 'safety_text_shown'"
+        " AND EXISTS (SELECT 1 FROM json_each(audit.new_value, '$.alerts') WHERE value = ?)"
+        " ORDER BY id",
+        (alert_id,),
+    )
+    out = []
+    for r in rows:
+        new = json.loads(r["new_value"])
+        out.append(
+            {
+                "at": r["at"],
+                "channel": new.get("channel"),
+                "moment": new.get("moment"),
+                "version": new.get("safety_text_version"),
+                "lang": new.get("lang"),
+            }
+        )
+    return out

@@ -333,6 +333,11 @@ async def save_answer(
     )
 
 
+async def delete_answer(conn: aiosqlite.Connection, occ_id: int, item: str) -> None:
+    """Remove the answer to one item of a diary (the audit trail keeps what it was)."""
+    await conn.execute("DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ_id, item))
+
+
 async def diary_session(conn: aiosqlite.Connection, patient_id: int) -> aiosqlite.Row | None:
     """The patient's place in the diary they are filling in (`diary_sessions`), if any."""
     r: aiosqlite.Row | None = await _one(

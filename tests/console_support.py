@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.console import accounts
+from bot.console.app import build
 from bot.console.keys import SecretBox
-from bot.console.web import build
 from tests.harness import Harness
 
 PASSWORD = "Lantern orbit cactus 1956!"

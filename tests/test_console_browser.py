@@ -14,8 +14,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
+from bot.console.app import build
 from bot.console.keys import SecretBox
-from bot.console.web import build
 from tests.browser_support import act, chromium, wait_for
 from tests.console_support import PASSWORD, invite
 from tests.escalation_support import EN_COORD, ZH_COORD, alert_messages, day0_patient, submit

@@ -1,6 +1,7 @@
-"""The house rules that are about the code's shape (docs/architecture.md): no import circles
-between the app and its features, the CLI and the feature CLIs, the digest and its view; SQL
-helpers of storage/ are not called from outside it.
+"""The house rules that are about the code's shape (docs/architecture.md): no import circle
+anywhere in bot/, conversations/ and storage/ (named ones first: the app and its features, the
+CLI and the feature CLIs, the digest and its view); SQL helpers of storage/ are not called from
+outside it.
 
 Imports are read with `ast`, so every import counts: top level, under TYPE_CHECKING, and
 inside functions (a function-local import only hides a circle).
@@ -11,15 +12,20 @@ from __future__ import annotations
 import ast
 import functools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "conversations", "storage")
-# Not moved to storage/ yet: the follow-up planner's batched queries share SQL fragments
-# (STALE, SIGNATURE_SQL) with its Python code.
-PRIVATE_SQL_ALLOWED = {"bot/followup/events.py"}
+# Import circles that are known and being removed on another branch: each entry is exactly one
+# circle's modules. Nothing else may join this list; delete an entry when its fix lands (the
+# test below fails while an entry is no longer a circle).
+KNOWN_CIRCLES: list[frozenset[str]] = [
+    # bot.services.enrolment <-> bot.web.links: being fixed on branch console-links.
+    frozenset({"bot.services.enrolment", "bot.web.links"}),
+]
 
 
 def _modules() -> dict[str, Path]:
@@ -94,6 +100,57 @@ def _circle(edges: dict[str, set[str]], a: str, b: str) -> bool:
     return _reaches(edges, a, b) and _reaches(edges, b, a)
 
 
+def _circles(edges: dict[str, set[str]]) -> list[frozenset[str]]:
+    """The strongly connected components of more than one module: the import circles."""
+    reach = {m: _reachable(edges, m) for m in edges}
+    found: set[frozenset[str]] = set()
+    for module, reached in reach.items():
+        component = frozenset(m for m in reached if module in reach[m])
+        if len(component) > 1:
+            found.add(component)
+    return sorted(found, key=sorted)
+
+
+def _reachable(edges: dict[str, set[str]], start: str) -> set[str]:
+    seen = {start}
+    stack = [start]
+    while stack:
+        for nxt in edges.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _describe(edges: dict[str, set[str]], circle: frozenset[str]) -> str:
+    inside = [f"{m} -> {', '.join(sorted(edges[m] & circle))}" for m in sorted(circle)]
+    return f"{{{', '.join(sorted(circle))}}}: " + "; ".join(inside)
+
+
+def test_the_circle_finder_finds_circles() -> None:
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"e", "d"}, "f": {"a"}}
+    assert _circles(edges) == [frozenset({"a", "b", "c"})]
+    assert _describe(edges, frozenset({"a", "b", "c"})) == "{a, b, c}: a -> b; b -> c; c -> a"
+
+
+def test_no_import_circle_anywhere() -> None:
+    edges = _graph()
+    assert {"bot.app", "conversations.common", "storage.repo"} <= edges.keys()
+    circles = [c for c in _circles(edges) if c not in KNOWN_CIRCLES]
+    assert not circles, (
+        "import circles (docs/architecture.md, 'No import circles': move what both sides need "
+        "into a small module below both, or let the parent pass it in):\n"
+        + "\n".join(_describe(edges, c) for c in circles)
+    )
+
+
+def test_the_known_circles_are_still_circles() -> None:
+    """An entry of KNOWN_CIRCLES whose fix has landed must go, so that it cannot come back."""
+    circles = _circles(_graph())
+    gone = [sorted(c) for c in KNOWN_CIRCLES if c not in circles]
+    assert not gone, f"no longer import circles: delete them from KNOWN_CIRCLES: {gone}"
+
+
 def test_the_app_and_its_features_import_no_circle() -> None:
     edges = _graph()
     features = [m for m in edges if m.endswith(".feature")] + ["bot.features", "bot.registry"]
@@ -116,11 +173,21 @@ def test_the_digest_and_the_staff_views_import_no_circle() -> None:
 
 
 def test_storage_helpers_are_called_only_inside_storage() -> None:
+    """No exceptions: `repo._one` / `repo._all` (called, or imported by name) only in storage/."""
     offenders = []
     for package in ("bot", "conversations"):
         for path in sorted((ROOT / package).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
             text = path.read_text(encoding="utf-8")
-            if rel not in PRIVATE_SQL_ALLOWED and ("repo._one(" in text or "repo._all(" in text):
+            if "repo._one(" in text or "repo._all(" in text or _imports_private(path):
                 offenders.append(rel)
     assert offenders == []
+
+
+# `from storage.repo import _one` (or `_all`), also inside a parenthesised import list. A regex,
+# not ast: see _graph for why this process does not parse.
+_PRIVATE_IMPORT = re.compile(r"from +storage\.repo +import +(\([^)]*|[^\n]*)\b_(one|all)\b")
+
+
+def _imports_private(path: Path) -> bool:
+    return _PRIVATE_IMPORT.search(path.read_text(encoding="utf-8")) is not None

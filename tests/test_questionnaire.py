@@ -11,7 +11,14 @@ from decimal import Decimal
 
 import pytest
 
-from bot.domain.questionnaire import InputError, applicable_items, parse_number, parse_typed
+from bot.domain.questionnaire import (
+    InputError,
+    applicable_items,
+    clean,
+    no_longer_applying,
+    parse_number,
+    parse_typed,
+)
 from bot.domain.schedule import relabelled_days
 from bot.domain.study import load_study
 
@@ -134,6 +141,22 @@ def test_fever_question_has_a_weekly_wording() -> None:
 @pytest.mark.parametrize(("bleed", "dizzy"), [("0", False), ("1", False), ("2", True), ("3", True)])
 def test_dizziness_is_asked_after_any_visible_blood(bleed: str, dizzy: bool) -> None:
     assert ("BLEED_FAINT" in _asked(5, {"BLEED": bleed})) is dizzy
+
+
+@pytest.mark.parametrize(
+    ("answers", "dropped"),
+    [
+        ({"BLEED": "3", "BLEED_FAINT": "Y"}, {}),
+        ({"BLEED": "0", "BLEED_FAINT": "Y"}, {"BLEED_FAINT": "Y"}),  # no blood: no dizziness
+        ({"FEVER": "N", "TEMP": "38.5"}, {"TEMP": "38.5"}),
+        ({"FEVER": "Y", "TEMP": "38.5"}, {}),
+        ({"BLEED": "1", "BLEED_FAINT": "N", "FEVER": "N", "TEMP": "39.0"},
+         {"BLEED_FAINT": "N", "TEMP": "39.0"}),
+    ],
+)  # fmt: skip
+def test_answers_that_no_longer_apply(answers: dict[str, str], dropped: dict[str, str]) -> None:
+    assert no_longer_applying(STUDY, 5, answers) == dropped
+    assert set(clean(STUDY, 5, answers)) | set(dropped) == set(answers)
 
 
 @pytest.mark.parametrize(

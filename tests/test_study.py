@@ -75,6 +75,17 @@ def test_the_safety_text_comes_from_the_study_file_per_language() -> None:
     assert "{" not in en + zh
 
 
+@pytest.mark.parametrize(
+    ("locale", "shown"), [("zh_Hans", "zh_Hans"), ("en", "en"), ("fr", "zh_Hans"), ("", "zh_Hans")]
+)
+def test_the_language_of_the_safety_text_shown(locale: str, shown: str) -> None:
+    """What `safety_text_shown` records as `lang`: the language whose text was shown (the
+    study's first language when it has none in the patient's)."""
+    safety = load_study().safety
+    assert safety.language(locale) == shown
+    assert safety.text(locale) == safety.text(shown)
+
+
 def test_not_toml_at_all(tmp_path: Path) -> None:
     with pytest.raises(StudyError, match="not valid TOML"):
         _load(tmp_path, PACKAGED + "\n[[[broken\n")

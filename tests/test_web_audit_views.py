@@ -86,6 +86,31 @@ async def test_the_page_after_a_post_is_recorded_once_and_every_other_view_is(
         assert views[-1]["status"] == "already_done"
 
 
+async def test_pages_with_the_safety_text_record_their_view_with_its_showing(
+    wh: WebHarness,
+) -> None:
+    link = await wh.enroll()
+    await wh.h.advance(hours=1, minutes=5)
+    async with browser() as b:
+        await b.get(link)
+        await b.post(link + "/year", {"year": "1956"})
+        before = len(await entries(wh, "web_view"))
+        page = await fill(wh, b, link, {**QUIET, "BLEED": "3"})  # dripping blood: urgent
+        assert page.url.endswith("/done")
+        assert len([p for p in b.history if p.url.endswith("?m=safety")]) == 1
+    views = (await entries(wh, "web_view"))[before:]
+    # fill()'s first open, the safety screen after the urgent answer, the thank-you page with
+    # the safety text: each one recorded with its view; the other pages after posts are not.
+    assert [(v["page"], v.get("item")) for v in views] == [
+        ("diary", "BLEED"),
+        ("diary", views[1]["item"]),
+        ("done", None),
+    ]
+    assert views[1]["item"] != "BLEED"
+    moments = [e["moment"] for e in await entries(wh, "safety_text_shown") if e["channel"] == "web"]
+    assert moments == ["answer", "submit"]
+
+
 def asked(page: Page) -> tuple[str, str]:
     """(occurrence id, item code) of the question a diary page asks."""
     _verb, occ, code = page.values()[0].split(":")[:3]

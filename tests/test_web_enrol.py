@@ -175,7 +175,7 @@ async def test_staff_enrol_a_web_patient_in_telegram(tmp_path: Path, study: Stud
 
 def test_web_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.config import load_settings
-    from bot.web.server import WebDiary
+    from bot.web.app import WebDiary
 
     monkeypatch.setenv("DIARYBOT_WEB", "127.0.0.1:8090")
     monkeypatch.setenv("DIARYBOT_PUBLIC_URL", "https://diary.example-hospital.cn/")

@@ -17,7 +17,8 @@ import aiohttp
 
 from bot.domain.study import Study
 from bot.services.enrolment import enroll
-from bot.web.server import WebConfig, WebDiary
+from bot.web.app import WebDiary
+from bot.web.server import WebConfig
 from tests.escalation_support import fast_harness, team
 from tests.harness import Harness
 

@@ -74,16 +74,18 @@ class HttpRoute:
         *,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        judge_4xx: bool = False,
     ) -> Any:
         """The answer's JSON (or None). Network trouble, 429 and 5xx: Transient; other 4xx:
-        Rejected. Never puts the URL's query (it may hold keys) in an error."""
+        Rejected, or with `judge_4xx` the answer's JSON, for a provider whose 4xx answers say
+        why in the body. Never puts the URL's query (it may hold keys) in an error."""
         where = url.split("?", 1)[0]
         try:
             async with self.session().request(method, url, data=body, headers=headers) as resp:
                 text = await resp.text()
                 if resp.status == 429 or resp.status >= 500:
                     raise Transient(f"HTTP {resp.status} from {where}")
-                if resp.status >= 400:
+                if resp.status >= 400 and not judge_4xx:
                     raise Rejected(f"HTTP {resp.status} from {where}")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise Transient(f"{type(exc).__name__} talking to {where}") from exc

@@ -1,6 +1,7 @@
 """Which non-Telegram routes run, from the environment (see bot/channels/sms and alerts.py).
 
 DIARYBOT_SMS            the SMS provider (aliyun | tencent | webhook:URL | log)
+ALIYUN_SMS_SIGNATURE    aliyun's signature: v3 (ACS3-HMAC-SHA256, the default) or v1
 DIARYBOT_SMS_RATE       SMS per second the provider allows (default 10)
 DIARYBOT_WECOM_WEBHOOK  the WeCom group robot (20 messages a minute, its documented limit)
 DIARYBOT_SMTP_URL       the mail server

@@ -69,8 +69,10 @@ def _send_blocking(cfg: SmtpConfig, msg: EmailMessage, timeout: float) -> None:
             smtp.starttls(context=context)
             smtp.ehlo()
         if cfg.user and cfg.password:
-            if cfg.security == "plain" and getattr(smtp, "sock", None) is not None and not (
-                isinstance(smtp.sock, ssl.SSLSocket)
+            if (
+                cfg.security == "plain"
+                and getattr(smtp, "sock", None) is not None
+                and not (isinstance(smtp.sock, ssl.SSLSocket))
             ):
                 # A server that did not offer STARTTLS: never send the password in clear.
                 raise PasswordInClear

@@ -14,12 +14,20 @@ from bot.console.messages import message
 from bot.console.web import console, redirect, render, require
 from bot.escalation import permissions, service
 from bot.escalation.views import CONTACTED, LEVELS, TRIAGE_CHOICES, alert_card, list_line
-from bot.i18n import t
+from bot.i18n import N_, T, t
 from conversations.callbacks import parse
 from storage import alerts as store
 from storage import audit, repo
 
 NOTE_MAX = 1000
+# The safety text's showings (storage.alerts.safety_shown): how and when, in the page's words.
+SHOWN_CHANNELS = {"telegram": N_("Telegram"), "sms": N_("SMS"), "web": N_("Web diary")}
+SHOWN_MOMENTS = {"answer": N_("At the urgent answer"), "submit": N_("After Submit")}
+
+
+def _label(_: T, labels: dict[str, str], code: object) -> str:
+    """A stored code in the page's words (an unknown code as it is)."""
+    return _(labels[code]) if isinstance(code, str) and code in labels else str(code or "")
 
 
 def _staff(member_account: object) -> repo.Staff:
@@ -85,6 +93,14 @@ async def _show(
         for label, data in row
         if data and permissions.allowed(member.account.role, permissions.CLINICAL)
     ]
+    shown = [
+        {
+            **s,
+            "channel": _label(_, SHOWN_CHANNELS, s["channel"]),
+            "moment": _label(_, SHOWN_MOMENTS, s["moment"]),
+        }
+        for s in await store.safety_shown(rt.db.conn, alert.id)
+    ]
     return render(
         request,
         "alert.html",
@@ -93,6 +109,7 @@ async def _show(
         card=text,
         actions=actions,
         notice=notice,
+        safety_shown=shown,
     )
 
 

@@ -4,8 +4,9 @@ Small and explicit on purpose (Starlette's and Flask's lessons without their wei
 middleware sets the security headers, one finds the signed-in member, one checks the CSRF token
 of every POST; pages are Jinja2 templates with autoescaping, texts from the gettext catalogs.
 
-Mounted by the web server under `/console/` (`build(rt)` returns a sub-application), or run on
-its own in tests.
+Mounted by the web server under `/console/` (`bot.console.app.build(rt)` returns a
+sub-application), or run on its own in tests. The pages (bot/console/pages_*.py) import this
+module; the app that adds their routes is above both, in bot/console/app.py.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bot.console.keys import SecretBox
 from bot.escalation import permissions
 from bot.i18n import LOCALES, t
 from bot.services.runtime import Runtime
-from bot.web.server import CONFIG_KEY, RateLimits, WebConfig, client_ip, is_https
+from bot.web.server import CONFIG_KEY, RateLimits, client_ip, is_https
 from storage import audit
 
 SESSION_COOKIE = "diarybot_console"
@@ -262,49 +263,3 @@ def templates() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-
-
-def build(
-    rt: Runtime,
-    *,
-    box: SecretBox | None = None,
-    secure_cookies: bool | None = None,
-    limits: RateLimits | None = None,
-) -> web.Application:
-    """The console as a sub-application (mounted at /console/ by bot.web.server).
-
-    Cookies are Secure when the request came over HTTPS, directly or through the TLS proxy on
-    the loopback (X-Forwarded-Proto), as the web diary's are."""
-    from bot.console import (
-        pages_alerts,
-        pages_auth,
-        pages_data,
-        pages_manage,
-        pages_patients,
-        pages_staff,
-    )
-
-    app = web.Application(
-        middlewares=[security_headers, throttle, session, csrf], client_max_size=MAX_BODY
-    )
-    app[CONSOLE] = Console(
-        rt=rt,
-        box=box or SecretBox.for_database(rt.db.path),
-        templates=templates(),
-        secure_cookies=secure_cookies,
-        limits=limits or RateLimits(WebConfig()),
-    )
-    pages_auth.add_routes(app)
-    pages_alerts.add_routes(app)
-    pages_patients.add_routes(app)
-    pages_manage.add_routes(app)
-    pages_data.add_routes(app)
-    pages_staff.add_routes(app)
-    app.router.add_static("/static", str(_static_dir()), name="static")
-    return app
-
-
-def _static_dir() -> Any:
-    from importlib import resources
-
-    return resources.files("bot.console") / "static"

@@ -73,6 +73,14 @@ def clean(study: Study, study_day: int, answers: Mapping[str, str]) -> dict[str,
     }
 
 
+def no_longer_applying(study: Study, study_day: int, answers: Mapping[str, str]) -> dict[str, str]:
+    """The answers that `clean` leaves out: follow-ups whose question no longer applies (e.g.
+    the temperature after the fever answer became "no"), which Submit, closing unsubmitted and
+    a site correction drop."""
+    kept = clean(study, study_day, answers)
+    return {code: value for code, value in answers.items() if code not in kept}
+
+
 def is_complete(study: Study, study_day: int, answers: Mapping[str, str]) -> bool:
     return next_item(study, study_day, answers) is None
 

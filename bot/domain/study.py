@@ -130,9 +130,13 @@ class Safety:
     texts: tuple[tuple[str, str], ...]
     """(locale, text) for every study language, in the order of ``Study.languages``."""
 
+    def language(self, locale: str) -> str:
+        """The language of the text shown for `locale`: itself, or the study's first language
+        when the study has no text in it."""
+        return locale if locale in dict(self.texts) else self.texts[0][0]
+
     def text(self, locale: str) -> str:
-        by_lang = dict(self.texts)
-        raw = by_lang.get(locale, self.texts[0][1])
+        raw = dict(self.texts)[self.language(locale)]
         return raw.replace("{emergency}", self.emergency_number)
 
 

@@ -22,7 +22,7 @@ from bot.escalation import service
 from bot.escalation.views import DATA_CHANGE
 from bot.i18n import N_, t
 from bot.messenger import Buttons
-from bot.services.diary import Outcome
+from bot.services.diary import Outcome, drop_no_longer_applying
 from bot.services.runtime import Runtime
 from conversations.callbacks import make
 from storage import alerts as store
@@ -259,22 +259,10 @@ async def correct_entry(
                 new={"signer": signature.name, "meaning": signature.meaning},
                 reason=reason,
             )
-        kept = q.clean(rt.study, occ.study_day, changed)
-        dropped = {code: v for code, v in changed.items() if code not in kept}
-        for code, v in dropped.items():
-            await conn.execute(
-                "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, code)
-            )
-            await audit.record(
-                conn,
-                now,
-                actor,
-                "answer_dropped",
-                subject=subject,
-                entity=f"{occ.key}/{code}",
-                old=v,
-                reason=f"no longer applies after correcting {item.code}: {reason}",
-            )
+        kept, dropped = await drop_no_longer_applying(
+            conn, rt.study, occ, changed, now, actor=actor, subject=subject,
+            reason=f"no longer applies after correcting {item.code}: {reason}",
+        )  # fmt: skip
         unanswered = [
             it.code
             for it in q.applicable_items(rt.study, occ.study_day, kept)

@@ -35,6 +35,7 @@ from bot.domain.rules import (
     evaluate,
     missing_baseline_rules,
 )
+from bot.escalation import safety
 from bot.escalation.views import (
     NON_CLINICAL,
     TRIAGE_CHOICES,
@@ -899,17 +900,33 @@ async def evaluate_and_apply(
 
 
 async def _add_safety_text(
-    rt: Runtime, conn: aiosqlite.Connection, patient: repo.Patient, outcome: Outcome
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    occ: repo.OccRow,
+    outcome: Outcome,
+    moment: str,
 ) -> None:
     """The patient's safety text: in the chat (queued by the diary's reply), and by SMS for a
-    web-diary patient (the chat shows it for Telegram ones)."""
+    web-diary patient (the chat shows it for Telegram ones; the web diary's page shows it and
+    records that itself). Each showing is audited with the text's version (`safety`)."""
+    _ = t(patient.lang)
+    now = rt.now()
     messages = outcome.extra.setdefault("messages", [])
     assert isinstance(messages, list)
-    messages.append(safety_text(t(patient.lang), rt.study))
+    messages.append(safety_text(_, rt.study))
+    if patient.channel != "web":
+        await safety.record_shown(
+            conn, now, rt.study, patient, occ, _.locale, channel="telegram", moment=moment
+        )
     row = await channel_store.patient_row(conn, patient.id)
-    await notify_patient(
-        conn, rt.now(), rt.study, row, "safety", telegram_text=None, priority=Priority.URGENT
-    )
+    if await notify_patient(
+        conn, now, rt.study, row, "safety", telegram_text=None, priority=Priority.URGENT
+    ):
+        lang = patient.lang or rt.study.languages[0]  # as notify_patient chose it
+        await safety.record_shown(
+            conn, now, rt.study, patient, occ, t(lang).locale, channel="sms", moment=moment
+        )
 
 
 async def on_answer(
@@ -929,7 +946,7 @@ async def on_answer(
         rt, conn, patient, occ, kept, levels=("urgent",), state="draft", now=rt.now()
     )
     if any(r.rules for r in done) and not told:  # once while answering; again at Submit
-        await _add_safety_text(rt, conn, patient, outcome)
+        await _add_safety_text(rt, conn, patient, occ, outcome, "answer")
 
 
 async def on_submit(
@@ -946,7 +963,7 @@ async def on_submit(
         rt, conn, patient, occ, answers, levels=EVALUATED_LEVELS, state="submitted", now=rt.now()
     )
     if any(f.level == "urgent" for f in findings):
-        await _add_safety_text(rt, conn, patient, outcome)
+        await _add_safety_text(rt, conn, patient, occ, outcome, "submit")
 
 
 async def rules_on_closed(rt: Runtime, now: datetime) -> int:

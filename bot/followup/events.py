@@ -28,8 +28,7 @@ from bot.services.runtime import Runtime
 from conversations import schedule_view
 from storage import audit, repo
 from storage import channels as channel_store
-
-SIGNATURE_SQL = "p.injection_date || '|' || p.timezone || '|' || p.prompt_time"
+from storage import followup as store
 
 
 def _event_rows(rt: Runtime, patient: repo.Patient, now: datetime) -> list[tuple[object, ...]]:
@@ -94,13 +93,6 @@ async def sync_patient(
     await _store_plans(conn, rt, [patient], [patient.id], now)
 
 
-STALE = (
-    "FROM patients p LEFT JOIN followup_plans f ON f.patient_id = p.id"
-    " WHERE p.status IN ('active', 'paused') AND (f.signature IS NULL"
-    f" OR f.signature != {SIGNATURE_SQL})"
-)
-
-
 PLAN_BATCH = 500
 
 
@@ -112,18 +104,14 @@ async def sync_plans(rt: Runtime, now: datetime) -> int:
     upgrade plans every patient, and batching keeps that from holding the write lock (and the
     rows in memory) for all of them at once — a patient's tap waits for one batch at most.
     """
-    if not await rt.db.scalar(f"SELECT EXISTS (SELECT 1 {STALE})"):
+    if not await store.any_stale(rt.db.conn):
         return 0
     planned, after = 0, 0
     while True:
         async with rt.db.transaction() as conn:
-            found = await repo._all(
-                conn,
-                f"SELECT p.*, f.signature AS planned {STALE} AND p.id > ? ORDER BY p.id LIMIT ?",
-                (after, PLAN_BATCH),
-            )
-            patients = [repo.Patient.from_row(r) for r in found]
-            replanned = [r["id"] for r in found if r["planned"] is not None]
+            found = await store.stale_patients(conn, after, PLAN_BATCH)
+            patients = [p for p, _ in found]
+            replanned = [p.id for p, had_plan in found if had_plan]
             await _store_plans(conn, rt, patients, replanned, now)
         planned += len(patients)
         if len(found) < PLAN_BATCH:
@@ -161,12 +149,7 @@ async def send_due(rt: Runtime, now: datetime) -> int:
     ):
         return 0
     async with rt.db.transaction() as conn:
-        rows = await repo._all(
-            conn,
-            "SELECT * FROM followup_events WHERE status = 'pending' AND due_at <= ?"
-            " ORDER BY due_at, id",
-            (n,),
-        )
+        rows = await store.due_events(conn, now)
         latest: dict[tuple[int, str, str], int] = {}
         for r in rows:
             if r["kind"] == "visit_reminder":

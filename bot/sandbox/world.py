@@ -18,7 +18,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from bot.app import DiaryBot
-from bot.channels.sms import SmsMessage
+from bot.channels.sms.base import SmsMessage
 from bot.channels.sms.log import LogSms
 from bot.channels.sms.route import SmsRoute
 from bot.clock import Clock, FakeClock, iso
@@ -31,7 +31,8 @@ from bot.sandbox import queries
 from bot.sender import Pacing
 from bot.services import patient_settings as ps
 from bot.services.enrolment import enroll
-from bot.web.server import WebConfig, WebDiary
+from bot.web.app import WebDiary
+from bot.web.server import WebConfig
 from storage import audit, repo
 
 log = logging.getLogger(__name__)

@@ -495,21 +495,10 @@ class DiaryService:
         ):
             return Outcome("stale", occ)
         now = self.rt.now()
-        kept = q.clean(self.study, occ.study_day, answers)
-        for code in set(answers) - set(kept):  # follow-ups that no longer apply
-            await conn.execute(
-                "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, code)
-            )
-            await audit.record(
-                conn,
-                now,
-                f"patient:{patient.subject}",
-                "answer_dropped",
-                subject=patient.subject,
-                entity=f"{occ.key}/{code}",
-                old=answers[code],
-                reason="no longer applies",
-            )
+        kept, _dropped = await drop_no_longer_applying(
+            conn, self.study, occ, answers, now, actor=f"patient:{patient.subject}",
+            subject=patient.subject,
+        )  # fmt: skip
         await conn.execute(
             "UPDATE answers SET submitted_at = ? WHERE occurrence_id = ?", (iso(now), occ.id)
         )
@@ -539,6 +528,37 @@ class DiaryService:
         return outcome
 
 
+async def drop_no_longer_applying(
+    conn: aiosqlite.Connection,
+    study: Study,
+    occ: repo.OccRow,
+    answers: dict[str, str],
+    now: datetime,
+    *,
+    actor: str,
+    subject: str,
+    reason: str = "no longer applies",
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Delete the stored answers whose question no longer applies (`q.no_longer_applying`),
+    each with an `answer_dropped` audit entry, inside the caller's transaction. Returns (the
+    answers kept, in questionnaire order; the answers dropped). Submit, closing unsubmitted and
+    a site correction all drop them the same way."""
+    dropped = q.no_longer_applying(study, occ.study_day, answers)
+    for code, value in dropped.items():
+        await repo.delete_answer(conn, occ.id, code)
+        await audit.record(
+            conn,
+            now,
+            actor,
+            "answer_dropped",
+            subject=subject,
+            entity=f"{occ.key}/{code}",
+            old=value,
+            reason=reason,
+        )
+    return q.clean(study, occ.study_day, answers), dropped
+
+
 async def close_unsubmitted(
     conn: aiosqlite.Connection,
     study: Study,
@@ -559,21 +579,9 @@ async def close_unsubmitted(
     answers = await repo.answers(conn, occ.id)
     if not answers:
         return False
-    kept = q.clean(study, occ.study_day, answers)
-    for code in set(answers) - set(kept):
-        await conn.execute(
-            "DELETE FROM answers WHERE occurrence_id = ? AND item = ?", (occ.id, code)
-        )
-        await audit.record(
-            conn,
-            now,
-            actor,
-            "answer_dropped",
-            subject=subject,
-            entity=f"{occ.key}/{code}",
-            old=answers[code],
-            reason="no longer applies",
-        )
+    kept, _dropped = await drop_no_longer_applying(
+        conn, study, occ, answers, now, actor=actor, subject=subject
+    )
     await conn.execute(
         "UPDATE occurrences SET incomplete_at = ?, rules_run_at = NULL WHERE id = ?",
         (iso(now), occ.id),

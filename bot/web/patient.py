@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bot.clock import iso
 from bot.domain.study import parse_hhmm
+from bot.escalation.safety import record_shown
 from bot.i18n import LOCALES, N_, T, t
 from bot.services import diary_screen as ds
 from bot.services import patient_settings
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 TOKEN = "{token:[A-Za-z0-9_-]{20,64}}"
 DEVICE_COOKIE = "dv"
 DEVICE_MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+SCREENS = ("question", "updated", "review")  # outcomes drawn as a diary screen
 # ?m= codes: what the page says above its content after a redirect.
 NOTICES = {
     "closed": N_("This diary is closed now, so it can no longer be filled in. That's all right."),
@@ -332,8 +334,11 @@ async def home(request: web.Request) -> web.StreamResponse:
         )
 
     # Right after this device's own diary post: the screen it recorded is read without the
-    # write lock, and not audited again if it is still the one shown.
+    # write lock, and its view not audited again if it is still the one shown. A page with the
+    # safety text records its showing together with its own view, as always.
     followed = request.config_dict[FOLLOWED_KEY].take(v)
+    if notice == "safety":
+        followed = None
     outcome = None
     if followed is not None and followed[0] == "question":
         outcome = await svc.current(v.patient)
@@ -341,21 +346,26 @@ async def home(request: web.Request) -> web.StreamResponse:
             outcome = None
 
     async def audited(conn: aiosqlite.Connection, outcome: Outcome) -> None:
-        if followed is not None and shown(outcome) == followed:
-            return  # e.g. the review screen after the last answer: its post recorded it
-        await _audit_view(
-            conn,
-            v,
-            "diary",
-            status=outcome.status,
-            diary=outcome.occ.key if outcome.occ else None,
-            item=outcome.item.code if outcome.item else None,
-        )
+        if followed is None or shown(outcome) != followed:  # else: its post recorded it
+            await _audit_view(
+                conn,
+                v,
+                "diary",
+                status=outcome.status,
+                diary=outcome.occ.key if outcome.occ else None,
+                item=outcome.item.code if outcome.item else None,
+            )
+        if notice == "safety" and outcome.status in SCREENS and outcome.occ is not None:
+            # The safety text above this screen (below): which approved version, audited.
+            await record_shown(
+                conn, v.rt.now(), v.rt.study, v.patient, outcome.occ, _.locale,
+                channel="web", moment="answer",
+            )  # fmt: skip
 
     if outcome is None:
         outcome = await svc.open(v.patient, respond=audited)
     rt = v.rt
-    if outcome.status in ("question", "updated", "review"):
+    if outcome.status in SCREENS:
         screen = ds.screen(_, rt.study, v.patient, outcome)
         error = request.query.get("e", "")
         error_text = ""
@@ -466,8 +476,15 @@ async def done(request: web.Request, v: Visit) -> web.StreamResponse:
     now = rt.now()
     if notice is None or occ is None or occ.status != "completed" or occ.closes_at <= now:
         return redirect(v.base)
-    if followed is None or followed[:2] != ("submitted", occ.key):  # else: its Submit recorded it
-        await view(v, "done")
+    # Right after its own Submit, with no safety text: the Submit's web_answer entry records
+    # this page. With the safety text, the page records its showing with its own view.
+    if followed is None or followed[:2] != ("submitted", occ.key) or notice[1]:
+        async with rt.db.transaction() as conn:
+            await _audit_view(conn, v, "done")
+            if notice[1]:  # the safety text on this page (below): which approved version, audited
+                await record_shown(
+                    conn, now, rt.study, v.patient, occ, _.locale, channel="web", moment="submit"
+                )
     nxt = await repo.next_opening(rt.db.conn, v.patient.id, now)
     lines = [_("Thank you! Your diary has been saved."), ds.next_due(_, v.patient, nxt)]
     safety: list[str] = []

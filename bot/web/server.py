@@ -1,11 +1,9 @@
-"""The web diary's aiohttp application: the app factory, its middlewares, and the runner.
+"""What the web diary's pages share: configuration, app keys, rate limits, middlewares, rendering.
 
-    root app (security headers on every response, /static/)
-      └── /p/      the patient's diary (bot/web/patient.py): CSRF, rate limits
-      └── /console/ the study team's console (bot/console): its own sessions, CSRF and CSP
-
-Served by `diarybot run` when DIARYBOT_WEB=host:port is set, behind a reverse proxy that
-terminates TLS (docs/deploy.md). Nothing here logs a path: the personal token is in it.
+The root app (security headers on every response, /static/, /p/ the patient's diary, /console/
+the study team's console) and its runner are above this module, in bot/web/app.py: the pages
+(bot/web/patient.py, bot/console/web.py) import this module, the app imports the pages.
+Nothing here logs a path: the personal token is in it.
 """
 
 from __future__ import annotations
@@ -18,22 +16,18 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from bot.i18n import LOCALES, N_, T, locale_for, t
 from bot.services.diary import DiaryService
 from bot.services.runtime import Runtime
-from storage import repo
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -344,130 +338,13 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     return await handler(request)
 
 
-class QuietAccessLogger(AbstractAccessLogger):
-    """Method, status and time; a personal link's token never reaches the log."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = request.path
-        if path.startswith("/p/"):
-            rest = path[3:].split("/", 1)
-            path = "/p/…" + ("/" + rest[1] if len(rest) > 1 else "")
-        self.logger.debug("%s %s %s %.1f ms", request.method, path, response.status, time * 1000)
-
-
-# ------------------------------------------------------------------ the app
-async def _load_secret(rt: Runtime) -> bytes:
-    """The HMAC key for CSRF tokens: made once, kept in the database (survives restarts)."""
-    value = await repo.meta_get(rt.db.conn, "web_secret")
-    if value is None:
-        async with rt.db.transaction() as conn:
-            value = await repo.meta_get(conn, "web_secret")
-            if value is None:
-                value = secrets.token_hex(32)
-                await repo.meta_set(conn, "web_secret", value)
-    return bytes.fromhex(value)
-
-
-async def build_app(
-    rt: Runtime, diary: DiaryService, config: WebConfig | None = None
-) -> web.Application:
-    """The root application; mount further sub-apps (a staff console) with add_subapp."""
-    from bot.web import patient
-
-    config = config or WebConfig()
-    app = web.Application(middlewares=[security_headers], client_max_size=config.max_body)
-    app[RT_KEY] = rt
-    app[DIARY_KEY] = diary
-    app[CONFIG_KEY] = config
-    app[HEADERS_KEY] = security_headers_for(config)
-    app[SECRET_KEY] = await _load_secret(rt)
-    app[ENV_KEY] = environments()
-    app[LIMITS_KEY] = RateLimits(config)
-    app.router.add_get("/static/{name}", static)
-    app.router.add_get("/", root)
-    app.add_subapp("/p/", patient.build())
-    from bot.channels import ack_web  # staff: the one-time alert links of SMS/WeCom/e-mail alerts
-
-    ack_web.add_routes(app, rt)
-    from bot.console.web import build as build_console
-
-    app.add_subapp("/console/", build_console(rt))
-    return app
-
-
-async def static(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    path = STATIC / name
-    if "/" in name or name.startswith(".") or not path.is_file():
-        raise web.HTTPNotFound()
-    types = {
-        ".css": "text/css",
-        ".svg": "image/svg+xml",
-        ".png": "image/png",
-        ".js": "text/javascript",
-    }
-    response = web.Response(
-        body=path.read_bytes(),  # a few KB, cached by the browser
-        content_type=types.get(path.suffix, "application/octet-stream"),
-    )
-    response.headers["Cache-Control"] = "public, max-age=86400"
-    return response
-
-
-async def root(request: web.Request) -> web.StreamResponse:
-    """PUBLIC_URL/ (the address in prompt SMS): on a phone that has opened its personal link,
-    that diary; anywhere else, a page that says to open the personal link."""
-    token = request.cookies.get(LINK_COOKIE, "")
-    if TOKEN_RE.match(token):
-        return web.Response(status=303, headers={"Location": f"/p/{token}"})
-    rt: Runtime = request.config_dict[RT_KEY]
-    locale = request_locale(request)
-    _ = t(locale)
-    return render(
-        request,
-        "message.html",
-        locale,
-        title="",
-        lines=[_(OPEN_YOUR_LINK)],
-        phones=phones(rt, _),
-        nav=False,
-    )
-
-
+# ------------------------------------------------------------------ serving
 def parse_bind(bind: str) -> tuple[str, int]:
     """DIARYBOT_WEB: `host:port` (IPv6 as `[::1]:8090`). Raises ValueError."""
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"DIARYBOT_WEB must be host:port, e.g. 127.0.0.1:8090 (not {bind!r})")
     return host.strip("[]"), int(port)
-
-
-class WebDiary:
-    """The web diary's HTTP server, started and stopped with the bot (`diarybot run`)."""
-
-    def __init__(
-        self, rt: Runtime, diary: DiaryService, bind: str, config: WebConfig | None = None
-    ) -> None:
-        self.rt, self.diary, self.config = rt, diary, config
-        self.host, self.port = parse_bind(bind)
-        self.runner: web.AppRunner | None = None
-        self.bound = bind
-
-    async def start(self) -> None:
-        app = await build_app(self.rt, self.diary, self.config)
-        self.runner = web.AppRunner(app, access_log_class=QuietAccessLogger)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port)
-        await site.start()
-        addresses = self.runner.addresses
-        if addresses:
-            host, port = addresses[0][:2]
-            self.bound = f"{host}:{port}"
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
 
 
 Page = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -1,13 +1,14 @@
 """SMS providers behind one small interface, chosen by `DIARYBOT_SMS`.
 
-    DIARYBOT_SMS=aliyun                       Alibaba Cloud SMS (SendSms, signature v1)
+    DIARYBOT_SMS=aliyun                       Alibaba Cloud SMS (SendSms, signature v3 or v1)
     DIARYBOT_SMS=tencent                      Tencent Cloud SMS (SendSms, TC3-HMAC-SHA256)
     DIARYBOT_SMS=webhook:https://gw.example/  POST {"to", "text"} as JSON to the URL
     DIARYBOT_SMS=log                          development: logged (masked number), never sent
 
 `aliyun:URL` / `tencent:URL` send to another endpoint (a proxy, or a loopback server in
 tests). Credentials come from the environment and are never logged:
-ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET;
+ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET (and ALIYUN_SMS_SIGNATURE: v3,
+ACS3-HMAC-SHA256, the default, or v1, HMAC-SHA1);
 TENCENTCLOUD_SECRET_ID / TENCENTCLOUD_SECRET_KEY / TENCENTCLOUD_SMS_SDK_APP_ID.
 `DIARYBOT_SMS_RATE` (messages per second, default 10) is the provider's rate limit.
 """
@@ -16,41 +17,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
+from bot.channels.sms.base import SmsProvider
 from bot.domain.sms_templates import SmsTemplates
-
-
-@dataclass(frozen=True)
-class SmsMessage:
-    """One SMS: the full text (free-text gateways) and the template it fills (mainland ones)."""
-
-    to: str  # E.164, e.g. +8613812345678
-    text: str
-    purpose: str | None = None  # a key of bot.domain.sms_templates.PURPOSES
-    lang: str = "zh_Hans"
-    params: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_payload(cls, to: str, payload: Mapping[str, Any]) -> SmsMessage:
-        return cls(
-            to=to,
-            text=str(payload.get("text", "")),
-            purpose=payload.get("purpose"),
-            lang=str(payload.get("lang") or "zh_Hans"),
-            params={str(k): str(v) for k, v in (payload.get("params") or {}).items()},
-        )
-
-
-class SmsProvider(Protocol):
-    name: str
-
-    async def send(self, msg: SmsMessage) -> str | None:
-        """Send; the provider's message id. Raises base.Transient or base.Rejected."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 class SmsConfigurationError(ValueError):
@@ -90,11 +59,19 @@ def provider_from_env(
         from bot.channels.sms.aliyun import ENDPOINT, AliyunSms
 
         assert templates is not None
+        signature = env.get("ALIYUN_SMS_SIGNATURE", "").strip().lower() or "v3"
+        if signature not in ("v1", "v3"):
+            raise SmsConfigurationError(
+                f"ALIYUN_SMS_SIGNATURE={signature!r}: expected v3 (ACS3-HMAC-SHA256, the "
+                "default) or v1 (HMAC-SHA1 with SignatureVersion 1.0, which Alibaba Cloud's "
+                "documents call V2)"
+            )
         return AliyunSms(
             _need(env, "ALIBABA_CLOUD_ACCESS_KEY_ID"),
             _need(env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET"),
             templates,
             endpoint=arg or ENDPOINT,
+            signature="v1" if signature == "v1" else "v3",
         )
     if name == "tencent":
         from bot.channels.sms.tencent import ENDPOINT as TC_ENDPOINT
@@ -112,15 +89,3 @@ def provider_from_env(
     raise SmsConfigurationError(
         f"DIARYBOT_SMS={name!r}: expected aliyun, tencent, webhook:URL or log"
     )
-
-
-def template_values(templates: SmsTemplates, msg: SmsMessage) -> tuple[str, list[tuple[str, str]]]:
-    """(template code, [(parameter, value)] in the template's order) for a mainland provider."""
-    from bot.channels.base import Rejected
-
-    if msg.purpose is None:
-        raise Rejected("a template provider cannot send a free-text SMS")
-    tpl = templates.get(msg.purpose, msg.lang)
-    if tpl is None:
-        raise Rejected(f"no [sms] template for {msg.purpose} in {msg.lang}")
-    return tpl.code, [(p, msg.params.get(p, "")) for p in tpl.params]

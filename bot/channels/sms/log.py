@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.channels.base import mask_phone
-from bot.channels.sms import SmsMessage
+from bot.channels.sms.base import SmsMessage
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.channels.base import Envelope
-from bot.channels.sms import SmsMessage, SmsProvider
+from bot.channels.sms.base import SmsMessage, SmsProvider
 
 
 class SmsRoute:

@@ -14,10 +14,10 @@ import hmac
 import json
 import time
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
-from bot.channels.base import HttpRoute, Rejected, Transient
-from bot.channels.sms import SmsMessage, template_values
+from bot.channels.base import Rejected, Transient
+from bot.channels.sms.base import SmsMessage, template_values
+from bot.channels.sms.cloud import CloudSms
 from bot.domain.sms_templates import SmsTemplates
 
 ENDPOINT = "https://sms.tencentcloudapi.com/"
@@ -77,7 +77,7 @@ def authorization(
     )
 
 
-class TencentSms(HttpRoute):
+class TencentSms(CloudSms):
     name = "tencent"
 
     def __init__(
@@ -91,16 +91,10 @@ class TencentSms(HttpRoute):
         region: str = "ap-guangzhou",
         timeout: float = 15.0,
     ) -> None:
-        super().__init__(timeout)
-        self._secret_id = secret_id
-        self._secret_key = secret_key
+        super().__init__(
+            secret_id, secret_key, templates, endpoint=endpoint, region=region, timeout=timeout
+        )
         self.sdk_app_id = sdk_app_id
-        self.templates = templates
-        self.endpoint = endpoint
-        self.region = region
-
-    def __repr__(self) -> str:  # the key never reaches a log line or a traceback
-        return f"TencentSms(endpoint={self.endpoint!r})"
 
     def request_parts(self, msg: SmsMessage, timestamp: int) -> tuple[bytes, dict[str, str]]:
         code, values = template_values(self.templates, msg)
@@ -114,11 +108,11 @@ class TencentSms(HttpRoute):
             },
             ensure_ascii=False,
         ).encode()
-        host = urlsplit(self.endpoint).netloc
+        host = self.host
         headers = {
             "Authorization": authorization(
-                self._secret_id,
-                self._secret_key,
+                self._key_id,
+                self._secret,
                 service=SERVICE,
                 host=host,
                 payload=body,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from bot.channels.base import HttpRoute
-from bot.channels.sms import SmsMessage
+from bot.channels.sms.base import SmsMessage
 
 
 class WebhookSms(HttpRoute):
