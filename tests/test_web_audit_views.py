@@ -19,22 +19,8 @@ import pytest
 from bot.domain.study import Study
 from bot.web.patient import Followed
 from storage import repo
+from tests.escalation_support import QUIET
 from tests.web_support import Page, WebHarness, browser, fill, web_harness
-
-QUIET = {
-    "BLEED": "0",
-    "BLEED_FAINT": "N",
-    "URGENCY": "1",
-    "LEAK": "0",
-    "PAIN": "2",
-    "BM": "3",
-    "TENESMUS": "0",
-    "FEVER": "N",
-    "MUCUS": "0",
-    "COMPL": "NONE",
-    "EVENTS": "NONE",
-    "OTHER": "N",
-}
 
 
 @pytest.fixture
@@ -95,7 +81,7 @@ async def test_pages_with_the_safety_text_record_their_view_with_its_showing(
         await b.get(link)
         await b.post(link + "/year", {"year": "1956"})
         before = len(await entries(wh, "web_view"))
-        page = await fill(wh, b, link, {**QUIET, "BLEED": "3"})  # dripping blood: urgent
+        page = await fill(wh, b, link, {**QUIET, "BLEED": "3", "BLEED_FAINT": "N"})  # urgent
         assert page.url.endswith("/done")
         assert len([p for p in b.history if p.url.endswith("?m=safety")]) == 1
     views = (await entries(wh, "web_view"))[before:]
