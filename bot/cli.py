@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.cliargs import Parser, UsageError, hhmm, iso_date, lang
+from bot.cliargs import NO_REASON_GIVEN, Parser, UsageError, hhmm, iso_date, lang
 from bot.clock import SystemClock
 from bot.config import Settings, load_settings
 from bot.dataout import cli as dataout_cli
@@ -102,6 +102,11 @@ def build_parser() -> Parser:
         metavar="SUBJECT",
         help="a new one-time code for an enrolled subject not linked to Telegram (old codes"
         " stop working)",
+    )
+    enroll.add_argument(
+        "--reason",
+        default=NO_REASON_GIVEN,
+        help=f"--reissue: why, for the audit trail (default: {NO_REASON_GIVEN!r})",
     )
     enroll.add_argument("--json", action="store_true", help="print JSON")
 
@@ -219,7 +224,7 @@ async def cmd_enroll(args: argparse.Namespace, rt: Runtime) -> int:
 
     if args.reissue:
         try:
-            result = await reissue(rt, args.reissue)
+            result = await reissue(rt, args.reissue, reason=args.reason)
         except EnrolError as exc:
             raise UsageError(str(exc)) from None
         _print_code(args, rt, result.subject, result.code, result.link)

@@ -19,6 +19,11 @@ class UsageError(Exception):
     """A bad argument: one line, exit status 2."""
 
 
+# `--reason` of a reissued code or link, when the command line gives none (the console always
+# asks for one); the audit entry then says so instead of inventing a reason.
+NO_REASON_GIVEN = "not given (command line)"
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {message}", file=sys.stderr)

@@ -115,3 +115,20 @@ class T:
 @lru_cache(maxsize=8)
 def t(locale: str | None) -> T:
     return T(locale if locale in LOCALES else DEFAULT_LOCALE)
+
+
+class Refusal(ValueError):
+    """A refused request (nothing was written) in two forms: `str(exc)` is the English line for
+    the command line and the logs; `text(_)` renders the gettext msgid for a person. A parameter
+    that is itself a Refusal (a CSV line's reason) is rendered in the same language."""
+
+    def __init__(self, message: str, msgid: str, **params: object) -> None:
+        super().__init__(message)
+        self.msgid = msgid
+        self.params = params
+
+    def text(self, _: T) -> str:
+        return _(
+            self.msgid,
+            **{k: v.text(_) if isinstance(v, Refusal) else v for k, v in self.params.items()},
+        )

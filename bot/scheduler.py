@@ -18,7 +18,6 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 
 from bot.channels.patients import notify_patient, route_for_patient
-from bot.clock import from_iso, iso
 from bot.i18n import t
 from bot.messenger import Priority
 from bot.services.diary import close_unsubmitted
@@ -110,20 +109,8 @@ class DiaryScheduler:
         The sandbox's time travel steps through these moments so every prompt, reminder and
         re-alert happens at its own time instead of all at once at the end of a jump.
         """
-        n = iso(now)
-        row = await self.rt.db.fetchone(
-            "SELECT MIN(t) FROM ("
-            " SELECT MIN(o.opens_at) AS t FROM occurrences o JOIN patients p ON p.id = o.patient_id"
-            "  WHERE o.status = 'scheduled' AND o.opens_at > ? AND p.status = 'active'"
-            " UNION ALL SELECT MIN(remind_at) FROM occurrences"
-            "  WHERE status = 'prompted' AND remind_at > ?"
-            " UNION ALL SELECT MIN(closes_at) FROM occurrences"
-            "  WHERE status IN ('scheduled', 'prompted', 'reminded') AND closes_at > ?)",
-            (n, n, n),
-        )
-        candidates: list[datetime] = []
-        if row and row[0]:
-            candidates.append(from_iso(row[0]))
+        change = await repo.next_change(self.rt.db.conn, now)
+        candidates: list[datetime] = [change] if change is not None else []
         for hook in self.wake_hooks:
             when = await hook(now)
             if when is not None:

@@ -448,6 +448,25 @@ async def mark_notified(
     )
 
 
+async def next_change(conn: aiosqlite.Connection, now: datetime) -> datetime | None:
+    """The earliest moment after `now` a diary changes (a scheduled one of an active patient
+    opens, a prompted one is due for its reminder, an open one closes), if any: the
+    scheduler's next wake."""
+    n = iso(now)
+    row = await _one(
+        conn,
+        "SELECT MIN(t) FROM ("
+        " SELECT MIN(o.opens_at) AS t FROM occurrences o JOIN patients p ON p.id = o.patient_id"
+        "  WHERE o.status = 'scheduled' AND o.opens_at > ? AND p.status = 'active'"
+        " UNION ALL SELECT MIN(remind_at) FROM occurrences"
+        "  WHERE status = 'prompted' AND remind_at > ?"
+        " UNION ALL SELECT MIN(closes_at) FROM occurrences"
+        "  WHERE status IN ('scheduled', 'prompted', 'reminded') AND closes_at > ?)",
+        (n, n, n),
+    )
+    return from_iso(row[0]) if row and row[0] else None
+
+
 async def next_planned(conn: aiosqlite.Connection, patient_id: int, now: datetime) -> OccRow | None:
     """The patient's next diary to open after `now` (scheduled, or paused), if any."""
     r = await _one(

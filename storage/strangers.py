@@ -42,6 +42,12 @@ async def pending_before(conn: aiosqlite.Connection, hour: datetime) -> bool:
     return bool(list(rows))
 
 
+async def pending_count(conn: aiosqlite.Connection) -> int:
+    """How many counter rows wait to be flushed (any hour)."""
+    rows = list(await conn.execute_fetchall("SELECT COUNT(*) FROM stranger_activity"))
+    return int(rows[0][0]) if rows else 0
+
+
 async def note(conn: aiosqlite.Connection, now: datetime, user_id: int, action: str) -> None:
     """Count one attempt of `action` by stranger `user_id` in the current hour (inside a
     transaction, instead of an audit entry)."""

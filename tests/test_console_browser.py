@@ -141,6 +141,7 @@ async def test_a_signed_correction_and_a_read_only_monitor_in_chromium(h: Harnes
             await wait_for(d, lambda d: d.find_element(By.ID, "diaries"), "the patient page")
             page = await act(lambda: d.page_source)
             assert "Correct an answer" not in page and 'id="manage-link"' not in page
+            assert 'id="link-link"' not in page  # no new link, code or channel either
             await act(lambda: d.get(f"{base}alerts/1"))
             forms = await act(lambda: d.find_elements(By.CSS_SELECTOR, "main form"))
             assert forms == []

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import cmd_enroll, main
-from bot.cliargs import UsageError
+from bot.cliargs import NO_REASON_GIVEN, UsageError
 from bot.dataout import exports
 from bot.followup.cli import cmd_unlink
 from bot.i18n import t
@@ -139,7 +139,12 @@ async def test_an_enrolment_code_leaves_no_usable_trace_on_the_server(
 
 
 def enroll_args(**kw: object) -> argparse.Namespace:
-    base: dict[str, object] = {"reissue": None, "from_csv": None, "json": False}
+    base: dict[str, object] = {
+        "reissue": None,
+        "from_csv": None,
+        "json": False,
+        "reason": NO_REASON_GIVEN,
+    }
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -162,9 +167,10 @@ async def test_reissue_revokes_the_old_code_and_is_audited(harness: Harness) -> 
     await p.send(f"/start {new}")
     assert (await h.db_patient("RP-020")).chat_id == 920
     [entry] = await h.rows(
-        "SELECT actor, subject, new_value FROM audit WHERE action = 'code_reissue'"
+        "SELECT actor, subject, new_value, reason FROM audit WHERE action = 'code_reissue'"
     )
     assert (entry["actor"], entry["subject"]) == ("cli", "RP-020")
+    assert entry["reason"] == NO_REASON_GIVEN  # the command line gave none; the entry says so
     assert json.loads(entry["new_value"])["revoked"] == 1
     assert old not in await table_text(h) and new not in await table_text(h)
     # Refusals: a linked subject (unlink first), an unknown one; nothing written.

@@ -120,7 +120,7 @@ async def test_forged_and_revoked_links_open_nothing(wh: WebHarness) -> None:
         # for the year of birth again.
         from bot.web.links import reissue
 
-        new = wh.local(await reissue(wh.h.rt, "RP-101"))
+        new = wh.local(await reissue(wh.h.rt, "RP-101", reason="phone replaced"))
         page = await b.get(link)
         assert page.status == 404 and "这个链接无法使用" in page.plain
         page = await b.get(new)

@@ -167,9 +167,9 @@ async def test_staff_enrol_a_web_patient_in_telegram(tmp_path: Path, study: Stud
         photo = coord.last
         assert photo.photo is not None and photo.photo.startswith(b"\x89PNG")
         assert "RP-401" in (photo.text or "")  # the caption
-        # A bad phone number is answered and stores nothing.
+        # A bad phone number is answered, in the coordinator's Chinese, and stores nothing.
         await coord.send("/enroll RP-402 2026-12-01 zh web 12345 1956")
-        assert "E.164" in coord.last_text
+        assert coord.last_text == "登记未成功：请按国际格式填写手机号码，例如 +8613812345678。"
         assert await wh.h.rows("SELECT subject FROM patients WHERE subject = 'RP-402'") == []
 
 

@@ -15,6 +15,7 @@ from bot.console import (
     pages_alerts,
     pages_auth,
     pages_data,
+    pages_link,
     pages_manage,
     pages_patients,
     pages_staff,
@@ -59,6 +60,7 @@ def build(
     pages_alerts.add_routes(app)
     pages_patients.add_routes(app)
     pages_manage.add_routes(app)
+    pages_link.add_routes(app)
     pages_data.add_routes(app)
     pages_staff.add_routes(app)
     app.router.add_static("/static", str(_static_dir()), name="static")

@@ -197,7 +197,7 @@ async def correct(request: web.Request) -> web.Response:
             ),
         )
     except CorrectionError as exc:
-        return await refuse(_("Not corrected: {reason}", reason=str(exc)))
+        return await refuse(_("Not corrected: {reason}", reason=exc.text(_)))
     return render(request, "corrected.html", p_subject=done.subject, done=done)
 
 

@@ -25,11 +25,11 @@ MAX_REASON = 500
 MAX_CSV = 60_000
 
 
-def _actor(member: Current) -> str:
+def staff_actor(member: Current) -> str:
     return f"staff:{member.account.staff_id}"
 
 
-def _qr_svg(link: str) -> str:
+def qr_svg(link: str) -> str:
     out = io.BytesIO()
     segno.make(link, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False)
     return out.getvalue().decode("utf-8")
@@ -51,6 +51,9 @@ async def enrol_page(request: web.Request) -> web.Response:
             "lang": "zh_Hans",
             "timezone": rt.study.timezone,
             "prompt_time": rt.study.default_prompt_time.strftime("%H:%M"),
+            "channel": "telegram",
+            "phone": "",
+            "birth_year": "",
         },
     )
 
@@ -62,7 +65,16 @@ async def enrol(request: web.Request) -> web.Response:
     form = await request.post()
     values = {
         k: str(form.get(k, "")).strip()[:64]
-        for k in ("subject", "injection_date", "lang", "timezone", "prompt_time")
+        for k in (
+            "subject",
+            "injection_date",
+            "lang",
+            "timezone",
+            "prompt_time",
+            "channel",
+            "phone",
+            "birth_year",
+        )
     }
 
     def refuse(text: str) -> web.Response:
@@ -83,24 +95,51 @@ async def enrol(request: web.Request) -> web.Response:
         tz = check_timezone(values["timezone"])
     except (ValueError, EnrolError):
         return refuse(_("Please check the time zone and the reminder time (HH:MM)."))
+    channel = values["channel"] or "telegram"
+    if channel not in ("telegram", "web"):
+        return refuse(_("This is not available."))
+    phone, year = None, None
+    if channel == "web":
+        # A web patient: the link goes to this number by SMS; the year is asked on a new phone.
+        phone = values["phone"]
+        if not (values["birth_year"].isascii() and values["birth_year"].isdigit()):
+            return refuse(_("Please give an adult's year of birth as four digits, like 1956."))
+        year = int(values["birth_year"][:4])
     if await repo.patient_by_subject(rt.db.conn, subject) is not None:
         return refuse(_("{subject} is already enrolled.", subject=subject))
     try:
-        result = await enroll(rt, subject, injection, lang, tz, at, actor=_actor(member))
+        result = await enroll(
+            rt,
+            subject,
+            injection,
+            lang,
+            tz,
+            at,
+            actor=staff_actor(member),
+            channel=channel,
+            phone=phone,
+            birth_year=year,
+        )
     except EnrolError as exc:
-        return refuse(_("Not enrolled: {reason}", reason=str(exc)))
+        return refuse(_("Not enrolled: {reason}", reason=exc.text(_)))
     # Shown once (the code is stored hashed); POST answers with the page, no redirect.
     return render(
         request,
         "enrolled.html",
-        rows=[_enrolled(result.subject, result.code, result.link)],
+        rows=[_enrolled(result.subject, result.code, result.link, result.channel)],
         days=rt.study.code_valid_hours // 24,
         injection=_.date(injection),
     )
 
 
-def _enrolled(subject: str, code: str, link: str | None) -> dict[str, Any]:
-    return {"subject": subject, "code": code, "link": link, "qr": _qr_svg(link) if link else None}
+def _enrolled(subject: str, code: str, link: str | None, channel: str) -> dict[str, Any]:
+    return {
+        "subject": subject,
+        "code": code,
+        "link": link,
+        "qr": qr_svg(link) if link else None,
+        "web": channel == "web",
+    }
 
 
 async def bulk_page(request: web.Request) -> web.Response:
@@ -130,13 +169,13 @@ async def bulk(request: web.Request) -> web.Response:
         )
     commit = form.get("step") == "commit"
     try:
-        results = await enroll_rows(rt, text, actor=_actor(member), preview=not commit)
+        results = await enroll_rows(rt, text, actor=staff_actor(member), preview=not commit)
     except BulkError as exc:
         return render(
             request,
             "bulk.html",
             status=400,
-            error=_("Nothing was enrolled: {reason}", reason=str(exc)),
+            error=_("Nothing was enrolled: {reason}", reason=exc.text(_)),
             csv=text,
             preview=None,
         )
@@ -145,7 +184,7 @@ async def bulk(request: web.Request) -> web.Response:
     return render(
         request,
         "enrolled.html",
-        rows=[_enrolled(r.subject, r.code, r.link) for r in results],
+        rows=[_enrolled(r.subject, r.code, r.link, r.channel) for r in results],
         days=rt.study.code_valid_hours // 24,
         injection=None,
     )
@@ -182,7 +221,7 @@ async def manage(request: web.Request) -> web.StreamResponse:
         return refuse(_("Please give a reason."))
     if len(reason) > MAX_REASON:
         return refuse(_("The reason is too long (at most 500 characters)."))
-    who = _actor(member)
+    who = staff_actor(member)
     try:
         if action == "pause":
             await lifecycle.pause(rt, subject, actor=who, reason=reason)

@@ -229,7 +229,7 @@ class FloodGuard:
 
     async def next_wake(self, now: datetime) -> datetime | None:
         """Wake hook: the end of the hour, if there is anything to summarise."""
-        pending = await self.rt.db.scalar("SELECT COUNT(*) FROM stranger_activity")
+        pending = await strangers.pending_count(self.rt.db.conn)
         if pending or self.dropped:
             return strangers.next_flush(now)
         return None

@@ -22,6 +22,7 @@ from telegram.ext import ContextTypes
 from bot.registry import ChatHook, hooks_of
 from bot.services.runtime import Runtime
 from storage import audit
+from storage import delivery as store
 from storage.db import handling_update
 
 log = logging.getLogger(__name__)
@@ -36,23 +37,15 @@ async def mark_reachable(
 
     The hooks (e.g. escalation closing its compliance alert) run inside the same transaction.
     """
-    row = await rt.db.fetchone(
-        "SELECT id FROM patients WHERE user_id = ? AND chat_id = ? AND unreachable = 1",
-        (user_id, chat_id),
-    )
-    if row is None:  # the common case: one indexed lookup, no write
+    patient_id = await store.unreachable_patient_id(rt.db.conn, user_id, chat_id)
+    if patient_id is None:  # the common case: one indexed lookup, no write
         return None
     now = rt.now()
     async with rt.db.transaction() as conn:
-        cur = await conn.execute(
-            "UPDATE patients SET unreachable = 0 WHERE id = ? AND unreachable = 1"
-            " RETURNING subject",
-            (row["id"],),
-        )
-        found = await cur.fetchone()
+        found = await store.clear_unreachable(conn, patient_id)
         if found is None:
             return None
-        subject = str(found[0])
+        subject = found
         await audit.record(
             conn,
             now,
@@ -85,10 +78,7 @@ class UnreachableChats:
 
     async def contains(self, chat_id: int) -> bool:
         if time.monotonic() - self._loaded_at > self.refresh:
-            rows = await self.rt.db.fetchall(
-                "SELECT chat_id FROM patients WHERE unreachable = 1 AND chat_id IS NOT NULL"
-            )
-            self.chats = {int(r[0]) for r in rows}
+            self.chats = await store.unreachable_chats(self.rt.db.conn)
             self._loaded_at = time.monotonic()
         return chat_id in self.chats
 

@@ -18,26 +18,18 @@ from datetime import datetime, timedelta
 
 import aiosqlite
 
-from bot.clock import iso
 from bot.services.runtime import Runtime
+from storage import delivery as store
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = timedelta(hours=1)
 BATCH = 500
-# What a sent row keeps: everything but the words and the file (see the module docstring).
-PRUNED_PAYLOAD = "json_remove(payload, '$.text', '$.buttons', '$.caption', '$.data')"
 
 
 async def prune(conn: aiosqlite.Connection, now: datetime, keep: timedelta) -> int:
     """Strip the text of up to BATCH rows sent before `now - keep`; how many were stripped."""
-    cur = await conn.execute(
-        f"UPDATE outbox SET payload = {PRUNED_PAYLOAD}, pruned_at = ? WHERE id IN ("
-        " SELECT id FROM outbox WHERE status = 'sent' AND pruned_at IS NULL AND sent_at < ?"
-        " ORDER BY sent_at LIMIT ?)",
-        (iso(now), iso(now - keep), BATCH),
-    )
-    return cur.rowcount
+    return await store.prune_sent(conn, now, now - keep, BATCH)
 
 
 class OutboxRetention:

@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.clock import from_iso, iso
 from bot.messenger import Priority
+from storage import delivery as store
 from storage.db import Database
 
 PRIORITY_NAMES = {int(p): p.name.lower() for p in Priority}
@@ -49,79 +50,37 @@ class Snapshot:
 async def snapshot(db: Database, now: datetime, *, since: bool = True) -> Snapshot:
     """`since`: look up when each unreachable patient was marked (an audit scan; CLI only)."""
     n = iso(now)
+    conn = db.conn
     queued = dict.fromkeys(PRIORITY_NAMES.values(), 0)
-    for r in await db.fetchall(
-        "SELECT priority, COUNT(*) FROM outbox WHERE status = 'queued' AND not_before <= ?"
-        " GROUP BY priority",
-        (n,),
-    ):
-        queued[PRIORITY_NAMES.get(r[0], str(r[0]))] = r[1]
+    for priority, count in await store.queued_due_by_priority(conn, now):
+        queued[PRIORITY_NAMES.get(priority, str(priority))] = count
     parked_by = {
-        PRIORITY_NAMES.get(r[0], str(r[0])): int(r[1])
-        for r in await db.fetchall(
-            "SELECT priority, COUNT(*) FROM outbox WHERE status = 'queued' AND not_before > ?"
-            " GROUP BY priority ORDER BY priority",
-            (n,),
-        )
+        PRIORITY_NAMES.get(priority, str(priority)): int(count)
+        for priority, count in await store.parked_by_priority(conn, now)
     }
-    oldest = await db.fetchone(
-        "SELECT created_at, priority FROM outbox WHERE status = 'queued' ORDER BY id LIMIT 1"
-    )
-    failed = await db.scalar(
-        "SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND sent_at >= ?",
-        (iso(now - timedelta(hours=24)),),
-    )
-    sent = await db.scalar(
-        "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= ?",
-        (iso(now - timedelta(hours=1)),),
-    )
-    since_sql = (
-        "(SELECT MAX(a.at) FROM audit a WHERE a.subject = p.subject AND a.action = 'unreachable')"
-        if since
-        else "NULL"
-    )
+    oldest = await store.oldest_queued(conn)
+    failed = await store.failed_since(conn, now - timedelta(hours=24))
+    sent = await store.sent_since(conn, now - timedelta(hours=1))
     unreachable = [
-        Unreachable(r[0], r[1])
-        for r in await db.fetchall(
-            f"SELECT p.subject, {since_sql} FROM patients p WHERE p.unreachable = 1"
-            " ORDER BY p.subject"
-        )
+        Unreachable(subject, marked)
+        for subject, marked in await store.unreachable_patients(conn, since=since)
     ]
-    last_update = await db.scalar("SELECT value FROM meta WHERE key = 'last_update_id'")
+    last_update = await store.last_update_id(conn)
     return Snapshot(
         at=n,
         queued=queued,
         parked=sum(parked_by.values()),
         parked_by=parked_by,
         oldest_queued_seconds=(
-            max(0.0, (now - from_iso(oldest["created_at"])).total_seconds()) if oldest else None
+            max(0.0, (now - from_iso(oldest[0])).total_seconds()) if oldest else None
         ),
-        oldest_queued_priority=PRIORITY_NAMES.get(oldest["priority"]) if oldest else None,
-        failed_24h=int(failed or 0),
-        sent_last_hour=int(sent or 0),
+        oldest_queued_priority=PRIORITY_NAMES.get(oldest[1]) if oldest else None,
+        failed_24h=failed,
+        sent_last_hour=sent,
         unreachable=unreachable,
-        open_alerts=await _open_alerts(db),
+        open_alerts=await store.open_alerts(conn),
         last_update_id=int(last_update) if last_update else None,
     )
-
-
-async def _open_alerts(db: Database) -> dict[str, int] | None:
-    """Open alerts by level, if the escalation feature's table exists (migration 0002)."""
-    exists = await db.scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'alerts'"
-    )
-    if not exists:
-        return None
-    columns = {r[1] for r in await db.fetchall("PRAGMA table_info(alerts)")}
-    if "status" not in columns:
-        return None
-    if "level" not in columns:
-        total = await db.scalar("SELECT COUNT(*) FROM alerts WHERE status = 'open'")
-        return {"all": int(total or 0)}
-    rows = await db.fetchall(
-        "SELECT level, COUNT(*) FROM alerts WHERE status = 'open' GROUP BY level ORDER BY level"
-    )
-    return {str(r[0]): int(r[1]) for r in rows}
 
 
 def duration(seconds: float | None) -> str:

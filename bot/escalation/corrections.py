@@ -20,7 +20,7 @@ from bot.domain.study import Item
 from bot.domain.textsafety import has_xml_forbidden
 from bot.escalation import service
 from bot.escalation.views import DATA_CHANGE
-from bot.i18n import N_, t
+from bot.i18n import N_, Refusal, t
 from bot.messenger import Buttons
 from bot.services.diary import Outcome, drop_no_longer_applying
 from bot.services.runtime import Runtime
@@ -134,8 +134,9 @@ async def describe(rt: Runtime, patient: repo.Patient, text: str) -> Described:
 # --------------------------------------------------------------------------- staff correction
 
 
-class CorrectionError(ValueError):
-    """Refused correction: one line for the CLI; nothing was written."""
+class CorrectionError(Refusal):
+    """Refused correction; nothing was written. `str(exc)`: one line for the CLI; `text(_)`:
+    the same reason in the signed-in member's language (console)."""
 
 
 @dataclass(frozen=True)
@@ -174,16 +175,27 @@ def parse_value(item: Item, value: str, max_text: int) -> str:
                 q.accept_button(item, code)
             exclusive = {o.code for o in item.options if o.exclusive}
             if len(chosen) > 1 and exclusive & set(chosen):
+                only = "/".join(sorted(exclusive))
                 raise CorrectionError(
-                    f"{item.code}: {'/'.join(sorted(exclusive))} cannot be combined with others"
+                    f"{item.code}: {only} cannot be combined with others",
+                    N_("{item}: {only} cannot be combined with other answers."),
+                    item=item.code,
+                    only=only,
                 )
             order = [o.code for o in item.options]
             return ",".join(sorted(set(chosen), key=order.index))
         return q.parse_typed(item, value, max_text)
     except q.InputError as exc:
-        allowed = ", ".join(q.button_values(item)) or f"{item.kind} value"
+        allowed = ", ".join(q.button_values(item))
         raise CorrectionError(
-            f"bad value {value!r} for {item.code} ({exc.code}); expected: {allowed}"
+            f"bad value {value!r} for {item.code} ({exc.code}); expected: "
+            f"{allowed or f'{item.kind} value'}",
+            N_("{value} is not a valid answer to {item}; expected: {allowed}.")
+            if allowed
+            else N_("{value} is not a valid answer to {item}."),
+            value=value,
+            item=item.code,
+            allowed=allowed,
         ) from None
 
 
@@ -208,29 +220,52 @@ async def correct_entry(
     noted on its card (staff decide). Both are returned so the command can print them.
     """
     if not reason.strip():
-        raise CorrectionError("a reason is required (--reason)")
+        raise CorrectionError("a reason is required (--reason)", N_("Please give a reason."))
     try:
         item = rt.study.item(item_code)
     except KeyError:
         codes = ", ".join(i.code for i in rt.study.items)
-        raise CorrectionError(f"unknown item {item_code!r}; items: {codes}") from None
+        raise CorrectionError(
+            f"unknown item {item_code!r}; items: {codes}",
+            N_("Unknown item {item}; the items are: {codes}."),
+            item=item_code,
+            codes=codes,
+        ) from None
     new = parse_value(item, value, rt.study.max_free_text)
     now = rt.now()
     async with rt.db.transaction() as conn:
         patient = await repo.patient_by_subject(conn, subject)
         if patient is None:
-            raise CorrectionError(f"no subject {subject}")
+            raise CorrectionError(
+                f"no subject {subject}", N_("There is no patient {subject}."), subject=subject
+            )
         found = await repo.submitted_on_day(conn, patient.id, day)
         if found is None:
-            raise CorrectionError(f"{subject} has no submitted diary on Day {day}")
+            raise CorrectionError(
+                f"{subject} has no submitted diary on Day {day}",
+                N_("{subject} has no submitted diary on Day {day}."),
+                subject=subject,
+                day=day,
+            )
         occ = found
         answers = await repo.answers(conn, occ.id)
         old = answers.get(item.code)
         if old == new:
-            raise CorrectionError(f"{item.code} on Day {day} is already {new!r}")
+            raise CorrectionError(
+                f"{item.code} on Day {day} is already {new!r}",
+                N_("{item} on Day {day} is already {value}."),
+                item=item.code,
+                day=day,
+                value=new,
+            )
         changed = {**answers, item.code: new}
         if not q.applicable(item, occ.study_day, changed):
-            raise CorrectionError(f"{item.code} is not asked in this diary (Day {day})")
+            raise CorrectionError(
+                f"{item.code} is not asked in this diary (Day {day})",
+                N_("{item} is not asked in this diary (Day {day})."),
+                item=item.code,
+                day=day,
+            )
         await conn.execute(
             "INSERT INTO answers (occurrence_id, item, value, answered_at, submitted_at)"
             " VALUES (?,?,?,?,?) ON CONFLICT (occurrence_id, item) DO UPDATE SET"

@@ -169,7 +169,7 @@ async def on_enroll(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             birth_year=int(web[1]) if web and web[1].isdigit() else (0 if web else None),
         )
     except EnrolError as exc:  # e.g. enrolled a moment ago by someone else
-        await say(rt, chat_id, _("Not enrolled: {reason}", reason=str(exc)))
+        await say(rt, chat_id, _("Not enrolled: {reason}", reason=exc.text(_)))
         return
     if result.channel == "web" and result.link:
         from bot.web.feature import send_link

@@ -21,6 +21,7 @@ import aiosqlite
 from bot.clock import from_iso, iso
 from bot.services.runtime import Runtime
 from storage import audit, repo
+from storage import followup as store
 
 log = logging.getLogger(__name__)
 
@@ -48,38 +49,25 @@ async def check(rt: Runtime, now: datetime, routers: list[Router] | None = None)
     threshold = rt.study.missed_in_a_row_alert
     cursor = await repo.meta_get(rt.db.conn, CURSOR)
     opened_after = iso(from_iso(cursor) - MAX_WINDOW) if cursor else ""
-    rows = await rt.db.fetchall(
-        "SELECT DISTINCT o.patient_id FROM occurrences o JOIN patients p ON p.id = o.patient_id"
-        " WHERE o.status = 'missed' AND o.opens_at > ? AND o.closes_at > ? AND o.closes_at <= ?"
-        " AND p.status = 'active'",
-        (opened_after, cursor or "", iso(now)),
-    )
-    if not rows:
+    patient_ids = await store.patients_missed_between(rt.db.conn, opened_after, cursor or "", now)
+    if not patient_ids:
         return 0
     raised = 0
     async with rt.db.transaction() as conn:
-        for r in rows:
-            run = await missed_run(conn, r[0])
+        for patient_id in patient_ids:
+            run = await missed_run(conn, patient_id)
             if len(run) < threshold:
                 continue
-            cur = await conn.execute(
-                "INSERT OR IGNORE INTO compliance_events (patient_id, kind, run_start, missed,"
-                " created_at) VALUES (?, 'missed_in_a_row', ?, ?, ?)",
-                (r[0], run[0], len(run), iso(now)),
-            )
-            if not cur.rowcount:
+            event_id = await store.insert_missed_run(conn, patient_id, run[0], len(run), now)
+            if event_id is None:
                 continue  # this run was already reported
-            event_id = cur.lastrowid or 0
-            patient = await repo.patient_by_id(conn, r[0])
+            patient = await repo.patient_by_id(conn, patient_id)
             assert patient is not None
             routed = False
             for route in routers or []:
                 routed = await route(conn, now, patient, len(run), event_id) or routed
             if routed:
-                await conn.execute(
-                    "UPDATE compliance_events SET routed_to = 'escalation' WHERE id = ?",
-                    (event_id,),
-                )
+                await store.mark_compliance_routed(conn, event_id)
             await audit.record(
                 conn,
                 now,

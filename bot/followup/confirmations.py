@@ -12,8 +12,9 @@ from datetime import timedelta
 
 import aiosqlite
 
-from bot.clock import from_iso, iso
+from bot.clock import from_iso
 from bot.services.runtime import Runtime
+from storage import followup as store
 from storage import repo
 
 VALID_FOR = timedelta(hours=1)
@@ -38,12 +39,9 @@ async def create(
     reason: str | None,
 ) -> int:
     async with rt.db.transaction() as conn:
-        cur = await conn.execute(
-            "INSERT INTO followup_confirmations (staff_id, action, subject, argument, reason,"
-            " created_at) VALUES (?,?,?,?,?,?)",
-            (staff_id, action, subject, argument, reason, iso(rt.now())),
+        return await store.insert_confirmation(
+            conn, staff_id, action, subject, argument, reason, rt.now()
         )
-        return cur.lastrowid or 0
 
 
 async def claim(rt: Runtime, confirmation_id: int, staff_id: int) -> Pending | None:

@@ -29,6 +29,7 @@ from conversations import schedule_view
 from storage import audit, repo
 from storage import channels as channel_store
 from storage import followup as store
+from storage import lifecycle as lifecycle_store
 
 
 def _event_rows(rt: Runtime, patient: repo.Patient, now: datetime) -> list[tuple[object, ...]]:
@@ -62,19 +63,10 @@ async def _store_plans(
     again (INSERT OR IGNORE on the patient's key). Batched: the first start after an upgrade
     plans every patient at once.
     """
-    await conn.executemany(
-        "DELETE FROM followup_events WHERE patient_id = ? AND status = 'pending'",
-        [(pid,) for pid in replanned],
-    )
-    await conn.executemany(
-        "INSERT OR IGNORE INTO followup_events (patient_id, key, kind, due_at, expires_at, data)"
-        " VALUES (?,?,?,?,?,?)",
+    await store.replace_plans(
+        conn,
+        replanned,
         [row for p in patients for row in _event_rows(rt, p, now)],
-    )
-    await conn.executemany(
-        "INSERT INTO followup_plans (patient_id, signature, updated_at) VALUES (?,?,?)"
-        " ON CONFLICT (patient_id) DO UPDATE SET signature = excluded.signature,"
-        " updated_at = excluded.updated_at",
         [
             (p.id, signature(p.injection_date, p.timezone, p.prompt_time), iso(now))
             for p in patients
@@ -123,30 +115,17 @@ async def cancel_pending(
     conn: aiosqlite.Connection, patient_id: int, now: datetime, *, keep_closing: bool = False
 ) -> int:
     """Withdrawn or finished: nothing more is sent to this patient."""
-    extra = " AND kind != 'closing'" if keep_closing else ""
-    cur = await conn.execute(
-        "UPDATE followup_events SET status = 'cancelled', done_at = ?"
-        f" WHERE patient_id = ? AND status = 'pending'{extra}",
-        (iso(now), patient_id),
-    )
-    return cur.rowcount
+    return await store.cancel_pending_events(conn, patient_id, now, keep_closing=keep_closing)
 
 
 async def next_due(rt: Runtime, now: datetime) -> datetime | None:
-    value = await rt.db.scalar(
-        "SELECT MIN(due_at) FROM followup_events WHERE status = 'pending' AND due_at > ?",
-        (iso(now),),
-    )
+    value = await store.next_due_at(rt.db.conn, now)
     return from_iso(value) if value else None
 
 
 async def send_due(rt: Runtime, now: datetime) -> int:
     """Send (or skip) every pending event that has come due. Returns how many were handled."""
-    n = iso(now)
-    if not await rt.db.scalar(
-        "SELECT EXISTS (SELECT 1 FROM followup_events WHERE status = 'pending' AND due_at <= ?)",
-        (n,),
-    ):
+    if not await store.any_due(rt.db.conn, now):
         return 0
     async with rt.db.transaction() as conn:
         rows = await store.due_events(conn, now)
@@ -205,10 +184,7 @@ async def _finish_reminder(
             ref=f"followup:{row['id']}",
             sms_text_override=text,
         )
-    await conn.execute(
-        "UPDATE followup_events SET status = ?, done_at = ? WHERE id = ?",
-        (status, iso(now), row["id"]),
-    )
+    await store.finish_event(conn, row["id"], status, now)
     await audit.record(
         conn,
         now,
@@ -230,12 +206,9 @@ async def _close_follow_up(
 ) -> None:
     """Day 730: the patient is thanked and the follow-up ends (status completed)."""
     if patient.status not in ("active", "paused"):
-        await conn.execute(
-            "UPDATE followup_events SET status = 'cancelled', done_at = ? WHERE id = ?",
-            (iso(now), row["id"]),
-        )
+        await store.cancel_event(conn, row["id"], now)
         return
-    await conn.execute("UPDATE patients SET status = 'completed' WHERE id = ?", (patient.id,))
+    await lifecycle_store.set_completed(conn, patient.id)
     # No diary opens after the closing day (domain.schedule caps every phase there); a weekly
     # diary still open now may be finished until its window closes, then the scheduler closes
     # it as usual. The status check in the scheduler stops prompts and reminders from here on.
@@ -251,10 +224,7 @@ async def _close_follow_up(
             priority=Priority.PROMPT,
             ref=f"followup:{row['id']}",
         )
-    await conn.execute(
-        "UPDATE followup_events SET status = ?, done_at = ? WHERE id = ?",
-        ("sent" if reachable else "skipped", iso(now), row["id"]),
-    )
+    await store.finish_event(conn, row["id"], "sent" if reachable else "skipped", now)
     await audit.record(
         conn,
         now,

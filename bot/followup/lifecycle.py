@@ -25,7 +25,6 @@ from typing import Any
 import aiosqlite
 
 from bot import messenger
-from bot.clock import iso
 from bot.domain.schedule import (
     Occurrence,
     closing_at,
@@ -41,6 +40,7 @@ from bot.services.patient_settings import reschedule
 from bot.services.runtime import Runtime
 from conversations import schedule_view
 from storage import audit, repo
+from storage import lifecycle as lifecycle_store
 
 OPEN = ("scheduled", "prompted", "reminded")
 
@@ -129,15 +129,10 @@ async def pause(rt: Runtime, subject: str, *, actor: str, reason: str | None = N
         patient = await find_patient(conn, subject)
         if patient.status != "active":
             raise _state_refusal(patient)
-        await conn.execute("UPDATE patients SET status = 'paused' WHERE id = ?", (patient.id,))
+        await lifecycle_store.set_paused(conn, patient.id)
         await _close_open_diary(rt, conn, patient, now, actor, "patient paused")
-        cur = await conn.execute(
-            "UPDATE occurrences SET status = 'paused' WHERE patient_id = ?"
-            " AND status IN ('scheduled', 'prompted', 'reminded') AND closes_at > ?",
-            (patient.id, iso(now)),
-        )
-        count = cur.rowcount
-        await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+        count = await lifecycle_store.pause_open_diaries(conn, patient.id, now)
+        await lifecycle_store.end_diary_session(conn, patient.id)
         await audit.record(
             conn,
             now,
@@ -157,26 +152,16 @@ async def pause(rt: Runtime, subject: str, *, actor: str, reason: str | None = N
 
 async def resume(rt: Runtime, subject: str, *, actor: str, reason: str | None = None) -> Change:
     now = rt.now()
-    n = iso(now)
     async with rt.db.transaction() as conn:
         patient = await find_patient(conn, subject)
         if patient.status != "paused":
             if patient.status == "active":
                 raise LifecycleError(N_("{subject} is not paused."), subject=patient.subject)
             raise _state_refusal(patient)
-        await conn.execute("UPDATE patients SET status = 'active' WHERE id = ?", (patient.id,))
+        await lifecycle_store.set_active(conn, patient.id)
         # A diary that was prompted before the pause comes back as it was; if its reminder
         # time has passed it counts as reminded (the resume notice is reminder enough).
-        cur = await conn.execute(
-            "UPDATE occurrences SET status = CASE"
-            " WHEN prompted_at IS NULL THEN 'scheduled'"
-            " WHEN reminded_at IS NOT NULL OR remind_at <= ? THEN 'reminded'"
-            " ELSE 'prompted' END"
-            " WHERE patient_id = ? AND status = 'paused' AND closes_at > ?"
-            " AND incomplete_at IS NULL",  # a diary closed incomplete by the pause stays closed
-            (n, patient.id, n),
-        )
-        count = cur.rowcount
+        count = await lifecycle_store.resume_paused_diaries(conn, patient.id, now)
         updated = await repo.patient_by_id(conn, patient.id)
         assert updated is not None
         await reschedule(rt, conn, updated, now)
@@ -213,15 +198,10 @@ async def withdraw(rt: Runtime, subject: str, *, actor: str, reason: str | None 
     async with rt.db.transaction() as conn:
         patient = await find_patient(conn, subject)
         check_withdraw(patient)
-        await conn.execute("UPDATE patients SET status = 'withdrawn' WHERE id = ?", (patient.id,))
+        await lifecycle_store.set_withdrawn(conn, patient.id)
         await _close_open_diary(rt, conn, patient, now, actor, "patient withdrawn")
-        cur = await conn.execute(
-            "UPDATE occurrences SET status = 'withdrawn' WHERE patient_id = ?"
-            " AND status IN ('scheduled', 'prompted', 'reminded', 'paused') AND closes_at > ?",
-            (patient.id, iso(now)),
-        )
-        count = cur.rowcount
-        await conn.execute("DELETE FROM diary_sessions WHERE patient_id = ?", (patient.id,))
+        count = await lifecycle_store.withdraw_open_diaries(conn, patient.id, now)
+        await lifecycle_store.end_diary_session(conn, patient.id)
         await events.cancel_pending(conn, patient.id, now)
         await audit.record(
             conn,
@@ -280,10 +260,7 @@ async def reanchor_patient(
     async with rt.db.transaction() as conn:
         patient = await find_patient(conn, subject)
         check_reanchor(rt, patient, new_date, now)
-        await conn.execute(
-            "UPDATE patients SET injection_date = ? WHERE id = ?",
-            (new_date.isoformat(), patient.id),
-        )
+        await lifecycle_store.set_injection_date(conn, patient.id, new_date)
         updated = await repo.patient_by_id(conn, patient.id)
         assert updated is not None
         removed = added = 0
@@ -353,19 +330,11 @@ async def _recompute(
         now,
         keep=lambda o: status[o.key] not in ("scheduled", "paused"),
     )
-    await conn.executemany(
-        "DELETE FROM occurrences WHERE id = ?", [(ids[o.key],) for o in to_delete]
-    )
+    await lifecycle_store.delete_occurrences(conn, [ids[o.key] for o in to_delete])
     # Diaries asked under the old anchor: their key names their date, freeing the plain key for
     # the new anchor's diary of that study day (reanchor_patient then relabels their study day).
-    await conn.executemany(
-        "UPDATE occurrences SET key = ? WHERE id = ?", [(key, ids[o.key]) for o, key in to_rekey]
-    )
+    await lifecycle_store.rekey_occurrences(conn, [(key, ids[o.key]) for o, key in to_rekey])
     await repo.insert_occurrences(conn, patient.id, to_insert)
     if patient.status == "paused":
-        await conn.execute(
-            "UPDATE occurrences SET status = 'paused' WHERE patient_id = ?"
-            " AND status = 'scheduled' AND opens_at > ?",
-            (patient.id, iso(now)),
-        )
+        await lifecycle_store.pause_future_scheduled(conn, patient.id, now)
     return len(to_delete), len(to_insert)

@@ -28,11 +28,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiosqlite
-
 from bot.clock import from_iso, iso
 from bot.delivery.status import Snapshot, snapshot
 from bot.messenger import Priority
+from storage import delivery as delivery_store
 from storage import repo
 from storage.db import Database
 
@@ -98,10 +97,7 @@ class OpsMonitor:
 
     async def open(self) -> None:
         uri = readonly_uri(self.rt.db.path)
-        conn = await aiosqlite.connect(uri, uri=True, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA busy_timeout=2000")
-        self._reader = Database(conn, self.rt.db.path)
+        self._reader = await delivery_store.open_reader(uri, self.rt.db.path)
         await self.refresh_urgent()
         self._refresher = asyncio.create_task(self._refresh_loop(), name="ops-urgent-refresh")
 
@@ -154,10 +150,7 @@ class OpsMonitor:
 
     # ------------------------------------------------------------------ reading
     async def oldest_urgent(self) -> datetime | None:
-        value = await self.reader.scalar(
-            "SELECT MIN(created_at) FROM outbox WHERE status = 'queued' AND priority = ?",
-            (int(Priority.URGENT),),
-        )
+        value = await delivery_store.oldest_queued_at(self.reader.conn, int(Priority.URGENT))
         return from_iso(value) if value else None
 
     async def refresh_urgent(self) -> None:

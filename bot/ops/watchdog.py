@@ -35,6 +35,7 @@ from bot.messenger import Priority
 from bot.ops.monitor import LAST_POLL_KEY
 from bot.services.runtime import Runtime
 from storage import audit, repo
+from storage import delivery as delivery_store
 
 STATE_KEY = "ops_watchdog"
 DEFAULT_MINUTES = 10
@@ -75,16 +76,13 @@ async def find(rt: Runtime, limit: timedelta) -> list[Finding]:
                 " and nothing is sent",
             )
         )
-    row = await rt.db.fetchone(
-        "SELECT MIN(created_at), COUNT(*) FROM outbox WHERE status = 'queued' AND priority = ?",
-        (int(Priority.URGENT),),
-    )
-    if row and row[0] and now - from_iso(row[0]) > limit:
+    oldest, waiting = await delivery_store.queued_of_priority(rt.db.conn, int(Priority.URGENT))
+    if oldest and now - from_iso(oldest) > limit:
         found.append(
             Finding(
                 "urgent",
-                f"{row[1]} urgent message(s) for the study team are waiting; the oldest for"
-                f" {_minutes(now - from_iso(row[0]))} minutes: alerts are not reaching the team",
+                f"{waiting} urgent message(s) for the study team are waiting; the oldest for"
+                f" {_minutes(now - from_iso(oldest))} minutes: alerts are not reaching the team",
             )
         )
     return found

@@ -9,7 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from bot.domain.study import parse_hhmm
-from bot.i18n import parse_lang
+from bot.i18n import N_, parse_lang
 from bot.services.enrolment import EnrolError, Enrolment, enroll
 from bot.services.runtime import Runtime
 
@@ -18,7 +18,7 @@ OPTIONAL = ("channel", "phone", "birth_year")  # web patients: channel "web", ph
 
 
 class BulkError(EnrolError):
-    """A bad row; the message names its line."""
+    """A bad file or row; the message names its line."""
 
 
 class _Preview(Exception):
@@ -30,7 +30,9 @@ async def enroll_csv(rt: Runtime, path: str, *, as_json: bool = False) -> int:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")  # noqa: ASYNC240 - one-shot CLI
     except OSError as exc:
-        raise BulkError(f"{path}: {exc.strerror}") from None
+        raise BulkError(
+            f"{path}: {exc.strerror}", N_("The file cannot be read: {error}"), error=exc.strerror
+        ) from None
     results = await enroll_rows(rt, text)
     if as_json:
         print(json.dumps([r.__dict__ for r in results], ensure_ascii=False))
@@ -59,7 +61,12 @@ async def _enroll_rows(rt: Runtime, text: str, *, actor: str, preview: bool) -> 
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
     if missing:
-        raise BulkError(f"line 1: missing column(s): {', '.join(missing)}")
+        columns = ", ".join(missing)
+        raise BulkError(
+            f"line 1: missing column(s): {columns}",
+            N_("Line 1: missing column(s): {columns}"),
+            columns=columns,
+        )
     results: list[Enrolment] = []
     seen: set[str] = set()
     async with rt.db.transaction() as conn:
@@ -68,27 +75,46 @@ async def _enroll_rows(rt: Runtime, text: str, *, actor: str, preview: bool) -> 
             try:
                 subject = (row["subject"] or "").strip()
                 if subject in seen:
-                    raise EnrolError(f"subject {subject} appears twice")
+                    raise EnrolError(
+                        f"subject {subject} appears twice",
+                        N_("{subject} appears twice."),
+                        subject=subject,
+                    )
                 seen.add(subject)
                 try:
                     injection = date.fromisoformat((row["injection_date"] or "").strip())
                 except ValueError:
-                    raise EnrolError(f"bad date {row['injection_date']!r}") from None
+                    raise EnrolError(
+                        f"bad date {row['injection_date']!r}",
+                        N_("Bad date {value}: use YYYY-MM-DD, like 2026-12-10."),
+                        value=row["injection_date"] or "",
+                    ) from None
                 lang_raw = (row["lang"] or "").strip()
                 lang = parse_lang(lang_raw) if lang_raw else None
                 if lang_raw and lang is None:
-                    raise EnrolError(f"unknown language {lang_raw!r}")
+                    raise EnrolError(
+                        f"unknown language {lang_raw!r}",
+                        N_("Unknown language {value}: zh or en."),
+                        value=lang_raw,
+                    )
                 time_raw = (row["prompt_time"] or "").strip()
                 try:
                     at = parse_hhmm(time_raw) if time_raw else rt.study.default_prompt_time
                 except ValueError:
-                    raise EnrolError(f"bad time {time_raw!r}") from None
+                    raise EnrolError(
+                        f"bad time {time_raw!r}",
+                        N_("Bad reminder time {value}: use HH:MM, like 20:00."),
+                        value=time_raw,
+                    ) from None
                 tz = (row["timezone"] or "").strip() or rt.study.timezone
                 channel = (row.get("channel") or "").strip().lower() or "telegram"
                 phone = (row.get("phone") or "").strip() or None
                 year_raw = (row.get("birth_year") or "").strip()
                 if year_raw and not year_raw.isdigit():
-                    raise EnrolError(f"bad year of birth {year_raw!r}")
+                    raise EnrolError(
+                        f"bad year of birth {year_raw!r}",
+                        N_("Please give an adult's year of birth as four digits, like 1956."),
+                    )
                 results.append(
                     await enroll(
                         rt,
@@ -105,7 +131,9 @@ async def _enroll_rows(rt: Runtime, text: str, *, actor: str, preview: bool) -> 
                     )
                 )
             except EnrolError as exc:
-                raise BulkError(f"line {line}: {exc}") from None
+                raise BulkError(
+                    f"line {line}: {exc}", N_("Line {line}: {reason}"), line=line, reason=exc
+                ) from None
         if preview:
             raise _Preview(results)  # leaves the transaction: everything is rolled back
     return results

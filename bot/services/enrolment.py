@@ -11,18 +11,25 @@ import aiosqlite
 
 from bot.clock import from_iso, iso
 from bot.delivery.inbound import audit_or_count
-from bot.domain.schedule import diary_occurrences
+from bot.i18n import N_
 from bot.services import codes
+from bot.services.onboarding import (
+    FINISHED,
+    NO_PATIENT,
+    EnrolError,
+    deep_link,
+    issue_code,
+    materialize,
+)
 from bot.services.runtime import Runtime
+from bot.web import links
 from storage import audit, keys, repo
+
+__all__ = ["EnrolError", "Enrolment", "deep_link", "enroll", "materialize", "reissue", "unlink"]
 
 SUBJECT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,23}$")
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
-
-
-class EnrolError(ValueError):
-    """Refused enrolment input; the message is one line for the CLI or a staff reply."""
 
 
 @dataclass(frozen=True)
@@ -34,19 +41,18 @@ class Enrolment:
 
 
 def check_timezone(name: str) -> str:
+    known = True
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        known = False
+    if not known or ("/" not in name and name != "UTC"):
         raise EnrolError(
-            f"unknown time zone: {name!r} (use an IANA name such as Asia/Shanghai)"
-        ) from None
-    if "/" not in name and name != "UTC":
-        raise EnrolError(f"unknown time zone: {name!r} (use an IANA name such as Asia/Shanghai)")
+            f"unknown time zone: {name!r} (use an IANA name such as Asia/Shanghai)",
+            N_("Unknown time zone {name}: use a name such as Asia/Shanghai."),
+            name=name,
+        )
     return name
-
-
-def deep_link(username: str | None, code: str) -> str | None:
-    return f"https://t.me/{username}?start={code}" if username else None
 
 
 async def enroll(
@@ -66,21 +72,24 @@ async def enroll(
     """Create the subject and a fresh one-time code (Telegram) or personal link (web: with the
     patient's phone and year of birth). Raises EnrolError, writing nothing."""
     if not SUBJECT_RE.match(subject):
-        raise EnrolError(f"bad subject ID {subject!r}: letters, digits, '-' and '_' only")
+        raise EnrolError(
+            f"bad subject ID {subject!r}: letters, digits, '-' and '_' only",
+            N_("Subject IDs use letters, digits, \u2018-\u2019 and \u2018_\u2019 only."),
+        )
     check_timezone(timezone)
     web = None
     if channel == "web":
-        from bot.web import links
-
         web = (
             links.check_phone(phone),
             links.check_birth_year(birth_year, rt.local_today(timezone).year),
         )
         links.link_url(rt, "")  # refuses before writing when DIARYBOT_PUBLIC_URL is missing
     elif channel != "telegram":
-        raise EnrolError(f"unknown channel {channel!r}: telegram or web")
+        raise links.unknown_channel(channel)
     elif phone is not None or birth_year is not None:
-        raise EnrolError("a phone and a year of birth are stored for web patients only")
+        raise EnrolError(
+            "a phone and a year of birth are stored for web patients only", links.WEB_ONLY
+        )
     if conn is None:
         async with rt.db.transaction() as c:
             return await _enroll(
@@ -101,7 +110,11 @@ async def _enroll(
     web: tuple[str, int] | None = None,
 ) -> Enrolment:
     if await repo.patient_by_subject(conn, subject) is not None:
-        raise EnrolError(f"subject {subject} is already enrolled")
+        raise EnrolError(
+            f"subject {subject} is already enrolled",
+            N_("{subject} is already enrolled."),
+            subject=subject,
+        )
     now = rt.now()
     cur = await conn.execute(
         "INSERT INTO patients (subject, injection_date, enrolled_on, lang, timezone, prompt_time,"
@@ -118,14 +131,12 @@ async def _enroll(
     )
     patient_id = cur.lastrowid or 0
     if web is not None:
-        from bot.web import links
-
         await _audit_enrol(
             conn, now, actor, subject, injection_date, lang, timezone, prompt_time, "web"
         )
         url = await links.enrol_web(rt, conn, patient_id, subject, web[0], web[1], actor)
         return Enrolment(subject, "", url, "web")
-    code = await _new_code(rt, conn, patient_id, now)
+    code = await issue_code(rt, conn, patient_id, now)
     await _audit_enrol(conn, now, actor, subject, injection_date, lang, timezone, prompt_time)
     return Enrolment(subject, code, deep_link(rt.bot_username, code))
 
@@ -152,30 +163,45 @@ async def _audit_enrol(
     await audit.record(conn, now, actor, "enrol", subject=subject, entity="patient", new=new)
 
 
-async def _new_code(rt: Runtime, conn: aiosqlite.Connection, patient_id: int, now: datetime) -> str:
-    code = codes.new_code()
-    expires = now + timedelta(hours=rt.study.code_valid_hours)
-    hashed = codes.code_hash(code, keys.for_conn(conn))
-    await repo.insert_code(conn, hashed, patient_id, expires, now)
-    return code
+def no_reason() -> EnrolError:
+    return EnrolError("a reason is required (--reason)", N_("Please give a reason."))
 
 
-async def reissue(rt: Runtime, subject: str, *, actor: str = "cli") -> Enrolment:
-    """A new one-time code for a subject not linked to Telegram; the old ones stop working."""
+async def reissue(rt: Runtime, subject: str, *, reason: str, actor: str = "cli") -> Enrolment:
+    """A new one-time code for a Telegram subject not linked yet; the old ones stop working.
+    The reason goes into the audit entry."""
+    if not reason.strip():
+        raise no_reason()
     now = rt.now()
     async with rt.db.transaction() as conn:
         patient = await repo.patient_by_subject(conn, subject)
         if patient is None:
-            raise EnrolError(f"no subject {subject!r}")
-        if patient.status in ("withdrawn", "completed"):
-            raise EnrolError(f"subject {subject} is {patient.status}: no new code")
+            raise EnrolError(f"no subject {subject!r}", NO_PATIENT, subject=subject)
+        if patient.status in FINISHED:
+            raise EnrolError(
+                f"subject {subject} is {patient.status}: no new code",
+                FINISHED[patient.status],
+                subject=subject,
+            )
+        if patient.channel != "telegram":
+            raise EnrolError(
+                f"subject {subject} uses the web diary: reissue their link instead"
+                f" (`diarybot subject reissue-link {subject}`)",
+                N_("{subject} uses the web diary: give them a new web link instead."),
+                subject=subject,
+            )
         if patient.chat_id is not None:
             raise EnrolError(
                 f"subject {subject} is linked to a Telegram account; if it is lost or not"
-                f" theirs, run `diarybot subject unlink {subject}` first"
+                f" theirs, run `diarybot subject unlink {subject}` first",
+                N_(
+                    "{subject} is linked to a Telegram account. If it is lost or not theirs, "
+                    "unlink it first."
+                ),
+                subject=subject,
             )
         revoked = await repo.revoke_codes(conn, patient.id, now)
-        code = await _new_code(rt, conn, patient.id, now)
+        code = await issue_code(rt, conn, patient.id, now)
         await audit.record(
             conn,
             now,
@@ -184,19 +210,26 @@ async def reissue(rt: Runtime, subject: str, *, actor: str = "cli") -> Enrolment
             subject=subject,
             entity="enrolment_code",
             new={"revoked": revoked, "valid_hours": rt.study.code_valid_hours},
+            reason=reason.strip(),
         )
     return Enrolment(subject, code, deep_link(rt.bot_username, code))
 
 
 async def unlink(rt: Runtime, subject: str, *, reason: str, actor: str = "cli") -> None:
     """Detach a lost or hijacked Telegram account from a subject (see repo.unlink_patient)."""
+    if not reason.strip():
+        raise no_reason()
     now = rt.now()
     async with rt.db.transaction() as conn:
         patient = await repo.patient_by_subject(conn, subject)
         if patient is None:
-            raise EnrolError(f"no subject {subject!r}")
+            raise EnrolError(f"no subject {subject!r}", NO_PATIENT, subject=subject)
         if patient.chat_id is None:
-            raise EnrolError(f"subject {subject} is not linked to a Telegram account")
+            raise EnrolError(
+                f"subject {subject} is not linked to a Telegram account",
+                N_("{subject} is not linked to a Telegram account."),
+                subject=subject,
+            )
         await repo.unlink_patient(conn, patient.id)
         await repo.revoke_codes(conn, patient.id, now)
         await audit.record(
@@ -208,7 +241,7 @@ async def unlink(rt: Runtime, subject: str, *, reason: str, actor: str = "cli") 
             entity="patient",
             old={"chat_id": patient.chat_id, "user_id": patient.user_id, "status": patient.status},
             new="unlinked",
-            reason=reason,
+            reason=reason.strip(),
         )
 
 
@@ -279,17 +312,3 @@ async def link_chat(rt: Runtime, chat_id: int, user_id: int, code_text: str) -> 
         )
         linked = await repo.patient_by_id(conn, patient.id)
     return LinkResult("ok", linked)
-
-
-async def materialize(
-    rt: Runtime, conn: aiosqlite.Connection, patient: repo.Patient, now: datetime
-) -> None:
-    """Create the patient's diary occurrences from today on (none already closed)."""
-    occs = diary_occurrences(
-        rt.study,
-        patient.injection_date,
-        patient.timezone,
-        patient.prompt_time,
-        enrolled_on=rt.local_today(patient.timezone),
-    )
-    await repo.insert_occurrences(conn, patient.id, [o for o in occs if o.closes_at > now])

@@ -1,4 +1,5 @@
-"""`diarybot subject reissue-link RP-001` and `diarybot subject channel RP-001 web|telegram`.
+"""`diarybot subject reissue-link RP-001 [--reason …]` and
+`diarybot subject channel RP-001 web|telegram --reason …`.
 
 The coordinator sees a web patient's personal link as text and as a QR code drawn in the
 terminal (scan it with the patient's phone, or read it out). A refusal prints one line on
@@ -11,7 +12,7 @@ import argparse
 import json
 from typing import Any
 
-from bot.cliargs import UsageError
+from bot.cliargs import NO_REASON_GIVEN, UsageError
 from bot.services.enrolment import EnrolError
 from bot.services.runtime import Runtime
 from bot.web import links
@@ -26,6 +27,11 @@ def add(sub: Any) -> None:
     ssub = next(a for a in subject._actions if isinstance(a, argparse._SubParsersAction))
     p = ssub.add_parser("reissue-link", help="web patient: a new personal link; the old one stops")
     p.add_argument("subject")
+    p.add_argument(
+        "--reason",
+        default=NO_REASON_GIVEN,
+        help=f"why, for the audit trail (default: {NO_REASON_GIVEN!r})",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_reissue)
     p = ssub.add_parser("channel", help="move a patient to the web diary or to Telegram")
@@ -50,7 +56,7 @@ def print_link(subject: str, url: str, *, as_json: bool = False) -> None:
 
 async def cmd_reissue(args: argparse.Namespace, rt: Runtime) -> int:
     try:
-        url = await links.reissue(rt, args.subject)
+        url = await links.reissue(rt, args.subject, reason=args.reason)
     except EnrolError as exc:
         raise UsageError(str(exc)) from None
     print_link(args.subject, url, as_json=args.json)

@@ -18,7 +18,14 @@ import aiosqlite
 import segno
 
 from bot.i18n import N_
-from bot.services.enrolment import EnrolError, materialize
+from bot.services.onboarding import (
+    FINISHED,
+    NO_PATIENT,
+    EnrolError,
+    deep_link,
+    issue_code,
+    materialize,
+)
 from bot.services.runtime import Runtime
 from storage import audit, repo
 from storage import web as store
@@ -27,6 +34,19 @@ CHANNELS = ("telegram", "web")
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 MAX_TRIES = 5
 LOCKED_REASON = N_("Web diary link locked after 5 wrong years of birth")
+WEB_ONLY = N_("A phone number and a year of birth are kept for web diary patients only.")
+ALREADY_ON = {
+    "telegram": N_("{subject} already uses Telegram."),
+    "web": N_("{subject} already uses the web diary."),
+}
+
+
+def unknown_channel(channel: str) -> EnrolError:
+    return EnrolError(
+        f"unknown channel {channel!r}: telegram or web",
+        N_("Unknown channel {channel}: choose Telegram or the web diary."),
+        channel=channel,
+    )
 
 
 def token_hash(token: str) -> str:
@@ -41,14 +61,18 @@ def check_phone(phone: str | None) -> str:
     value = (phone or "").replace(" ", "").replace("-", "")
     if not E164.match(value):
         raise EnrolError(
-            f"bad phone number {phone!r}: use the international E.164 form, e.g. +8613812345678"
+            f"bad phone number {phone!r}: use the international E.164 form, e.g. +8613812345678",
+            N_("Please give the mobile number in international form, like +8613812345678."),
         )
     return value
 
 
 def check_birth_year(year: int | None, this_year: int) -> int:
     if year is None or not this_year - 110 <= year <= this_year - 18:
-        raise EnrolError(f"bad year of birth {year!r}: four digits, an adult's (e.g. 1956)")
+        raise EnrolError(
+            f"bad year of birth {year!r}: four digits, an adult's (e.g. 1956)",
+            N_("Please give an adult's year of birth as four digits, like 1956."),
+        )
     return year
 
 
@@ -56,13 +80,23 @@ def link_url(rt: Runtime, token: str) -> str:
     if not rt.public_url:
         raise EnrolError(
             "DIARYBOT_PUBLIC_URL is not set: it is the address patients open "
-            "(e.g. https://diary.example-hospital.cn), needed for web patients' links"
+            "(e.g. https://diary.example-hospital.cn), needed for web patients' links",
+            N_(
+                "The web diary's public address (DIARYBOT_PUBLIC_URL) is not set. Please ask "
+                "the administrator."
+            ),
         )
     return f"{rt.public_url}/p/{token}"
 
 
 async def new_link(
-    rt: Runtime, conn: aiosqlite.Connection, patient_id: int, subject: str, actor: str
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient_id: int,
+    subject: str,
+    actor: str,
+    *,
+    reason: str | None = None,
 ) -> str:
     """A fresh personal link for the patient; any earlier one stops working. Returns its URL."""
     now = rt.now()
@@ -78,6 +112,7 @@ async def new_link(
         subject=subject,
         entity="web_link",
         new={"channel": "web", "revoked": revoked},
+        reason=reason,
     )
     return url
 
@@ -125,17 +160,32 @@ async def enrol_web(
     return await notify_web_link(rt, conn, patient, url)
 
 
-async def reissue(rt: Runtime, subject: str, *, actor: str = "cli") -> str:
-    """Staff: a new link for a web patient; the old one (and its devices) stop working."""
+def no_reason() -> EnrolError:
+    return EnrolError("a reason is required (--reason)", N_("Please give a reason."))
+
+
+async def reissue(rt: Runtime, subject: str, *, reason: str, actor: str = "cli") -> str:
+    """Staff: a new link for a web patient, sent by SMS; the old one (and its devices) stop
+    working. The reason goes into the audit entry."""
+    if not reason.strip():
+        raise no_reason()
     async with rt.db.transaction() as conn:
         patient = await repo.patient_by_subject(conn, subject)
         if patient is None:
-            raise EnrolError(f"no subject {subject}")
+            raise EnrolError(f"no subject {subject}", NO_PATIENT, subject=subject)
         if patient.channel != "web":
-            raise EnrolError(f"{subject} is not a web patient (channel {patient.channel})")
-        if patient.status in ("withdrawn", "completed"):
-            raise EnrolError(f"{subject} is {patient.status}: no link to reissue")
-        url = await new_link(rt, conn, patient.id, subject, actor)
+            raise EnrolError(
+                f"{subject} is not a web patient (channel {patient.channel})",
+                N_("{subject} does not use the web diary."),
+                subject=subject,
+            )
+        if patient.status in FINISHED:
+            raise EnrolError(
+                f"{subject} is {patient.status}: no link to reissue",
+                FINISHED[patient.status],
+                subject=subject,
+            )
+        url = await new_link(rt, conn, patient.id, subject, actor, reason=reason.strip())
         return await notify_web_link(rt, conn, patient, url)
 
 
@@ -161,21 +211,25 @@ async def change_channel(
     """Staff move a patient to the other channel. To the web: phone (and the year of birth,
     unless already known) are required and a link is issued. To Telegram: links are revoked,
     the phone is forgotten and, if no chat is linked yet, a one-time code is issued."""
-    from bot.services.enrolment import _new_code, deep_link
-
     if channel not in CHANNELS:
-        raise EnrolError(f"unknown channel {channel!r}: telegram or web")
+        raise unknown_channel(channel)
     if not reason.strip():
-        raise EnrolError("a reason is required (--reason)")
+        raise no_reason()
     now = rt.now()
     async with rt.db.transaction() as conn:
         patient = await repo.patient_by_subject(conn, subject)
         if patient is None:
-            raise EnrolError(f"no subject {subject}")
+            raise EnrolError(f"no subject {subject}", NO_PATIENT, subject=subject)
         if patient.channel == channel:
-            raise EnrolError(f"{subject} is already on the {channel} channel")
-        if patient.status in ("withdrawn", "completed"):
-            raise EnrolError(f"{subject} is {patient.status}")
+            raise EnrolError(
+                f"{subject} is already on the {channel} channel",
+                ALREADY_ON[channel],
+                subject=subject,
+            )
+        if patient.status in FINISHED:
+            raise EnrolError(
+                f"{subject} is {patient.status}", FINISHED[patient.status], subject=subject
+            )
         result = ChannelChange(subject, channel)
         if channel == "web":
             number = check_phone(phone)
@@ -192,7 +246,7 @@ async def change_channel(
             if current.status == "invited":
                 await store.activate(conn, patient.id)
                 await materialize(rt, conn, current, now)
-            url = await new_link(rt, conn, patient.id, subject, actor)
+            url = await new_link(rt, conn, patient.id, subject, actor, reason=reason.strip())
             updated = await repo.patient_by_id(conn, patient.id)
             assert updated is not None
             result = ChannelChange(
@@ -200,11 +254,11 @@ async def change_channel(
             )
         else:
             if phone is not None or birth_year is not None:
-                raise EnrolError("--phone and --birth-year are for the web channel only")
+                raise EnrolError("--phone and --birth-year are for the web channel only", WEB_ONLY)
             await store.set_channel(conn, patient.id, "telegram", None, None)
             await store.revoke_links(conn, patient.id, now)
             if patient.chat_id is None:
-                code = await _new_code(rt, conn, patient.id, now)
+                code = await issue_code(rt, conn, patient.id, now)
                 result = ChannelChange(
                     subject, channel, code=code, deep_link=deep_link(rt.bot_username, code)
                 )
