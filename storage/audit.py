@@ -45,6 +45,13 @@ def entry_mac(key: bytes, entry_id: int, digest: str) -> str:
     return hmac.new(mac_key, f"{entry_id} {digest}".encode("ascii"), hashlib.sha256).hexdigest()
 
 
+_LAST_AND_HEAD = (
+    "SELECT last.id, last.hash, last.at, (SELECT value FROM meta WHERE key = ?)"
+    " FROM (SELECT 1) LEFT JOIN (SELECT id, hash, at FROM audit ORDER BY id DESC LIMIT 1)"
+    " AS last ON 1"
+)
+
+
 async def record(
     conn: aiosqlite.Connection,
     now: datetime,
@@ -64,17 +71,18 @@ async def record(
     link visible instead of quietly closing them.
     """
     key = keys.for_conn(conn)
-    async with conn.execute("SELECT id, hash, at FROM audit ORDER BY id DESC LIMIT 1") as cur:
-        row = await cur.fetchone()
-    last_id, prev = (row[0], row[1]) if row else (0, GENESIS)
+    # The last row and the recorded head in one trip to aiosqlite's thread (this runs on every
+    # diary step: docs/performance.md); always one row, NULLs when the trail is empty.
+    rows = await conn.execute_fetchall(_LAST_AND_HEAD, (HEAD_KEY,))
+    last_id, last_hash, last_at, head_value = next(iter(rows))
+    prev = last_hash if last_id is not None else GENESIS
     # Time never goes backwards in the trail (verify checks it): a clock stepped back by a
     # time sync records the previous entry's time instead.
-    at = max(iso(now), row[2]) if row else iso(now)
-    async with conn.execute("SELECT value FROM meta WHERE key = ?", (HEAD_KEY,)) as cur:
-        head_row = await cur.fetchone()
+    at = max(iso(now), last_at) if last_id is not None else iso(now)
+    last_id = last_id or 0
     head_id = 0
-    if head_row is not None:
-        head_id, prev = _parse_head(str(head_row[0]))
+    if head_value is not None:
+        head_id, prev = _parse_head(str(head_value))
     content = {
         "at": at,
         "actor": actor,

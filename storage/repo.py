@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -444,6 +445,30 @@ async def diary_session(conn: aiosqlite.Connection, patient_id: int) -> aiosqlit
         conn, "SELECT * FROM diary_sessions WHERE patient_id = ?", (patient_id,)
     )
     return r
+
+
+async def diary_place(
+    conn: aiosqlite.Connection, patient_id: int, now: datetime
+) -> tuple[OccRow, str | None, bool, dict[str, str]] | None:
+    """In one query: the patient's open diary (as `open_occurrence`), the item their session
+    on it asks (None: no session on it, or the review screen), whether they are revisiting,
+    and the answers stored so far. None: no diary is open."""
+    r = await _one(
+        conn,
+        "SELECT o.*, s.occurrence_id AS s_occ, s.item AS s_item, s.revisiting AS s_revisiting,"
+        " (SELECT json_group_object(a.item, a.value) FROM answers a"
+        " WHERE a.occurrence_id = o.id) AS s_answers"
+        " FROM occurrences o LEFT JOIN diary_sessions s ON s.patient_id = o.patient_id"
+        " AND s.occurrence_id = o.id"
+        " WHERE o.patient_id = ? AND o.status IN ('scheduled','prompted','reminded')"
+        " AND o.opens_at <= ? AND o.closes_at > ? ORDER BY o.opens_at LIMIT 1",
+        (patient_id, iso(now), iso(now)),
+    )
+    if r is None:
+        return None
+    answers = {str(k): str(v) for k, v in json.loads(r["s_answers"] or "{}").items()}
+    item = r["s_item"] if r["s_occ"] is not None else None
+    return OccRow.from_row(r), item, bool(r["s_revisiting"]), answers
 
 
 async def save_diary_session(

@@ -195,6 +195,19 @@ class DiaryService:
         """/diary or the prompt's Start button: resume where the patient left off."""
         return await self._step(lambda conn: self._open(conn, patient, occ_id), respond)
 
+    async def current(self, patient: repo.Patient) -> Outcome | None:
+        """The question `open` would show, read without the write lock, when showing it
+        writes nothing (a diary is open and the patient's session on it asks an item);
+        otherwise None: call `open`. One query (the web's page after a diary post)."""
+        place = await repo.diary_place(self.rt.db.conn, patient.id, self.rt.now())
+        if place is None:
+            return None
+        occ, item_code, returning, answers = place
+        if not item_code:
+            return None
+        item = self.study.item(item_code)
+        return Outcome("question", occ, item=item, answers=answers, returning=returning)
+
     async def answer(
         self,
         patient: repo.Patient,

@@ -4,6 +4,8 @@ Every form is a plain POST answered by a redirect (POST-redirect-GET): no JavaSc
 A diary step calls the same DiaryService as the Telegram handlers (through the channel-neutral
 `diary_screen.perform`) and is rendered from the same `Screen`. Every page view and every
 answer is audited with channel "web"; messages carry only short codes (?m=closed), never data.
+One view is not audited again: the page a diary post redirects to, on the device that posted,
+when it shows the very screen the post's `web_answer` entry records (`Followed`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiosqlite
@@ -31,6 +35,7 @@ from bot.web.server import (
     RT_KEY,
     csrf,
     is_https,
+    message_page,
     phones,
     rate_limit,
     render,
@@ -64,6 +69,7 @@ WRONG_YEAR = N_("That is not the year we have. {tries} tries left.")
 
 def build() -> web.Application:
     app = web.Application(middlewares=[rate_limit, csrf])
+    app[FOLLOWED_KEY] = Followed()
     app.router.add_get(f"/{TOKEN}", home)
     app.router.add_post(f"/{TOKEN}/year", year)
     app.router.add_post(f"/{TOKEN}/act", act)
@@ -82,6 +88,7 @@ class Visit:
     link: store.LinkRow
     patient: repo.Patient
     verified: bool
+    device: str  # the hash of this device's cookie
 
     @property
     def base(self) -> str:
@@ -106,12 +113,13 @@ async def visit(request: web.Request) -> Visit | web.Response:
     rt: Runtime = request.config_dict[RT_KEY]
     token = request.match_info["token"]
     device = request.cookies.get(DEVICE_COOKIE, "")
-    found = await store.visit(rt.db.conn, links.token_hash(token), _hash(device[:64]))
+    device_hash = _hash(device[:64])
+    found = await store.visit(rt.db.conn, links.token_hash(token), device_hash)
     if found is None or found[0].revoked or found[1].channel != "web":
         log.info("web: an unknown or revoked link was opened")
         return _refusal(request, rt, 404, NO_LINK)
     link, patient, device_ok = found
-    v = Visit(rt, token, link, patient, verified=bool(device) and device_ok)
+    v = Visit(rt, token, link, patient, verified=bool(device) and device_ok, device=device_hash)
     if link.locked:
         return _refusal(request, rt, 403, LOCKED, v.locale)
     return v
@@ -120,17 +128,76 @@ async def visit(request: web.Request) -> Visit | web.Response:
 def _refusal(
     request: web.Request, rt: Runtime, status: int, msgid: str, locale: str = "zh_Hans"
 ) -> web.Response:
-    _ = t(locale)
-    return render(
-        request,
-        "message.html",
-        locale,
-        status=status,
-        title="",
-        lines=[_(msgid)],
-        phones=phones(rt, _),
-        nav=False,
-    )
+    return message_page(request, locale, [t(locale)(msgid)], status=status)
+
+
+PatientPage = Callable[[web.Request, Visit], Awaitable[web.StreamResponse]]
+
+
+def verified_only(handler: PatientPage) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A page or form for a device that passed the year-of-birth check: any other request is
+    refused (unknown, revoked or locked link) or sent to the link, which asks for the year."""
+
+    async def checked(request: web.Request) -> web.StreamResponse:
+        v = await visit(request)
+        if isinstance(v, web.Response):
+            return v
+        if not v.verified:
+            return redirect(v.base)
+        return await handler(request, v)
+
+    return checked
+
+
+# What a diary screen is, as the audit entries record it: (status, diary, item).
+Shown = tuple[str, str | None, str | None]
+
+
+def shown(o: Outcome) -> Shown:
+    status = "question" if o.status == "updated" else o.status  # ticks changed: the same question
+    return (status, o.occ.key if o.occ else None, o.item.code if o.item else None)
+
+
+class Followed:
+    """What each device's last diary post led to, until the page it redirects to is opened.
+
+    That page is not audited again when it shows exactly the screen the post's `web_answer`
+    entry already records (status, diary, item), on the same device, within `ttl` seconds: the
+    entry would repeat the one before it. A view from another device, without a preceding
+    post, later, or of anything else is audited as always. In memory: one process serves the
+    study, and after a restart the next view is simply audited.
+    """
+
+    MAX = 20000
+
+    def __init__(self, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self.posts: dict[tuple[int, str], tuple[Shown, float]] = {}
+
+    def note(self, v: Visit, screen: Shown) -> None:
+        self.note_for((v.link.id, v.device), screen)
+
+    def take(self, v: Visit) -> Shown | None:
+        return self.take_for((v.link.id, v.device))
+
+    def note_for(self, device: tuple[int, str], screen: Shown) -> None:
+        """`device`: (the link's id, the hash of the device cookie)."""
+        now = self.clock()
+        if len(self.posts) >= self.MAX:
+            old = [k for k, (_, at) in self.posts.items() if now - at > self.ttl]
+            for k in old or list(self.posts)[: self.MAX // 2]:
+                del self.posts[k]
+        self.posts[device] = (screen, now)
+
+    def take_for(self, device: tuple[int, str]) -> Shown | None:
+        found = self.posts.pop(device, None)
+        if found is None or self.clock() - found[1] > self.ttl:
+            return None
+        return found[0]
+
+
+FOLLOWED_KEY = web.AppKey("followed", Followed)
 
 
 def redirect(location: str) -> web.Response:
@@ -266,15 +333,28 @@ async def home(request: web.Request) -> web.StreamResponse:
             request, v, "message.html", title="", lines=text.split("\n"), phones=phones(v.rt, _)
         )
 
+    # Right after this device's own diary post: the screen it recorded is read without the
+    # write lock, and its view not audited again if it is still the one shown. A page with the
+    # safety text records its showing together with its own view, as always.
+    followed = request.config_dict[FOLLOWED_KEY].take(v)
+    if notice == "safety":
+        followed = None
+    outcome = None
+    if followed is not None and followed[0] == "question":
+        outcome = await svc.current(v.patient)
+        if outcome is not None and shown(outcome) != followed:
+            outcome = None
+
     async def audited(conn: aiosqlite.Connection, outcome: Outcome) -> None:
-        await _audit_view(
-            conn,
-            v,
-            "diary",
-            status=outcome.status,
-            diary=outcome.occ.key if outcome.occ else None,
-            item=outcome.item.code if outcome.item else None,
-        )
+        if followed is None or shown(outcome) != followed:  # else: its post recorded it
+            await _audit_view(
+                conn,
+                v,
+                "diary",
+                status=outcome.status,
+                diary=outcome.occ.key if outcome.occ else None,
+                item=outcome.item.code if outcome.item else None,
+            )
         if notice == "safety" and outcome.status in SCREENS and outcome.occ is not None:
             # The safety text above this screen (below): which approved version, audited.
             await record_shown(
@@ -282,7 +362,8 @@ async def home(request: web.Request) -> web.StreamResponse:
                 channel="web", moment="answer",
             )  # fmt: skip
 
-    outcome = await svc.open(v.patient, respond=audited)
+    if outcome is None:
+        outcome = await svc.open(v.patient, respond=audited)
     rt = v.rt
     if outcome.status in SCREENS:
         screen = ds.screen(_, rt.study, v.patient, outcome)
@@ -319,13 +400,9 @@ async def home(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def act(request: web.Request) -> web.StreamResponse:
+@verified_only
+async def act(request: web.Request, v: Visit) -> web.StreamResponse:
     """A diary form: a tapped choice (`do`: the encoded Action) or a typed answer (`text`)."""
-    v = await visit(request)
-    if isinstance(v, web.Response):
-        return v
-    if not v.verified:
-        return redirect(v.base)
     svc: DiaryService = request.config_dict[DIARY_KEY]
     form = await request.post()
     patient = v.patient
@@ -370,6 +447,8 @@ async def act(request: web.Request) -> web.StreamResponse:
             return redirect(f"{v.base}?m=stale")
         outcome = await ds.perform(svc, patient, action, respond=respond)
     v.rt.wake_sender()
+    if outcome.occ is not None and outcome.status in ("question", "updated", "review", "submitted"):
+        request.config_dict[FOLLOWED_KEY].note(v, shown(outcome))  # committed: see `home`
     return redirect(_after(v, outcome))
 
 
@@ -386,26 +465,26 @@ def _after(v: Visit, o: Outcome) -> str:
     return v.base
 
 
-async def done(request: web.Request) -> web.StreamResponse:
+@verified_only
+async def done(request: web.Request, v: Visit) -> web.StreamResponse:
     """After a submitted diary: thank you, the next diary, and after an urgent answer the
     study's safety text with buttons that call the study team and the emergency number."""
-    v = await visit(request)
-    if isinstance(v, web.Response):
-        return v
-    if not v.verified:
-        return redirect(v.base)
     rt, _ = v.rt, v._
+    followed = request.config_dict[FOLLOWED_KEY].take(v)
     notice = await store.notice(rt.db.conn, v.patient.id)
     occ = await repo.occurrence(rt.db.conn, notice[0]) if notice else None
     now = rt.now()
     if notice is None or occ is None or occ.status != "completed" or occ.closes_at <= now:
         return redirect(v.base)
-    async with rt.db.transaction() as conn:
-        await _audit_view(conn, v, "done")
-        if notice[1]:  # the safety text on this page (below): which approved version, audited
-            await record_shown(
-                conn, now, rt.study, v.patient, occ, _.locale, channel="web", moment="submit"
-            )
+    # Right after its own Submit, with no safety text: the Submit's web_answer entry records
+    # this page. With the safety text, the page records its showing with its own view.
+    if followed is None or followed[:2] != ("submitted", occ.key) or notice[1]:
+        async with rt.db.transaction() as conn:
+            await _audit_view(conn, v, "done")
+            if notice[1]:  # the safety text on this page (below): which approved version, audited
+                await record_shown(
+                    conn, now, rt.study, v.patient, occ, _.locale, channel="web", moment="submit"
+                )
     nxt = await repo.next_opening(rt.db.conn, v.patient.id, now)
     lines = [_("Thank you! Your diary has been saved."), ds.next_due(_, v.patient, nxt)]
     safety: list[str] = []
@@ -424,12 +503,8 @@ async def done(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def next_diary(request: web.Request) -> web.StreamResponse:
-    v = await visit(request)
-    if isinstance(v, web.Response):
-        return v
-    if not v.verified:
-        return redirect(v.base)
+@verified_only
+async def next_diary(request: web.Request, v: Visit) -> web.StreamResponse:
     await view(v, "next")
     _ = v._
     nxt = await repo.next_opening(v.rt.db.conn, v.patient.id, v.rt.now())
@@ -443,12 +518,8 @@ async def next_diary(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def settings(request: web.Request) -> web.StreamResponse:
-    v = await visit(request)
-    if isinstance(v, web.Response):
-        return v
-    if not v.verified:
-        return redirect(v.base)
+@verified_only
+async def settings(request: web.Request, v: Visit) -> web.StreamResponse:
     await view(v, "settings")
     _ = v._
     notice = request.query.get("m", "")
@@ -464,12 +535,8 @@ async def settings(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def save_settings(request: web.Request) -> web.StreamResponse:
-    v = await visit(request)
-    if isinstance(v, web.Response):
-        return v
-    if not v.verified:
-        return redirect(v.base)
+@verified_only
+async def save_settings(request: web.Request, v: Visit) -> web.StreamResponse:
     form = await request.post()
     lang, at = str(form.get("lang", "")), str(form.get("time", ""))
     if lang not in LOCALES or at not in patient_settings.PROMPT_TIMES:
@@ -483,12 +550,8 @@ async def save_settings(request: web.Request) -> web.StreamResponse:
     return redirect(f"{v.base}/settings?m=saved")
 
 
-async def help_page(request: web.Request) -> web.StreamResponse:
-    v = await visit(request)
-    if isinstance(v, web.Response):
-        return v
-    if not v.verified:
-        return redirect(v.base)
+@verified_only
+async def help_page(request: web.Request, v: Visit) -> web.StreamResponse:
     await view(v, "help")
     _, study = v._, v.rt.study
     lines = [

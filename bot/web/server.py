@@ -174,6 +174,8 @@ def environments() -> dict[str, Environment]:
         env.install_gettext_callables(  # type: ignore[attr-defined]
             tr, tr.n, newstyle=False
         )
+        for name in env.list_templates():  # compiled now (≈ 0.1 s), not by the first pages
+            env.get_template(name)
         envs[locale] = env
     return envs
 
@@ -192,6 +194,24 @@ def render(
         )
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def message_page(
+    request: web.Request, locale: str, lines: list[str], *, status: int = 200, call: bool = True
+) -> web.Response:
+    """A page of a few lines (a refusal, an error) with no navigation; `call`: the study
+    team's and the emergency phone buttons below it."""
+    rt: Runtime = request.config_dict[RT_KEY]
+    return render(
+        request,
+        "message.html",
+        locale,
+        status=status,
+        title="",
+        lines=lines,
+        phones=phones(rt, t(locale)) if call else [],
+        nav=False,
+    )
 
 
 def request_locale(request: web.Request) -> str:
@@ -227,16 +247,7 @@ def _plain_page(request: web.Request, status: int) -> web.Response:
         )
     else:
         text = _(NO_LINK)
-    return render(
-        request,
-        "message.html",
-        locale,
-        status=status,
-        title="",
-        lines=[text],
-        phones=phones(rt, _),
-        nav=False,
-    )
+    return message_page(request, locale, [text], status=status)
 
 
 def phones(rt: Runtime, _: T) -> list[tuple[str, str]]:
@@ -273,21 +284,14 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         form = await request.post()
         sent = form.get("csrf")
         if fresh or not isinstance(sent, str) or not hmac.compare_digest(sent, request[CSRF_KEY]):
-            rt: Runtime = request.config_dict[RT_KEY]
             locale = request_locale(request)
             _ = t(locale)
             log.warning("web: a form without a valid CSRF token was refused")
-            response: web.StreamResponse = render(
+            response: web.StreamResponse = message_page(
                 request,
-                "message.html",
                 locale,
+                [_("This page had expired, so nothing was saved. Please open your link again.")],
                 status=403,
-                title="",
-                lines=[
-                    _("This page had expired, so nothing was saved. Please open your link again.")
-                ],
-                phones=phones(rt, _),
-                nav=False,
             )
             _set_seed(request, response, seed, fresh)
             return response
@@ -322,15 +326,12 @@ async def rate_limit(request: web.Request, handler: Handler) -> web.StreamRespon
     if not ok:
         locale = request_locale(request)
         _ = t(locale)
-        response = render(
+        response = message_page(
             request,
-            "message.html",
             locale,
+            [_("Too many requests. Please wait a minute and try again.")],
             status=429,
-            title="",
-            lines=[_("Too many requests. Please wait a minute and try again.")],
-            phones=[],
-            nav=False,
+            call=False,
         )
         response.headers["Retry-After"] = str(int(config.window))
         return response
