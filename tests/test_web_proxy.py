@@ -237,7 +237,8 @@ async def test_every_route_with_a_token_is_redacted(tmp_path: Path, study: Study
         routes = token_routes(wh.web.runner.app)
     secret = "SECRETsecretSECRETsecret"
     paths = [sample_path(r, secret) for r in routes]
-    assert {p.split(secret)[0] for p in paths} == {"/p/", "/ack/", "/console/invite/"}
+    prefixes = {p.split(secret)[0] for p in paths}
+    assert prefixes == {"/p/", "/ack/", "/console/ack/", "/console/invite/"}
     for path in paths:
         assert SECRET_PATHS.match(path) and secret not in redact_path(path), path
     assert redact_path("/p/" + secret + "/help") == "/p/…/help"
@@ -261,6 +262,7 @@ async def test_the_access_log_never_holds_a_token(
             link,
             link + "/help",
             f"{wh.url}/ack/{ack_token}",
+            f"{wh.url}/console/ack/{ack_token}",
             f"{wh.url}/console/invite/{invite_token}",
             f"{wh.url}//p/{patient_token}",
             f"{wh.url}/P/{patient_token}",
@@ -280,6 +282,7 @@ async def test_the_access_log_never_holds_a_token(
     assert any(line.startswith("GET /p/…/help ") for line in access)
     assert any(line.startswith("GET /ack/… ") for line in access)
     assert any(line.startswith("POST /ack/… ") for line in access)
+    assert any(line.startswith("GET /console/ack/… ") for line in access)
     assert any(line.startswith("GET /console/invite/… ") for line in access)
     assert any(line.startswith("POST /console/invite/…/totp ") for line in access)
     # Every record of the server and the bot, at any level, and every other logger's at INFO

@@ -52,10 +52,11 @@ from storage import repo
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-#: Every path whose next segment is a secret (a bearer token): the patient's personal link,
-#: the staff's one-time alert link, the console's invitation. The segment is logged as "…".
+#: Every path whose next segment is a secret (a bearer token): the patient's personal link
+#: (/p/), the staff's one-time alert link (/ack/, /console/ack/), the console's invitation
+#: (/console/invite/). The segment is logged as "…".
 SECRET_PATHS = re.compile(
-    r"^(?P<prefix>/+(?:p|ack|console/+invite)/+)[^/]+",
+    r"^(?P<prefix>/+(?:p|ack|console/+ack|console/+invite)/+)[^/]+",
     re.IGNORECASE,  # /P/<token> is no route, but the token in it is still the real one
 )
 
