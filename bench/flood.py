@@ -371,6 +371,7 @@ def main() -> int:
         / results["quiet_alert_urgent_tap_to_coordinator_s"],
         2,
     )
+    results["load_avg_1min"] = round(os.getloadavg()[0], 2)
     if args.json:
         print(json.dumps(results))
     else:
