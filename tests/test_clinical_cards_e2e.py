@@ -79,8 +79,11 @@ async def test_a_new_urgent_finding_on_the_open_card_of_the_same_diary_notifies(
     await answer_all(h, p, {"BLEED_FAINT": "N"})
     await p.press_data(f"d:x:{occ}", p.last_with_buttons())
     assert "Your diary has been saved" in "\n".join(p.texts()[-3:])
-    assert len(alert_messages(h, EN_COORD)) == 2
-    assert len(alert_messages(h, GROUP)) == 2
+    cards = alert_messages(h, EN_COORD)
+    assert len(cards) == 2 and len(alert_messages(h, GROUP)) == 2
+    # Edited since (submitted), the new copy still says what it was sent for.
+    assert (cards[-1].text or "").startswith(f"➕ New on this alert: {BELLY}\n")
+    assert "not submitted yet" not in (cards[-1].text or "")
     assert (await actions(h)).count("alert_delivered") == 2
 
 

@@ -54,6 +54,7 @@ from storage.alerts import Alert
 log = logging.getLogger(__name__)
 
 MAX_EVENTS = 30  # events kept on one alert (the audit trail keeps every update anyway)
+ADDED_COPIES = "added_copies"  # details: copy id → the findings that copy was sent to announce
 
 
 def _entity(alert_id: int) -> str:
@@ -245,8 +246,10 @@ async def deliver(
     escalated = kind in ("resend", "sae") or (bool(added) and alert.resends > 0)
     targets = await recipients(rt, conn, investigators=escalated)
     names = await _names(conn, alert)
+    copy_ids: list[int] = []
     for r in targets:
         copy = await store.add_copy(conn, alert.id, r.chat_id, r.staff_id, r.lang, kind, now)
+        copy_ids.append(copy.id)
         text, buttons = alert_card(
             t(r.lang), rt.study, alert, kind=kind, now=now, names=names, added=added
         )
@@ -259,6 +262,10 @@ async def deliver(
             priority=_priority(alert.level),
             ref=copy.ref,
         )
+    if added and copy_ids:  # these copies keep saying what was added when edited later
+        was = dict(alert.details.get(ADDED_COPIES, {}))
+        was.update({str(i): list(added) for i in copy_ids})
+        await store.set_fields(conn, alert.id, details={**alert.details, ADDED_COPIES: was})
     # The routes beyond Telegram (WeCom, on-call SMS, e-mail) get the same copy.
     await alert_routes.on_alert(rt, conn, alert, kind, now, names, added=added)
     chats = [r.chat_id for r in targets]
@@ -313,6 +320,7 @@ async def refresh(
     if alert is None:
         return
     names = await _names(conn, alert)
+    added_by_copy: dict[str, list[str]] = alert.details.get(ADDED_COPIES, {})
     active = {s.telegram_id for s in await repo.active_staff(conn)}
     copies = await store.copies(conn, alert_id)
     if latest_only:
@@ -322,8 +330,9 @@ async def refresh(
         if copy.staff_id is not None and copy.staff_id not in active:
             continue
         text, buttons = alert_card(
-            t(copy.lang), rt.study, alert, kind=copy.kind, now=now, names=names
-        )
+            t(copy.lang), rt.study, alert, kind=copy.kind, now=now, names=names,
+            added=added_by_copy.get(str(copy.id), ()),
+        )  # fmt: skip
         await messenger.enqueue_edit_ref(
             conn,
             now,
