@@ -144,8 +144,12 @@ class Sender:
         self._stopping = True
         if self._runner is not None:
             self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._runner
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # it died earlier; the bot reported why (DiaryBot.failed)
+                log.debug("sender had stopped", exc_info=True)
             self._runner = None
         for task in list(self._tasks):
             task.cancel()

@@ -9,7 +9,7 @@ import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email import message_from_bytes, message_from_string, policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage
@@ -411,3 +411,44 @@ async def test_send_email_and_smtp_urls() -> None:
     [(_sender, rcpts, raw)] = box.messages
     assert rcpts == [TEAM_MAIL] and _mail_subject(raw) == "研究警报"
     assert _mail_body(raw).strip() == "正文 body"
+
+
+async def test_web_patient_gets_visit_reminder_by_sms(
+    routed: tuple[Harness, Gateway, MailBox],
+) -> None:
+    """Issue 13: a visit reminder (bot/followup/events.py) reaches a web-diary patient by SMS,
+    through notify_patient, in the patient's language."""
+    h, gw, _box = routed
+    await h.enroll("RP-009", injection=date(2026, 11, 30), lang="zh_Hans")
+    async with h.rt.db.transaction() as conn:
+        await conn.execute(
+            "UPDATE patients SET status = 'active', channel = 'web', phone = '+8613812345678'"
+            " WHERE subject = 'RP-009'"
+        )
+        await materialize(h.rt, conn, await h.db_patient("RP-009"), h.rt.now())
+    await h.advance(minutes=1)  # the scheduler plans the follow-up
+    [first] = await h.rows(
+        "SELECT e.id, e.key, e.due_at FROM followup_events e JOIN patients p"
+        " ON p.id = e.patient_id WHERE p.subject = 'RP-009' AND e.kind = 'visit_reminder'"
+        " ORDER BY e.due_at LIMIT 1"
+    )
+    due = datetime.fromisoformat(first["due_at"])
+    await h.set_time(due - timedelta(minutes=1))
+    sent_before = len(gw.got("sms"))
+    assert not [m for m in gw.got("sms") if "随访" in m["text"]]  # not yet
+    await h.set_time(due)  # 10:00 Shanghai, the visit reminder is due
+    sms = gw.got("sms")[sent_before:]
+    assert len(sms) == 1, sms
+    [reminder] = sms
+    assert reminder["to"] == "+8613812345678"
+    target = date.fromisoformat(first["key"].rsplit(":", 1)[1])
+    _ = t("zh_Hans")
+    assert _.date(target) in reminder["text"]
+    assert reminder["text"].startswith("🏥 提醒：您的第1个月随访安排在3天后")
+    assert "+86 21 3116 6666" in reminder["text"]  # how to book it
+    [status] = await h.rows("SELECT status FROM followup_events WHERE id = ?", (first["id"],))
+    assert status["status"] == "sent"
+    rows = await h.rows(
+        "SELECT action, entity FROM audit WHERE subject = 'RP-009' AND action LIKE 'visit_%'"
+    )
+    assert [(r["action"], r["entity"]) for r in rows] == [("visit_reminder_sent", first["key"])]

@@ -172,3 +172,43 @@ async def test_a_link_to_an_alert_returns_there_after_signing_in(h: Harness) -> 
             allow_redirects=False,
         )
         assert resp.status == 303 and resp.headers["Location"] == f"/console/alerts/{aid}"
+
+
+async def test_reporting_a_possible_sae_to_the_sponsor_from_the_console(h: Harness) -> None:
+    aid = await urgent_alert(h)
+    async with console_client(h) as client:
+        await member(
+            h, client, "anna@example.org", "coordinator", telegram_id=EN_COORD, name="Anna Smith"
+        )
+
+        async def press(action: str) -> int:
+            html = await (await client.get(f"/console/alerts/{aid}")).text()
+            assert action in actions_on(html), actions_on(html)
+            resp = await client.post(
+                f"/console/alerts/{aid}",
+                data={"csrf": csrf_of(html), "action": action},
+                allow_redirects=False,
+            )
+            return resp.status
+
+        assert await press(f"al:ack:{aid}") == 303
+        assert await press(f"al:tri:{aid}:s") == 303  # a possible SAE: the clock starts
+        [alert] = await h.rows("SELECT sae_reported_at, status FROM alerts")
+        assert alert["sae_reported_at"] is None and alert["status"] != "closed"
+        assert await press(f"al:sae:{aid}") == 303  # "reported to sponsor"
+        await h.settle()
+        html = await (await client.get(f"/console/alerts/{aid}")).text()
+        assert f"al:sae:{aid}" not in actions_on(html)  # done: not offered again
+    [alert] = await h.rows(
+        "SELECT status, sae_reported_at, sae_reported_by, sae_next_reminder_at FROM alerts"
+    )
+    assert alert["status"] == "closed" and alert["sae_reported_at"] is not None
+    assert alert["sae_reported_by"] == EN_COORD and alert["sae_next_reminder_at"] is None
+    rows = await h.rows(
+        "SELECT actor, action FROM audit WHERE action IN ('alert_sae_reported', 'alert_closed')"
+        " ORDER BY id"
+    )
+    assert [(r["actor"], r["action"]) for r in rows] == [
+        (f"staff:{EN_COORD}", "alert_sae_reported"),
+        (f"staff:{EN_COORD}", "alert_closed"),
+    ]

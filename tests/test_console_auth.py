@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 from datetime import timedelta
 
 import pytest
@@ -249,3 +250,27 @@ async def test_invitation_is_emailed_when_smtp_is_configured(
         assert (await client.get(f"/console/invite/{token}")).status == 200
     # Nothing of the link is kept at rest: only its hash, and no outbox row.
     assert await h.rows("SELECT * FROM outbox WHERE channel = 'email'") == []
+
+
+async def test_a_post_from_an_expired_session_is_refused_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    h = harness
+    await h.patient(501, "RP-001", lang="en")
+    async with console_client(h) as client:
+        await member(h, client, "he@example.org", "coordinator")
+        csrf = await form_csrf(client, "/console/patients/RP-001/manage")
+        await h.clock.advance(timedelta(minutes=31))  # the form sat open past the idle limit
+        resp = await client.post(
+            "/console/patients/RP-001/manage",
+            data={"csrf": csrf, "action": "pause", "reason": "in hospital"},
+            allow_redirects=False,
+        )
+        assert resp.status == 403
+        assert "This form has expired" in await resp.text()  # a clear answer, not a crash
+    [p] = await h.rows("SELECT status FROM patients")
+    assert p["status"] == "active"
+    assert await h.rows("SELECT * FROM audit WHERE action = 'pause'") == []
+    [ended] = await h.rows("SELECT new_value FROM audit WHERE action = 'console_session_ended'")
+    assert json.loads(ended["new_value"]) == {"reason": "expired"}
+    assert (await audit_actions(h))[-2:] == ["console_session_ended", "console_csrf_refused"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
+import zipfile
+from datetime import date
 from importlib import resources
 
 import pytest
@@ -222,3 +225,183 @@ async def test_only_admins_manage_staff(h: Harness) -> None:
         assert "/console/invite/" in html
     [acc] = await h.rows("SELECT role, email FROM staff WHERE email = 'new@example.org'")
     assert acc["role"] == "monitor"
+
+
+def _cells(html: str, subject: str) -> list[str]:
+    """The cells of one patient's row in the patients list, tags stripped."""
+    body = html.split('id="patients"')[1].split("</tbody>")[0]
+    for row in body.split("<tr>")[1:]:
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in row.split("<td>")[1:]]
+        if cells and cells[0] == subject:
+            return cells
+    raise AssertionError(f"{subject} not in the patients list")
+
+
+async def test_patients_list_shows_every_column(h: Harness) -> None:
+    p = await h.patient(501, "RP-001", lang="en", injection=date(2026, 11, 30))
+    await h.patient(502, "RP-002", lang="en", injection=date(2026, 11, 30))
+    h.api.block(502)  # RP-002 blocks the bot: the Day 0 prompt is refused
+    await h.advance(hours=1)  # 20:00 Shanghai: Day 0
+    await submit(p, PAIN="9")  # an alert stays open
+    async with console_client(h) as client:
+        await member(h, client, "mon@example.org", "monitor")
+        html = await (await client.get("/console/patients")).text()
+    head = re.findall(r"<th>([^<]+)</th>", html.split('id="patients"')[1].split("</thead>")[0])
+    assert head == [
+        "Subject",
+        "Study day",
+        "Phase",
+        "Status",
+        "Channel",
+        "Last diary",
+        "7 days",
+        "Overall",
+        "Open alerts",
+        "Reachable",
+    ]
+    assert _cells(html, "RP-001") == [
+        "RP-001",
+        "0",
+        "Daily diary",
+        "active",
+        "telegram",
+        "30 Nov 2026",
+        "1/1 (100%)",
+        "1/1 (100%)",
+        "1",
+        "yes",
+    ]
+    two = _cells(html, "RP-002")
+    assert two[1:5] == ["0", "Daily diary", "active", "telegram"]
+    assert two[5] == "none yet" and two[9] == "no"
+    assert two[8] == "1"  # the team is told it cannot reach RP-002
+
+
+async def test_patient_page_shows_visits_and_the_patients_own_audit_trail(h: Harness) -> None:
+    await day0_patient(h)
+    await h.patient(502, "RP-002", lang="en", injection=date(2026, 11, 30))
+    async with console_client(h) as client:
+        await member(h, client, "mon@example.org", "monitor")
+        html = await (await client.get("/console/patients/RP-001")).text()
+    visits = html.split("<h2>Visits</h2>")[1].split("</table>")[0]
+    assert (
+        "<tr><td>Month 1 visit</td><td>30</td><td>30 Dec 2026</td>"
+        "<td>23 Dec 2026 – 6 Jan 2027</td></tr>"
+    ) in visits
+    assert visits.count("<tr>") == 1 + 6  # header + M1, M3, M6, M12, M18, M24
+    trail = html.split("<h2>Audit trail</h2>")[1]
+    subjects = re.findall(
+        r"<tr><td>\d+</td><td>[^<]*</td><td>[^<]*</td><td>[^<]*</td><td>([^<]*)</td>", trail
+    )
+    expected = await h.rows("SELECT count(*) AS n FROM audit WHERE subject = 'RP-001'")
+    assert subjects and set(subjects) == {"RP-001"}  # nobody else's entries
+    assert len(subjects) == expected[0]["n"]  # this view included
+    assert "<td>enrol</td>" in trail and "console:patient" in trail
+
+
+async def test_csv_and_fhir_exports_download_and_audit_their_hashes(h: Harness) -> None:
+    p = await day0_patient(h)
+    await submit(p, PAIN="3")
+    async with console_client(h) as client:
+        await member(h, client, "mon@example.org", "monitor")
+        csv = await post(client, "/console/exports", {"format": "csv"})
+        assert csv.status == 200 and csv.content_type == "application/zip"
+        assert csv.headers["Content-Disposition"].startswith('attachment; filename="')
+        zipped = await csv.read()
+        fhir = await post(client, "/console/exports", {"format": "fhir", "subject": "RP-001"})
+        assert fhir.status == 200 and fhir.content_type == "application/fhir+json"
+        body = await fhir.read()
+    with zipfile.ZipFile(io.BytesIO(zipped)) as z:
+        files = {name: z.read(name) for name in z.namelist()}
+    assert sorted(files) == [
+        "NCT06438809_dictionary.csv",
+        "NCT06438809_long.csv",
+        "NCT06438809_wide.csv",
+    ]
+    assert all(files.values()) and b"RP-001" in files["NCT06438809_long.csv"]
+    bundle = json.loads(body)
+    assert bundle["resourceType"] == "Bundle" and bundle["entry"]
+    rows = await h.rows("SELECT actor, new_value FROM audit WHERE action = 'export' ORDER BY id")
+    assert [r["actor"] for r in rows] == ["staff:-1", "staff:-1"]
+    csv_audit, fhir_audit = (json.loads(r["new_value"]) for r in rows)
+    assert csv_audit["format"] == "csv" and csv_audit["sha256"] == {
+        name: hashlib.sha256(data).hexdigest() for name, data in files.items()
+    }
+    assert csv_audit["to"].startswith("console:") and csv_audit["audit_head"]
+    assert fhir_audit["subject"] == "RP-001"
+    assert list(fhir_audit["sha256"].values()) == [hashlib.sha256(body).hexdigest()]
+
+
+async def test_audit_trail_filters_by_actor_and_dates_and_shows_the_head(h: Harness) -> None:
+    await day0_patient(h)
+    await h.advance(days=1)  # the Day 1 prompt: entries dated 1 December
+    await h.advance(days=1)  # and 2 December
+    async with console_client(h) as client:
+        await member(h, client, "mon@example.org", "monitor")
+
+        def table_rows(html: str) -> list[list[str]]:
+            body = html.split('class="audit"')[1].split("</tbody>")[0]
+            return [re.findall(r"<td>([^<]*)</td>", r) for r in body.split("<tr>")[2:]]
+
+        html = await (await client.get("/console/audit?actor=system")).text()
+        rows = table_rows(html)
+        [n] = await h.rows("SELECT count(*) AS n FROM audit WHERE actor = 'system'")
+        assert rows and {r[2] for r in rows} == {"system"} and len(rows) == n["n"]
+
+        html = await (await client.get("/console/audit?since=2026-12-01&until=2026-12-01")).text()
+        rows = table_rows(html)
+        [n] = await h.rows("SELECT count(*) AS n FROM audit WHERE at LIKE '2026-12-01%'")
+        assert rows and {r[1][:10] for r in rows} == {"2026-12-01"} and len(rows) == n["n"]
+
+        html = await (await client.get("/console/audit")).text()
+        shown = re.search(r'<code id="head">([^<]+)</code>', html)
+        [head] = await h.rows("SELECT value FROM meta WHERE key = 'audit_head'")
+        [last] = await h.rows("SELECT id FROM audit ORDER BY id DESC LIMIT 1")
+    assert shown and shown.group(1) == head["value"]
+    assert shown.group(1).split()[0] == str(last["id"])
+
+
+async def test_resume_and_reanchor_from_the_console_with_a_reason(h: Harness) -> None:
+    await day0_patient(h)
+    async with console_client(h) as client:
+        await member(h, client, "anna@example.org", "coordinator")
+        path = "/console/patients/RP-001/manage"
+        resp = await post(client, path, {"action": "pause", "reason": "in hospital"})
+        assert resp.status == 200
+        resp = await post(client, path, {"action": "resume", "reason": ""})
+        assert resp.status == 400 and "reason" in await resp.text()
+        [p] = await h.rows("SELECT status FROM patients")
+        assert p["status"] == "paused"  # refused: nothing changed
+        resp = await post(
+            client, path, {"action": "resume", "reason": "home again"}, allow_redirects=False
+        )
+        assert resp.status == 303
+        [p] = await h.rows("SELECT status FROM patients")
+        assert p["status"] == "active"
+        resp = await post(
+            client,
+            path,
+            {"action": "reanchor", "reason": "injection moved", "injection_date": "2.12.2026"},
+        )
+        assert resp.status == 400 and "YYYY-MM-DD" in await resp.text()
+        [p] = await h.rows("SELECT injection_date FROM patients")
+        assert p["injection_date"] == "2026-11-30"
+        resp = await post(
+            client,
+            path,
+            {"action": "reanchor", "reason": "injection moved", "injection_date": "2026-12-02"},
+            allow_redirects=False,
+        )
+        assert resp.status == 303
+    [p] = await h.rows("SELECT injection_date FROM patients")
+    assert p["injection_date"] == "2026-12-02"
+    [resume] = await h.rows(
+        "SELECT actor, old_value, new_value, reason FROM audit WHERE action = 'resume'"
+    )
+    assert resume["actor"] == "staff:-1" and resume["reason"] == "home again"
+    [reanchor] = await h.rows(
+        "SELECT actor, old_value, new_value, reason FROM audit WHERE action = 'reanchor'"
+    )
+    assert reanchor["actor"] == "staff:-1" and reanchor["reason"] == "injection moved"
+    assert reanchor["old_value"] == "2026-11-30"
+    assert json.loads(reanchor["new_value"])["injection_date"] == "2026-12-02"

@@ -9,8 +9,10 @@ and the loopback server, and shows it handled with nothing lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import socket
 import sqlite3
 import sys
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 from telegram.error import InvalidToken
 
+from bot import app as app_module
 from bot.app import DiaryBot
 from bot.clock import FakeClock
 from bot.domain.study import Study
@@ -239,6 +242,114 @@ async def test_a_dead_poller_is_reported(harness: Harness) -> None:
     harness.api.faults.reject_token = True  # the token is revoked while the bot runs
     why = await asyncio.wait_for(harness.bot.failed(), timeout=10)
     assert why == "the poller task died: InvalidToken"
+
+
+async def test_a_dead_sender_is_reported(harness: Harness) -> None:
+    h = harness
+    sender = h.bot.sender
+
+    async def broken_wait() -> bool:  # outside the round's own try: nothing catches it
+        raise RuntimeError("event loop trouble")
+
+    sender._wake.wait = broken_wait  # type: ignore[method-assign,assignment]
+    sender.wake()
+    why = await asyncio.wait_for(h.bot.failed(), timeout=10)
+    assert why == "the sender task died: RuntimeError: event loop trouble"
+
+
+async def test_a_sender_that_returns_is_reported(harness: Harness) -> None:
+    h = harness
+    h.bot.sender._stopping = True  # its loop ends quietly, though nobody stopped the bot
+    h.bot.sender.wake()
+    why = await asyncio.wait_for(h.bot.failed(), timeout=10)
+    assert why == "the sender task ended unexpectedly"
+
+
+async def test_a_stopped_scheduler_is_reported(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(app_module, "WATCH_SECONDS", 0.05)  # from the watchdog's next round
+    aps = harness.bot.scheduler.aps
+    assert aps is not None and aps.running
+    aps.shutdown(wait=False)  # APScheduler stops while the bot runs
+    why = await asyncio.wait_for(harness.bot.failed(), timeout=15)
+    assert why == "the scheduler stopped"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_start_up_retries_a_refused_connection_until_telegram_listens(
+    tmp_path: Path, study: Study, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = _free_port()  # nothing listens there yet: every connection is refused
+    bot = await DiaryBot.create(
+        db_path=tmp_path / "db.sqlite3",
+        study=study,
+        clock=FakeClock(T0),
+        token=TOKEN,
+        base_url=f"http://127.0.0.1:{port}/bot",
+        base_file_url=f"http://127.0.0.1:{port}/file/bot",
+        pacing=MACHINE_SPEED,
+    )
+    api = LocalBotApi()
+    starting = asyncio.create_task(bot.start(poll_timeout=1))
+    try:
+
+        def retries() -> int:
+            return sum("start-up:" in r.getMessage() for r in caplog.records)
+
+        await _until(lambda: retries() >= 2, "two refused connections to be retried", 20)
+        assert not starting.done()  # still trying, not given up
+        await api.start(port=port)  # Telegram is reachable again
+        await asyncio.wait_for(starting, timeout=30)
+        assert api.stats["call:getMe"] >= 1
+        api.send_text(777, "/help", language_code="en")
+        msg = await api.wait_for_message(777, timeout=10)
+        assert HELP in (msg.text or "")
+    finally:
+        if not starting.done():
+            starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await bot.stop()
+        await api.stop()
+
+
+async def test_start_up_retries_a_timed_out_get_me(tmp_path: Path, study: Study) -> None:
+    api = LocalBotApi()
+    await api.start()
+    api.faults.apply_to = {"getMe"}
+    api.faults.slow_seconds = 2.0  # getMe answers later than the bot waits
+    bot = await DiaryBot.create(
+        db_path=tmp_path / "db.sqlite3",
+        study=study,
+        clock=FakeClock(T0),
+        token=TOKEN,
+        base_url=api.base_url,
+        base_file_url=api.base_file_url,
+        pacing=MACHINE_SPEED,
+        read_timeout=0.3,
+    )
+    starting = asyncio.create_task(bot.start(poll_timeout=1))
+    try:
+        await api.wait_until(lambda: api.stats["slow"] >= 2, timeout=20)
+        assert not starting.done()
+        api.faults.slow_seconds = 0.0  # Telegram answers in time again
+        await asyncio.wait_for(starting, timeout=30)
+        api.send_text(777, "/help", language_code="en")
+        msg = await api.wait_for_message(777, timeout=10)
+        assert HELP in (msg.text or "")
+    finally:
+        if not starting.done():
+            starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        await bot.stop()
+        await api.stop()
 
 
 # ---------------------------------------------------------------- the process (`diarybot run`)

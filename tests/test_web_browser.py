@@ -87,6 +87,31 @@ def px(d: WebDriver, element: Any, prop: str) -> float:
     )
 
 
+# Tap targets: buttons, link-buttons (the call buttons), the page's navigation, radio options.
+TAPPABLE = "button, a.button, .nav a, label.option"
+
+
+def measure(d: WebDriver) -> tuple[float, float, float, int, int]:
+    """Body text size, the smallest tap target's height, the smallest text size, and the
+    page's width against the viewport's."""
+    body = d.find_element(By.TAG_NAME, "body")
+    sizes = [b.size["height"] for b in d.find_elements(By.CSS_SELECTOR, TAPPABLE)]
+    smallest = min(
+        px(d, e, "fontSize") for e in d.find_elements(By.CSS_SELECTOR, "p, button, a, label")
+    )
+    width = d.execute_script("return document.documentElement.scrollWidth")
+    view = d.execute_script("return document.documentElement.clientWidth")
+    return px(d, body, "fontSize"), min(sizes), smallest, width, view
+
+
+async def readable(d: WebDriver, where: str) -> None:
+    """Older eyes: text ≥ 18 px, every tap target ≥ 48 px tall; nothing wider than the phone."""
+    body_px, tap_px, smallest_px, width, view = await run(lambda: measure(d))
+    assert body_px >= 18 and smallest_px >= 18, (where, body_px, smallest_px)
+    assert tap_px >= 48, (where, tap_px)
+    assert width <= view, (where, width, view)
+
+
 async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone: WebDriver) -> None:
     async with web_harness(tmp_path, study) as wh:
         link = await wh.enroll("RP-501", birth_year=1956)
@@ -104,20 +129,7 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
         page = await run(lambda: text(d))
         assert "第1题" in page and "肛门出血（便血）" in page, page
 
-        # Older eyes: text ≥ 18 px, every button ≥ 48 px tall; nothing wider than the phone.
-        def measure() -> tuple[float, float, float, int, int]:
-            body = d.find_element(By.TAG_NAME, "body")
-            sizes = [b.size["height"] for b in d.find_elements(By.TAG_NAME, "button")]
-            smallest = min(
-                px(d, e, "fontSize") for e in d.find_elements(By.CSS_SELECTOR, "p, button, a")
-            )
-            width = d.execute_script("return document.documentElement.scrollWidth")
-            view = d.execute_script("return document.documentElement.clientWidth")
-            return px(d, body, "fontSize"), min(sizes), smallest, width, view
-
-        body_px, tap_px, smallest_px, width, view = await run(measure)
-        assert body_px >= 18 and smallest_px >= 18 and tap_px >= 48
-        assert width <= view
+        await readable(d, "the first question")
 
         # One question per screen, like the chat; Back returns to the one before.
         occ = (await wh.h.rows("SELECT id FROM occurrences ORDER BY opens_at"))[0]["id"]
@@ -144,6 +156,7 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
         review = await run(lambda: text(d))
         await run(lambda: d.save_screenshot(str(tmp_path / "web-review.png")))
         assert "请核对您的回答" in review and "便血：没有" in review
+        await readable(d, "the review page")
         # Change bleeding on the review screen: the follow-up question now applies.
         await run(lambda: press(d, f"e:{occ}:BLEED"))
         await run(lambda: press(d, f"a:{occ}:BLEED:3"))
@@ -161,6 +174,7 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
             lambda: [a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, "a.tel")]
         )
         assert tel == ["tel:+862131166666", "tel:120"]
+        await readable(d, "the safety page")
         await run(lambda: d.save_screenshot(str(tmp_path / "web-safety.png")))
 
         # The alert reached the study team in Telegram, in each one's language.
@@ -174,6 +188,13 @@ async def test_web_diary_in_a_phone_browser(tmp_path: Path, study: Study, phone:
             " WHERE o.status = 'completed' ORDER BY a.item"
         )
         assert dict((r["item"], r["value"]) for r in stored)["BLEED"] == "3"
+
+        # The settings page, reached from the page's own navigation.
+        await run(
+            lambda: navigate(d, d.find_element(By.CSS_SELECTOR, '.nav a[href$="/settings"]').click)
+        )
+        assert "/settings" in await run(lambda: d.current_url)
+        await readable(d, "the settings page")
 
         # Reloading the page later shows the same state; the next diary is announced.
         await run(lambda: d.get(link + "/next"))
