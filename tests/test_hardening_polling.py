@@ -323,7 +323,7 @@ async def test_start_up_retries_a_timed_out_get_me(tmp_path: Path, study: Study)
     api = LocalBotApi()
     await api.start()
     api.faults.apply_to = {"getMe"}
-    api.faults.slow_seconds = 2.0  # getMe answers later than the bot waits
+    api.faults.slow_seconds = 5.0  # getMe answers later than the bot waits
     bot = await DiaryBot.create(
         db_path=tmp_path / "db.sqlite3",
         study=study,
@@ -332,7 +332,8 @@ async def test_start_up_retries_a_timed_out_get_me(tmp_path: Path, study: Study)
         base_url=api.base_url,
         base_file_url=api.base_file_url,
         pacing=MACHINE_SPEED,
-        read_timeout=0.3,
+        # Generous for every other call on a loaded CI machine; getMe alone is made slower.
+        read_timeout=1.0,
     )
     starting = asyncio.create_task(bot.start(poll_timeout=1))
     try:
