@@ -49,9 +49,7 @@ async def correct(h: Harness, day: int, item: str, value: str) -> int:
 # --------------------------------------------------------------------------- re-anchor
 
 
-async def test_reanchor_raises_what_relabelled_diaries_now_meet(
-    h: Harness, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_reanchor_raises_what_relabelled_diaries_now_meet(h: Harness) -> None:
     # Enrolled for an injection on Dec 3: tonight's diary (Nov 30) is baseline Day -3, where
     # 12 bowel movements meet no rule (no baseline rule runs on a baseline diary).
     p = await h.patient(501, "RP-001", lang="en", injection=date(2026, 12, 3))
