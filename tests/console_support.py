@@ -12,6 +12,7 @@ import pyotp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.channels import ack_web
 from bot.console import accounts
 from bot.console.app import build
 from bot.console.keys import SecretBox
@@ -26,6 +27,7 @@ SECRET = re.compile(r'id="totp-secret">([A-Z2-7 ]+)<')
 @contextlib.asynccontextmanager
 async def console_client(h: Harness) -> AsyncIterator[TestClient[Any, Any]]:
     root = web.Application()
+    ack_web.add_routes(root)  # PUBLIC_URL/ack/<token>, the alert links, lead into the console
     root.add_subapp("/console/", build(h.rt, box=SecretBox(_KEY)))
     async with TestClient(TestServer(root)) as client:
         yield client

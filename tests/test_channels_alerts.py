@@ -17,14 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
-from bot.channels import ack_web, links
+from bot.channels import links
 from bot.channels.email import parse_smtp_url, send_email
 from bot.domain.study import Study
 from bot.services.enrolment import materialize
 from tests.channels_support import Gateway, MailBox, gateway, smtp_server
+from tests.console_support import (
+    PASSWORD,
+    accept_invite,
+    code_at,
+    console_client,
+    csrf_of,
+    invite,
+)
 from tests.escalation_support import (
     EN_COORD,
     GROUP,
@@ -175,65 +181,148 @@ async def _until(check: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         await asyncio.sleep(0.01)
 
 
-async def test_sms_link_shows_the_alert_and_records_seen_once(
+async def test_sms_link_asks_for_sign_in_and_records_seen_once_for_the_member(
     routed: tuple[Harness, Gateway, MailBox],
 ) -> None:
+    """The link shows nothing clinical to whoever holds it: it leads to the console's sign-in
+    and back; the first signed-in opening records "seen" for the member who signed in (not the
+    one it was sent to) and opens the alert; the link is then used up."""
     h, gw, _box = routed
     p = await day0_patient(h, lang="en")
     await submit(p, PAIN="9")
     [sms] = gw.got("sms")
-    path = re.search(r"https://diary\.example-hospital\.cn(/ack/\S+)", sms["text"])
-    assert path is not None
-    app = web.Application()
-    ack_web.add_routes(app, h.rt)
-    async with TestClient(TestServer(app)) as client:
-        page = await client.get(path.group(1))
-        assert page.status == 200
+    found = re.search(r"https://diary\.example-hospital\.cn(/ack/\S+)", sms["text"])
+    assert found is not None
+    path = found.group(1)
+    token = path.removeprefix("/ack/")
+    [alert] = await h.rows("SELECT id FROM alerts")
+    aid = alert["id"]
+    async with console_client(h) as client:
+        # Anyone holding the link (a WeCom group, a link preview): the sign-in page, no alert.
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == f"/console/ack/{token}"
+        resp = await client.get(f"/console/ack/{token}", allow_redirects=False)
+        assert resp.status == 303
+        assert resp.headers["Location"] == f"/console/login?next=/console/ack/{token}"
+        page = await client.get(path)
         html = await page.text()
-        assert "RP-001" in html and "Pain" in html and "I have seen this alert" in html
-        [alert] = await h.rows("SELECT id FROM alerts")
-        assert f"/console/alerts/{alert['id']}" in html  # sign in there to acknowledge
-        assert "Dr Li" in html  # sent to the on-call investigator
-        assert "default-src 'none'" in page.headers["Content-Security-Policy"]
-        assert await actions(h, "alert_seen") == []  # opening (or a link preview) records nothing
+        assert page.status == 200 and page.url.path == "/console/login"
+        for clinical in ("RP-001", "Pain", "Dr Li", f"#{aid}"):
+            assert clinical not in html, clinical
+        assert f'name="next" value="/console/ack/{token}"' in html
+        csp = page.headers["Content-Security-Policy"]
+        assert "style-src 'self'" in csp and "unsafe-inline" not in csp
+        assert await actions(h, "alert_seen") == []  # opening without signing in records nothing
 
-        done = await client.post(path.group(1))
-        assert done.status == 200
-        assert "Recorded: Dr Li saw this alert" in await done.text()
-        [seen] = await h.rows("SELECT actor, new_value FROM audit WHERE action = 'alert_seen'")
-        assert seen["actor"] == f"staff:{INVESTIGATOR}"
-        assert '"route": "sms"' in seen["new_value"]
+        # Anna (a coordinator, not the on-call investigator the SMS went to) signs in.
+        secret = await accept_invite(
+            h,
+            client,
+            await invite(h, "anna@example.org", "coordinator", telegram_id=EN_COORD, name="Anna"),
+        )
+        resp = await client.post(
+            "/console/login",
+            data={
+                "csrf": csrf_of(html),
+                "email": "anna@example.org",
+                "password": PASSWORD,
+                "code": code_at(h, secret),
+                "next": f"/console/ack/{token}",
+            },
+            allow_redirects=False,
+        )
+        assert resp.status == 303 and resp.headers["Location"] == f"/console/ack/{token}"
+        resp = await client.get(f"/console/ack/{token}", allow_redirects=False)
+        assert resp.status == 303 and resp.headers["Location"] == f"/console/alerts/{aid}"
+        page = await client.get(f"/console/alerts/{aid}")
+        card = await page.text()
+        assert page.status == 200 and "RP-001" in card and "Pain" in card
+        assert f'value="al:ack:{aid}"' in card  # acknowledge right there
+        [seen] = await h.rows(
+            "SELECT actor, entity, new_value FROM audit WHERE action = 'alert_seen'"
+        )
+        assert seen["actor"] == f"staff:{EN_COORD}" != f"staff:{INVESTIGATOR}"
+        assert seen["entity"] == f"alert:{aid}" and '"route": "sms"' in seen["new_value"]
 
-        # Used up: a replay is refused and records nothing more.
-        for again in (await client.post(path.group(1)), await client.get(path.group(1))):
+        # Used up: opening it again (signed in or not) says so and points to the console.
+        for again in (await client.get(path), await client.get(f"/console/ack/{token}")):
             assert again.status == 410
-            assert "already been used" in await again.text()
+            text = await again.text()
+            assert "already been used" in text and f'href="/console/alerts/{aid}"' in text
+            assert "Pain" not in text
         assert await actions(h, "alert_seen") == ["alert_seen"]
 
-        # Forged: another alert number under the same signature, or a changed signature.
-        token = path.group(1).removeprefix("/ack/")
+        # Forged: another alert number under the same signature, a changed signature, nonsense.
         body, sig = token.split(".")
         forged = [f"/ack/{body}.{sig[:-2]}AA", f"/ack/{body[:-1]}.{sig}", "/ack/nonsense"]
         for url in forged:
-            resp = await client.get(url)
+            resp = await client.get(url, headers={"Accept-Language": "zh-CN"})
             assert resp.status == 404
-            assert "链接无效" in await resp.text()  # the study's first language
-            assert (await client.post(url)).status == 404
         # Expired: a link made 73 hours ago.
         async with h.rt.db.transaction() as conn:
             old = await links.make(
                 conn,
-                alert_id=1,
+                alert_id=aid,
                 route="wecom",
                 staff_id=None,
                 recipient="WeCom",
                 lang="en",
                 now=h.rt.now() - timedelta(hours=73),
             )
-        expired = "/ack/" + old.rsplit("/ack/", 1)[1]
-        resp = await client.post(expired)
+        resp = await client.get("/ack/" + old.rsplit("/ack/", 1)[1])
         assert resp.status == 410 and "expired" in await resp.text()
         assert await actions(h, "alert_seen") == ["alert_seen"]
+        [used] = await h.rows("SELECT COUNT(*) AS n FROM alert_links WHERE used_at IS NOT NULL")
+        assert used["n"] == 1  # only the SMS link Anna opened
+
+    # Signed out, in Chinese: forged and expired links get a clear page in the reader's language.
+    async with console_client(h) as client:
+        zh = {"Accept-Language": "zh-CN"}
+        for url in forged:
+            resp = await client.get(url, headers=zh)
+            text = await resp.text()
+            assert resp.status == 404 and "链接无效" in text and "RP-001" not in text
+            assert "<form" not in text
+        assert await actions(h, "alert_seen") == ["alert_seen"]
+
+
+async def test_next_after_sign_in_stays_inside_the_console(
+    routed: tuple[Harness, Gateway, MailBox],
+) -> None:
+    """`next` takes a path under /console/ only: another site, a protocol-relative or
+    backslashed address, a dot segment (plain or encoded) or a header break is dropped, and the
+    member lands on the inbox."""
+    h, _gw, _box = routed
+    async with console_client(h) as client:
+        secret = await accept_invite(h, client, await invite(h, "a@example.org", "coordinator"))
+        bad = [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/console//evil.example",
+            "/console/../p/x",
+            "/console/%2e%2e/p/x",
+            "/console/%2F%2Fevil.example",
+            "/console/\\evil.example",
+            "/console/x\r\nSet-Cookie: a=b",
+            "javascript:alert(1)",
+            "/ack/abc.def",
+        ]
+        for target in bad:
+            page = await client.get("/console/login", params={"next": target})
+            assert 'name="next" value=""' in await page.text(), target
+        html = await (await client.get("/console/login")).text()
+        resp = await client.post(
+            "/console/login",
+            data={
+                "csrf": csrf_of(html),
+                "email": "a@example.org",
+                "password": PASSWORD,
+                "code": code_at(h, secret),
+                "next": "//evil.example/x",
+            },
+            allow_redirects=False,
+        )
+        assert resp.status == 303 and resp.headers["Location"] == "/console/"
 
 
 async def test_web_patient_gets_prompt_and_reminder_by_sms(

@@ -153,8 +153,8 @@ def test_wheel_and_sdist_carry_the_catalogs(installed: Installed) -> None:
     for locale in ("zh_Hans", "en"):
         assert f"bot/locales/{locale}/LC_MESSAGES/messages.mo" in names
     assert "bot/locales/messages.pot" in names  # the sandbox's catalog screen reads it
-    # the web diary's pages (templates and stylesheet) and the alert-link page
-    for name in ("web/templates/diary.html", "web/static/web.css", "channels/templates/ack.html"):
+    # the web diary's pages (templates and stylesheet) and the console's alert-link page
+    for name in ("web/templates/diary.html", "web/static/web.css", "console/templates/ack.html"):
         assert f"bot/{name}" in names, name
     assert "bot/studies/nct06438809.toml" in names or any(
         n.startswith("bot/studies/") for n in names

@@ -3,7 +3,8 @@
 Token = base64url(JSON {n: nonce, a: alert id, x: expiry}) "." base64url(HMAC-SHA256). The
 server secret is `DIARYBOT_LINK_SECRET`, or one made once and kept in the database's meta table.
 The nonce (128 bits) names a row of `alert_links` (who it was sent to, in which language);
-confirming the page uses the row up, so a second use is refused as a replay.
+the first opening by a signed-in console member uses the row up (bot/console/pages_ack.py), so a
+second use is refused as a replay.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.console import (
+    pages_ack,
     pages_alerts,
     pages_auth,
     pages_data,
@@ -58,6 +59,7 @@ def build(
     )
     pages_auth.add_routes(app)
     pages_alerts.add_routes(app)
+    pages_ack.add_routes(app)
     pages_patients.add_routes(app)
     pages_manage.add_routes(app)
     pages_link.add_routes(app)

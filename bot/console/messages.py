@@ -33,6 +33,16 @@ MESSAGES = {
     "stale": N_("This alert has changed in the meantime; here is its current state."),
     "note_empty": N_("The note is empty."),
     "note_long": N_("The note is too long (at most 1,000 characters)."),
+    "link_invalid": N_(
+        "This alert link is not valid. Open the alert in the study console or ask the study team."
+    ),
+    "link_used": N_(
+        "This alert link has already been used. The alert is in the study console; sign in "
+        "there to see it."
+    ),
+    "link_expired": N_(
+        "This alert link has expired. The alert is in the study console; sign in there to see it."
+    ),
     "signature_failed": N_("The password is not correct: nothing was signed or changed."),
 }
 

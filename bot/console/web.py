@@ -12,6 +12,7 @@ module; the app that adds their routes is above both, in bot/console/app.py.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -223,15 +224,21 @@ def signed_in(request: web.Request) -> Current:
 def safe_next(request: web.Request, target: str) -> str | None:
     """A page of this console to return to after signing in, or None (never another site)."""
     root = str(request.app.router["inbox"].url_for())
+    lowered = target.lower()
     if (
         target.startswith(root)
+        and _NEXT_CHARS.fullmatch(target)
         and "//" not in target
-        and "\\" not in target
+        and "/." not in target  # no dot segment climbs out of the console
+        and not any(code in lowered for code in ("%2e", "%2f", "%5c"))  # nor an encoded one
         and len(target) < 200
-        and target.isascii()
     ):
         return target
     return None
+
+
+# A same-site relative path (and query) only: no scheme, no host, no backslash, no whitespace.
+_NEXT_CHARS = re.compile(r"/[A-Za-z0-9._~/?&=%+:,;@-]*")
 
 
 async def require(request: web.Request, action: str) -> Current:
