@@ -20,6 +20,7 @@ from bot.escalation.cli import cmd_correct
 from bot.followup import lifecycle
 from storage import alerts as alert_store
 from storage import console as console_store
+from tests.console_support import PASSWORD, console_client, csrf_of, member
 from tests.diary_helpers import QUIET
 from tests.escalation_support import EN_COORD, INVESTIGATOR, alert_messages, day0_patient, submit
 from tests.harness import Harness, fill_diary
@@ -161,3 +162,23 @@ async def test_a_diary_never_answered_still_cannot_be_corrected(
     with pytest.raises(UsageError, match="no submitted diary on Day 0"):
         await cmd_correct(args, h.rt)
     assert await h.rows("SELECT * FROM answers") == []
+
+
+async def test_the_console_corrects_an_incomplete_diary(h: Harness) -> None:
+    p = await day0_patient(h, lang="en")
+    await fill_diary(p, {**QUIET, "PAIN": "3"}, submit=False)
+    await h.advance(hours=16)  # the window closes: incomplete
+    async with console_client(h) as client:
+        await member(h, client, "li@example.org", "investigator", name="Dr Li Na")
+        page = await client.get("/console/patients/RP-001/correct")
+        html = await page.text()
+        assert "(daily:0)" in html  # offered with the submitted diaries
+        form = {"day": "0", "item": "PAIN", "value": "9", "reason": "patient phoned: it was 9"}
+        resp = await client.post(
+            "/console/patients/RP-001/correct",
+            data={"csrf": csrf_of(html), **form, "password": PASSWORD},
+        )
+        assert resp.status == 200 and "3 → 9" in await resp.text()
+    [a] = await h.rows("SELECT value FROM answers WHERE item = 'PAIN'")
+    assert a["value"] == "9"
+    assert await alerts(h) == [("PAIN_SEVERE", "urgent", 0)]
