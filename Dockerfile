@@ -1,6 +1,7 @@
 # The diary bot as a container: Debian slim, Python 3.11, the runtime packages exactly as
 # pinned (with hashes) in requirements.lock, the CJK font for the charts, a non-root user,
-# the database and backups in the /data volume, a HEALTHCHECK on /healthz.
+# the database and backups in the /data volume, a HEALTHCHECK on /healthz, the web diary and
+# the console on 8090 (for the reverse proxy on the host; see DIARYBOT_TRUSTED_PROXIES).
 #
 #   docker compose up -d --build          (see compose.yaml and docs/deploy.md)
 
@@ -38,11 +39,15 @@ ENV PATH=/opt/diarybot/bin:$PATH \
     MPLCONFIGDIR=/data/.matplotlib \
     DIARYBOT_DB=/data/diarybot.sqlite3 \
     DIARYBOT_BACKUP_DIR=/data/backups \
-    DIARYBOT_HEALTH=0.0.0.0:9102
+    DIARYBOT_HEALTH=0.0.0.0:9102 \
+    DIARYBOT_WEB=0.0.0.0:8090
 USER diarybot
 WORKDIR /data
 VOLUME ["/data"]
-EXPOSE 9102
+# 9102: /healthz and /metrics; 8090: the web diary and the console (behind the TLS proxy).
+# Inside the container they listen on every address: 127.0.0.1 there is not reachable from the
+# host. compose.yaml publishes both on the host's loopback only.
+EXPOSE 9102 8090
 # 503 (polling stalled 2 min, or an urgent message waiting 5 min) or no answer: unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9102/healthz', timeout=4).status != 200)"]

@@ -279,11 +279,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
     if not settings.token:
         print(TOKEN_HELP, file=sys.stderr, end="")
         return 2
+    web_config = None
     if settings.web:
-        from bot.web.server import parse_bind
+        from bot.web.server import WebConfig, parse_bind
 
         try:
             parse_bind(settings.web)
+            web_config = WebConfig.from_env()  # DIARYBOT_TRUSTED_PROXIES
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     from bot.dataout.backup import BackupError
@@ -359,7 +361,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, study: Study) ->
         if settings.web:
             from bot.web.app import WebDiary
 
-            web = WebDiary(bot.rt, bot.diary, settings.web)
+            web = WebDiary(bot.rt, bot.diary, settings.web, web_config)
         try:
             ops = await service.start_ops(bot, health=health, heartbeat=service.heartbeat_url())
         except BaseException:

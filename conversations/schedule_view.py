@@ -158,7 +158,9 @@ def paused_notice(_: T, study: Study) -> str:
 
 def resumed_notice(_: T, patient: Patient, nxt: OccRow | None, open_now: OccRow | None) -> str:
     lines = [_("Your diary starts again. Thank you for continuing!")]
-    if open_now is not None:
+    if open_now is not None and open_now.form == "weekly":
+        lines.append(_("This week's diary is open now: send /diary to fill it in."))
+    elif open_now is not None:
         lines.append(_("Today's diary is open now: send /diary to fill it in."))
     else:
         lines.append(diary_view.next_due(_, patient, nxt))

@@ -21,6 +21,7 @@ import pytest
 from bot.channels import links
 from bot.channels.email import parse_smtp_url, send_email
 from bot.domain.study import Study
+from bot.i18n import t
 from bot.services.enrolment import materialize
 from tests.channels_support import Gateway, MailBox, gateway, smtp_server
 from tests.console_support import (
@@ -43,6 +44,7 @@ from tests.escalation_support import (
     team,
 )
 from tests.harness import Harness
+from tests.test_clinical_flow_e2e import answer
 
 ONCALL = "+8613900000001"
 TEAM_MAIL = "team@example-hospital.cn"
@@ -125,6 +127,27 @@ async def test_urgent_alert_reaches_every_route_and_is_resent_on_each(
     )
     assert {r["channel"] for r in rows} == {"sms", "wecom", "email"}
     assert {(r["priority"], r["status"]) for r in rows} == {(0, "sent")}
+
+
+async def test_a_new_urgent_finding_on_a_sent_card_notifies_on_every_route(
+    routed: tuple[Harness, Gateway, MailBox],
+) -> None:
+    h, gw, box = routed
+    p = await day0_patient(h, lang="en")
+    await p.send("/diary")
+    await answer(h, p, "BLEED", "3")  # clots: the card goes out on every route
+    assert len(gw.got("wecom")) == len(gw.got("sms")) == len(box.messages) == 1
+    await h.advance(minutes=2)
+    await answer(h, p, "BLEED_FAINT", "Y")  # a new urgent finding joins the same card
+    zh = t("zh_Hans")
+    added = zh("➕ New on this alert: {reasons}", reasons=zh("Dizziness or fainting with bleeding"))
+    [_first, wecom] = gw.got("wecom")
+    assert wecom["markdown"]["content"].startswith(added)
+    assert len(gw.got("sms")) == 2 and gw.got("sms")[1]["to"] == ONCALL
+    assert len(box.messages) == 2 and _mail_body(box.messages[1][2]).startswith(added)
+    await answer(h, p, "MUCUS", "0")  # nothing new: no route hears again
+    assert len(gw.got("wecom")) == len(gw.got("sms")) == len(box.messages) == 2
+    assert len(await h.rows("SELECT id FROM alerts")) == 1
 
 
 async def test_review_alert_goes_to_wecom_and_email_not_sms(

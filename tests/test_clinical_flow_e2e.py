@@ -198,9 +198,12 @@ async def test_urgent_answer_alerts_before_submit_and_a_change_updates_the_card(
     assert details["rules"] == ["BLEED_HEAVY", "BLEED_FAINT"]
     assert [e["state"] for e in details["events"]] == ["submitted"]
     assert (await actions(h)).count("alert_raised") == 1
-    assert len(alert_messages(h, EN_COORD)) == 1  # one card, edited
+    # One card, edited; plus one new copy when dizziness joined it (an edit does not notify),
+    # which keeps saying so when it is edited.
+    assert len(alert_messages(h, EN_COORD)) == 2
     text = card_text(h, EN_COORD)
     assert "Dizziness or fainting with bleeding" in text and "not submitted yet" not in text
+    assert text.startswith("➕ New on this alert: Dizziness or fainting with bleeding\n"), text
 
 
 async def test_several_urgent_findings_of_one_diary_are_one_card_resent_once(h: Harness) -> None:
@@ -210,7 +213,15 @@ async def test_several_urgent_findings_of_one_diary_are_one_card_resent_once(h: 
     [alert] = await h.rows("SELECT * FROM alerts")
     details = json.loads(alert["details"])
     assert details["rules"] == ["BLEED_HEAVY", "BLEED_FAINT", "PAIN_SEVERE", "HOSPITAL"]
-    [card] = alert_messages(h, EN_COORD)
+    # One card; each urgent finding that joined it after it was sent came with a new copy
+    # saying so (the patient answers one question at a time; an edit does not notify).
+    [_first, *added] = alert_messages(h, EN_COORD)
+    card = added[-1]  # the newest copy shows the card as it is now
+    assert [(m.text or "").splitlines()[0] for m in added] == [
+        "➕ New on this alert: Dizziness or fainting with bleeding",
+        "➕ New on this alert: Pain 8 or more",
+        "➕ New on this alert: Emergency visit, hospital stay or transfusion (possible SAE)",
+    ]
     for reason in (
         "Dripping blood or clots",
         "Dizziness or fainting with bleeding",
@@ -219,13 +230,13 @@ async def test_several_urgent_findings_of_one_diary_are_one_card_resent_once(h: 
         "• Rectal or anal pain (0-10): 9",
     ):
         assert reason in (card.text or ""), card.text
-    assert len(alert_messages(h, ZH_COORD)) == len(alert_messages(h, GROUP)) == 1
+    assert len(alert_messages(h, ZH_COORD)) == len(alert_messages(h, GROUP)) == 4
     # The patient was shown the safety text once while answering, once after Submit.
     assert sum("Your study team has been told" in m for m in p.texts()) == 2
 
     await h.advance(minutes=15)  # unacknowledged: re-sent once, to the investigators too
     assert len(alert_messages(h, INVESTIGATOR)) == 1
-    assert len(alert_messages(h, EN_COORD)) == 2
+    assert len(alert_messages(h, EN_COORD)) == 5
     assert (await actions(h)).count("alert_resent") == 1
 
 

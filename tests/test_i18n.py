@@ -100,3 +100,25 @@ def test_catalogs_are_current_with_the_code(tmp_path: Path) -> None:
         assert not missing, (
             f"{locale} catalog is behind the code; run `make locales`: {sorted(missing)[:10]}"
         )
+
+
+# 退出 in a zh msgstr reads as "quit / withdraw from the study" (clinical decision 27): staff
+# must never record a study withdrawal when only the diary stopped. It may only mean signing
+# out of the console, or say explicitly that stopping the diary is *not* leaving the study.
+ALLOWED_TUICHU = ("退出登录", "不等于退出研究")
+
+
+def test_zh_says_tuichu_only_for_sign_out() -> None:
+    catalog = _catalog("zh_Hans")
+    wrong = []
+    for m in catalog:
+        strings = [m.string] if isinstance(m.string, str) else list(m.string)
+        for text in strings:
+            rest = text or ""
+            for allowed in ALLOWED_TUICHU:
+                rest = rest.replace(allowed, "")
+            if "退出" in rest:
+                wrong.append((m.id, text))
+    assert not wrong, f"退出 where the diary only stops (decision 27: 停止日记): {wrong}"
+    withdraw = {m.id: m.string for m in catalog if m.id == "Withdraw"}
+    assert withdraw == {"Withdraw": "停止日记"}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -132,8 +132,12 @@ async def on_alert(
     kind: str,
     now: datetime,
     names: Mapping[int, str],
+    *,
+    added: Sequence[str] = (),
 ) -> int:
-    """Queue this copy of the alert on every configured route; returns how many were queued."""
+    """Queue this copy of the alert on every configured route; returns how many were queued.
+    `added`: findings that just joined the card (the card's first line says so; an SMS is the
+    same short notice as for a new alert, it carries no clinical detail)."""
     if kind not in ROUTED_KINDS:
         return 0
     urgent = alert.level == "urgent" or kind == "sae"
@@ -168,7 +172,9 @@ async def on_alert(
                     ref=ref,
                 )
             else:
-                card, _buttons = alert_card(_, rt.study, alert, kind=kind, now=now, names=names)
+                card, _buttons = alert_card(
+                    _, rt.study, alert, kind=kind, now=now, names=names, added=added
+                )
                 if target.route == "wecom":
                     text = with_link(_, card, link, markdown=True)
                     await enqueue_wecom(conn, now, target.destination, text, priority, ref=ref)

@@ -45,8 +45,9 @@ def build(
 ) -> web.Application:
     """The console as a sub-application (mounted at /console/ by bot.web.app).
 
-    Cookies are Secure when the request came over HTTPS, directly or through the TLS proxy on
-    the loopback (X-Forwarded-Proto), as the web diary's are."""
+    Cookies are Secure when the request came over HTTPS, directly or through a trusted TLS
+    proxy (X-Forwarded-Proto; DIARYBOT_TRUSTED_PROXIES), as the web diary's are. `limits`: the
+    root app's, so the sign-in throttle counts the same client addresses."""
     app = web.Application(
         middlewares=[security_headers, throttle, session, csrf], client_max_size=MAX_BODY
     )

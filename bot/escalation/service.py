@@ -54,6 +54,7 @@ from storage.alerts import Alert
 log = logging.getLogger(__name__)
 
 MAX_EVENTS = 30  # events kept on one alert (the audit trail keeps every update anyway)
+ADDED_COPIES = "added_copies"  # details: copy id → the findings that copy was sent to announce
 
 
 def _entity(alert_id: int) -> str:
@@ -233,13 +234,25 @@ async def deliver(
     alert: Alert,
     kind: str,
     now: datetime,
+    *,
+    added: tuple[str, ...] = (),
 ) -> list[int]:
-    """Send a new copy of the alert to every recipient; returns their chat ids."""
-    targets = await recipients(rt, conn, investigators=kind in ("resend", "sae"))
+    """Send a new copy of the alert to every recipient; returns their chat ids.
+
+    `added` (kind "alert"): findings that just joined a card already sent; the new copy
+    notifies (an edit does not) and its first line says what was added. It goes where the card
+    has gone: the coordinators, the group and every route, and the investigators once the card
+    was re-sent to them."""
+    escalated = kind in ("resend", "sae") or (bool(added) and alert.resends > 0)
+    targets = await recipients(rt, conn, investigators=escalated)
     names = await _names(conn, alert)
+    copy_ids: list[int] = []
     for r in targets:
         copy = await store.add_copy(conn, alert.id, r.chat_id, r.staff_id, r.lang, kind, now)
-        text, buttons = alert_card(t(r.lang), rt.study, alert, kind=kind, now=now, names=names)
+        copy_ids.append(copy.id)
+        text, buttons = alert_card(
+            t(r.lang), rt.study, alert, kind=kind, now=now, names=names, added=added
+        )
         await messenger.enqueue(
             conn,
             now,
@@ -249,10 +262,17 @@ async def deliver(
             priority=_priority(alert.level),
             ref=copy.ref,
         )
+    if added and copy_ids:  # these copies keep saying what was added when edited later
+        was = dict(alert.details.get(ADDED_COPIES, {}))
+        was.update({str(i): list(added) for i in copy_ids})
+        await store.set_fields(conn, alert.id, details={**alert.details, ADDED_COPIES: was})
     # The routes beyond Telegram (WeCom, on-call SMS, e-mail) get the same copy.
-    await alert_routes.on_alert(rt, conn, alert, kind, now, names)
+    await alert_routes.on_alert(rt, conn, alert, kind, now, names, added=added)
     chats = [r.chat_id for r in targets]
     action = {"alert": "alert_delivered", "resend": "alert_resent", "sae": "alert_sae_reminder"}
+    shown: dict[str, Any] = {"chats": chats}
+    if added:
+        shown["added"] = list(added)
     await audit.record(
         conn,
         now,
@@ -260,7 +280,7 @@ async def deliver(
         action.get(kind, "alert_shown"),
         subject=alert.subject,
         entity=_entity(alert.id),
-        new={"chats": chats},
+        new=shown,
     )
     if not targets:
         log.error("alert %s has no recipient: no active staff and no group", alert.id)
@@ -300,6 +320,7 @@ async def refresh(
     if alert is None:
         return
     names = await _names(conn, alert)
+    added_by_copy: dict[str, list[str]] = alert.details.get(ADDED_COPIES, {})
     active = {s.telegram_id for s in await repo.active_staff(conn)}
     copies = await store.copies(conn, alert_id)
     if latest_only:
@@ -309,8 +330,9 @@ async def refresh(
         if copy.staff_id is not None and copy.staff_id not in active:
             continue
         text, buttons = alert_card(
-            t(copy.lang), rt.study, alert, kind=copy.kind, now=now, names=names
-        )
+            t(copy.lang), rt.study, alert, kind=copy.kind, now=now, names=names,
+            added=added_by_copy.get(str(copy.id), ()),
+        )  # fmt: skip
         await messenger.enqueue_edit_ref(
             conn,
             now,
@@ -782,12 +804,15 @@ async def apply_findings(
             rt, conn, patient, alert, event, now, added=list(plan.new), no_baseline=no_baseline,
             corrected=corrected,
         )  # fmt: skip
-        if plan.fresh and alert.events and alert.events[0].get("occ") != occ.id:
-            # A new finding on a card raised for an earlier diary: deliver it again, so it
-            # notifies. (On the diary's own card the team was just told; the edit shows it.)
+        earlier = bool(alert.events) and alert.events[0].get("occ") != occ.id
+        if plan.fresh and (level == "urgent" or earlier):
+            # A finding the card did not show joins a card already sent (an earlier diary's,
+            # or an urgent one of this diary raised at an earlier answer): an edit does not
+            # notify, so a new copy says what was added. Nothing new (the same findings, a
+            # changed answer still meeting them) is only an edit.
             updated = await store.get(conn, alert.id)
             assert updated is not None
-            await deliver(rt, conn, updated, "alert", now)
+            await deliver(rt, conn, updated, "alert", now, added=plan.fresh)
         gone = plan.withdrawn.get(alert.id, ())
         done.append(Raised(alert.id, level, occ.study_day, False, plan.new, gone))
     elif plan.create:

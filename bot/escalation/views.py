@@ -7,7 +7,7 @@ rendering again. Pure apart from the translator: `now` is a parameter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -175,7 +175,7 @@ def reasons(alert: Alert) -> list[str]:
     return list(alert.details.get("reasons") or [alert.reason])
 
 
-def _rule_reasons(_: T, study: Study, codes: list[str]) -> str:
+def _rule_reasons(_: T, study: Study, codes: Sequence[str]) -> str:
     out = []
     for code in codes:
         rule = study.rule(code)
@@ -335,10 +335,15 @@ def alert_card(
     kind: str,
     now: datetime,
     names: Mapping[int, str],
+    added: Sequence[str] = (),
 ) -> tuple[str, Buttons]:
-    """One copy of an alert. `kind`: alert | resend | sae | show (decides the first line)."""
+    """One copy of an alert. `kind`: alert | resend | sae | show (decides the first line).
+    `added`: the findings (rule codes) that just joined the card, when this copy is sent to
+    notify about them (the first line says what was added)."""
     icon, level = LEVELS.get(alert.level, ("•", alert.level))
     lines = _prefix(_, study, alert, kind, now)
+    if added:
+        lines.append(_("➕ New on this alert: {reasons}", reasons=_rule_reasons(_, study, added)))
     lines.append(f"{icon} {_(level)} · " + _("alert #{id}", id=alert.id))
     day = (
         _("Subject {subject} · Day {day}", subject=alert.subject, day=alert.study_day)

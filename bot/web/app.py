@@ -13,6 +13,7 @@ path: the personal token is in it.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 
@@ -51,14 +52,25 @@ from storage import repo
 STATIC = Path(__file__).resolve().parent / "static"
 
 
+#: Every path whose next segment is a secret (a bearer token): the patient's personal link
+#: (/p/), the staff's one-time alert link (/ack/, /console/ack/), the console's invitation
+#: (/console/invite/). The segment is logged as "…".
+SECRET_PATHS = re.compile(
+    r"^(?P<prefix>/+(?:p|ack|console/+ack|console/+invite)/+)[^/]+",
+    re.IGNORECASE,  # /P/<token> is no route, but the token in it is still the real one
+)
+
+
+def redact_path(path: str) -> str:
+    """`/ack/<token>/x` → `/ack/…/x`; a path without a secret segment unchanged."""
+    return SECRET_PATHS.sub(r"\g<prefix>…", path, count=1)
+
+
 class QuietAccessLogger(AbstractAccessLogger):
-    """Method, status and time; a personal link's token never reaches the log."""
+    """Method, status and time; no token (personal link, alert link, invitation) is logged."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        path = request.path
-        if path.startswith("/p/"):
-            rest = path[3:].split("/", 1)
-            path = "/p/…" + ("/" + rest[1] if len(rest) > 1 else "")
+        path = redact_path(request.path)
         self.logger.debug("%s %s %s %.1f ms", request.method, path, response.status, time * 1000)
 
 
@@ -91,7 +103,8 @@ async def build_app(
     app.router.add_get("/", root)
     app.add_subapp("/p/", patient.build())
     ack_web.add_routes(app, rt)  # staff: the one-time alert links of SMS/WeCom/e-mail alerts
-    app.add_subapp("/console/", build_console(rt))
+    # The console's sign-in throttle counts the same client addresses (trusted proxies).
+    app.add_subapp("/console/", build_console(rt, limits=app[LIMITS_KEY]))
     return app
 
 

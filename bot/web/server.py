@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
+import os
 import re
 import secrets
 import time
@@ -42,6 +44,34 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 LOOPBACK_ORIGIN = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}$")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Whose X-Forwarded-For / X-Forwarded-Proto count when DIARYBOT_TRUSTED_PROXIES is not set:
+#: a reverse proxy on this machine's loopback.
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+TRUSTED_PROXIES_ENV = "DIARYBOT_TRUSTED_PROXIES"
+
+
+def parse_trusted_proxies(text: str) -> tuple[Network, ...]:
+    """DIARYBOT_TRUSTED_PROXIES: IP addresses and networks separated by commas
+    (`172.30.90.1, 10.0.0.0/24, fd00::/8`). Empty: the loopback. Raises ValueError naming the
+    bad entry."""
+    entries = [part.strip() for part in text.split(",") if part.strip()]
+    if not entries:
+        return LOOPBACK
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(
+                f"{TRUSTED_PROXIES_ENV}: {entry!r} is not an IP address or network "
+                "(expected e.g. 172.30.90.1 or 10.0.0.0/24, separated by commas)"
+            ) from None
+    return tuple(networks)
 
 
 def security_headers_for(config: WebConfig) -> dict[str, str]:
@@ -81,7 +111,9 @@ class WebConfig:
     per_link: int = 60  # requests per personal link
     window: float = 60.0
     max_body: int = 128 * 1024  # a 5,000-character answer fits; anything much larger does not
-    trust_proxy: bool = True  # X-Forwarded-For/-Proto from a proxy on the loopback
+    #: X-Forwarded-For/-Proto count only from these addresses (the reverse proxy's):
+    #: DIARYBOT_TRUSTED_PROXIES, by default the loopback. Empty: never.
+    trusted_proxies: tuple[Network, ...] = LOOPBACK
     #: The local sandbox only (bot/sandbox): the page origins allowed to show the diary in a
     #: frame. Empty (always, in `diarybot run`): no page may frame it (frame-ancestors 'none',
     #: X-Frame-Options DENY). Only loopback http origins are accepted.
@@ -94,6 +126,13 @@ class WebConfig:
                     f"frame_ancestors: only loopback origins (http://127.0.0.1:PORT), "
                     f"not {origin!r}"
                 )
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> WebConfig:
+        """The settings `diarybot run` takes from the environment (DIARYBOT_TRUSTED_PROXIES).
+        Raises ValueError with a one-line message."""
+        e = os.environ if env is None else env
+        return cls(trusted_proxies=parse_trusted_proxies(e.get(TRUSTED_PROXIES_ENV, "")))
 
 
 class Bucket:
@@ -140,22 +179,51 @@ HEADERS_KEY = web.AppKey("headers", dict)
 LIMITS_KEY = web.AppKey("limits", RateLimits)
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # ::ffff:172.30.90.1 on a dual-stack socket
+    return ip
+
+
+def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, config: WebConfig) -> bool:
+    return ip is not None and any(ip in net for net in config.trusted_proxies)
+
+
 def client_ip(request: web.Request, config: WebConfig) -> str:
+    """The patient's (or staff member's) address, for the per-IP rate limits.
+
+    The connection's address, unless it is a trusted proxy (`config.trusted_proxies`): then
+    X-Forwarded-For, read from the right, skipping further trusted proxies; the first address
+    not trusted is the client. Entries left of it were written by the client and are ignored.
+    """
     remote = request.remote or "?"
-    forwarded = request.headers.get("X-Forwarded-For")
-    if config.trust_proxy and forwarded and remote in ("127.0.0.1", "::1"):
-        return forwarded.split(",")[-1].strip() or remote
-    return remote
+    ip = _address(remote)
+    if not _trusted(ip, config):
+        return remote
+    hops = [hop.strip() for hop in request.headers.getall("X-Forwarded-For", [])]
+    chain = [part.strip() for hop in hops for part in hop.split(",")]
+    for entry in reversed(chain):
+        hop = _address(entry)
+        if hop is None:  # garbage from the proxy: count the proxy itself
+            break
+        ip = hop
+        if not _trusted(hop, config):
+            break
+    return str(ip)
 
 
 def is_https(request: web.Request, rt: Runtime) -> bool:
-    """Served over HTTPS: directly, or by the reverse proxy on the loopback (X-Forwarded-Proto).
+    """Served over HTTPS: directly, or by a trusted reverse proxy (X-Forwarded-Proto).
     Cookies are then Secure; on plain HTTP (tests, a LAN trial) they could not be."""
     if request.secure:
         return True
     config: WebConfig = request.config_dict[CONFIG_KEY]
-    proto = request.headers.get("X-Forwarded-Proto", "")
-    return config.trust_proxy and request.remote in ("127.0.0.1", "::1") and proto == "https"
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return proto == "https" and _trusted(_address(request.remote or ""), config)
 
 
 def environments() -> dict[str, Environment]:

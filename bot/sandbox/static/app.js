@@ -34,7 +34,7 @@ const I18N = {
     send_code: "发送 /start 和登记码", new_patient: "+ 登记新患者…",
     next: "下一次", prompt: "发送日记", reminder: "再次提醒", none_planned: "暂无计划的提醒",
     day: "第", prompt_at: "提醒", invited: "已邀请", active: "进行中", paused: "已暂停",
-    withdrawn: "已退出", completed: "已完成", group: "研究团队群（只读）",
+    withdrawn: "已停止日记", completed: "已完成", group: "研究团队群（只读）",
     coordinator: "协调员", investigator: "研究者", admin: "管理员",
     message: "消息", empty_chat: "还没有消息。", moving: "正在推进时间…",
     preparing: "正在准备演示研究…",
