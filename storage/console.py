@@ -255,10 +255,11 @@ async def subjects(conn: aiosqlite.Connection) -> list[str]:
 
 
 async def completed_diaries(conn: aiosqlite.Connection, patient_id: int) -> list[aiosqlite.Row]:
-    """The diaries a site correction may change: submitted ones, by study day."""
+    """The diaries a site correction may change: submitted ones, and those closed incomplete
+    with their answers kept (data too), by study day."""
     return await _all(
         conn,
-        "SELECT id, key, study_day, local_date, form FROM occurrences"
-        " WHERE patient_id = ? AND status = 'completed' ORDER BY study_day",
+        "SELECT id, key, study_day, local_date, form FROM occurrences WHERE patient_id = ?"
+        " AND (status = 'completed' OR incomplete_at IS NOT NULL) ORDER BY study_day",
         (patient_id,),
     )

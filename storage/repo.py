@@ -687,10 +687,14 @@ async def diary_session_updated_at(conn: aiosqlite.Connection, patient_id: int) 
 async def submitted_on_day(
     conn: aiosqlite.Connection, patient_id: int, study_day: int
 ) -> OccRow | None:
-    """The patient's submitted (completed) diary of this study day, if any."""
+    """The patient's diary of this study day that is data: submitted (completed), or closed
+    incomplete with its answers kept (a site correction may change either). A submitted one
+    first, should a re-anchor have put two diaries on one study day."""
     r = await _one(
         conn,
-        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day = ? AND status = 'completed'",
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day = ?"
+        " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
+        " ORDER BY status = 'completed' DESC, id",
         (patient_id, study_day),
     )
     return OccRow.from_row(r) if r else None
@@ -707,6 +711,21 @@ async def data_diaries_after(
         " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
         " ORDER BY study_day LIMIT ?",
         (patient_id, study_day, limit),
+    )
+    return [OccRow.from_row(r) for r in rows]
+
+
+async def data_diaries_from(
+    conn: aiosqlite.Connection, patient_id: int, study_day: int | None = None
+) -> list[OccRow]:
+    """Every diary of the patient that is data (submitted, or closed incomplete) from
+    `study_day` on (None: all of them, baseline included), by study day."""
+    rows = await _all(
+        conn,
+        "SELECT * FROM occurrences WHERE patient_id = ? AND study_day >= ?"
+        " AND (status = 'completed' OR incomplete_at IS NOT NULL)"
+        " ORDER BY study_day, id",
+        (patient_id, -(10**9) if study_day is None else study_day),
     )
     return [OccRow.from_row(r) for r in rows]
 

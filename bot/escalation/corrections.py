@@ -299,12 +299,16 @@ async def correct_entry(
             if it.code not in kept
         ]
         findings, raised = await service.evaluate_and_apply(
-            rt, conn, patient, occ, kept, levels=EVALUATED_LEVELS, state="submitted", now=now,
+            rt, conn, patient, occ, kept, levels=EVALUATED_LEVELS, state=_state(occ), now=now,
             corrected=True,
         )  # fmt: skip
         raised += await _later_diaries(rt, conn, patient, occ, now)
     rt.wake_sender()
     return Correction(subject, occ.key, item.code, old, new, dropped, unanswered, findings, raised)
+
+
+def _state(occ: repo.OccRow) -> str:
+    return "submitted" if occ.status == "completed" else "incomplete"
 
 
 async def _later_diaries(
@@ -314,18 +318,39 @@ async def _later_diaries(
     occ: repo.OccRow,
     now: datetime,
 ) -> list[service.Raised]:
-    """Re-run the rules on the diaries after a corrected one whose "N in a row" rules it can
-    change: the next N-1 diaries that are data (submitted or incomplete)."""
-    reach = max((r.consecutive for r in rt.study.rules), default=1) - 1
-    if reach <= 0:
-        return []
+    """Re-run the rules on the later diaries a corrected one can change. A baseline diary
+    (before Day 0) changes the baseline itself, so every diary from Day 0 on; any other diary
+    only the "N in a row" rules of the next N-1 diaries that are data (submitted or incomplete).
+    (docs/clinical-decisions.md)"""
+    if occ.study_day < 0:
+        later = await repo.data_diaries_from(conn, patient.id, 0)
+    else:
+        reach = max((r.consecutive for r in rt.study.rules), default=1) - 1
+        if reach <= 0:
+            return []
+        later = await repo.data_diaries_after(conn, patient.id, occ.study_day, reach)
+    return await recheck(rt, conn, patient, later, now)
+
+
+async def recheck(
+    rt: Runtime,
+    conn: aiosqlite.Connection,
+    patient: repo.Patient,
+    diaries: list[repo.OccRow],
+    now: datetime,
+) -> list[service.Raised]:
+    """Re-run every rule on stored diaries that are data (submitted or incomplete) after the
+    site changed something they depend on (a corrected answer, a re-anchored Day 0), inside
+    the caller's transaction. A threshold now crossed raises (or joins) its alert with `now`
+    as the time of awareness; a finding no longer met is noted on its card (staff decide);
+    an unchanged outcome changes nothing (one card per diary and level, bot/domain/findings.py).
+    """
     raised: list[service.Raised] = []
-    for later in await repo.data_diaries_after(conn, patient.id, occ.study_day, reach):
-        answers = await repo.answers(conn, later.id)
-        state = "submitted" if later.status == "completed" else "incomplete"
+    for diary in diaries:
+        answers = await repo.answers(conn, diary.id)
         _findings, done = await service.evaluate_and_apply(
-            rt, conn, patient, later, answers, levels=EVALUATED_LEVELS, state=state, now=now,
-            corrected=True,
+            rt, conn, patient, diary, answers, levels=EVALUATED_LEVELS, state=_state(diary),
+            now=now, corrected=True,
         )  # fmt: skip
         raised += done
     return raised

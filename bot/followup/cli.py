@@ -102,6 +102,10 @@ async def cmd_change(args: argparse.Namespace, rt: Runtime) -> int:
     except LifecycleError as exc:
         return _fail(str(exc))
     print(staff_schedule.change_text(t("en"), change))
+    for r in change.detail.get("alerts", []):  # a re-anchor re-checks the stored diaries
+        if r.rules:
+            verb = "raised" if r.created else "updated"
+            print(f"  {verb} alert #{r.alert_id} ({r.level}) for Day {r.day}: {', '.join(r.rules)}")
     return 0
 
 

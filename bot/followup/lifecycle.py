@@ -13,7 +13,8 @@ Occurrence rules:
   (the patient may have changed them while paused).
 - withdraw: nothing more is asked; open and future diaries become `withdrawn`; all data stay.
 - re-anchor: Day 0 moves; future diaries are recomputed (domain `reanchor`: nothing that already
-  opened changes, a completed entry keeps the study day it was answered for).
+  opened changes), every stored diary gets the study day of the new Day 0, and the rules run
+  again on the stored diaries that are data (awareness: the re-anchor's time).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from bot.domain.schedule import (
     reanchor,
     relabelled_days,
 )
+from bot.escalation import corrections
+from bot.escalation.service import Raised
 from bot.followup import events
 from bot.i18n import N_, T, t
 from bot.messenger import Priority
@@ -272,6 +275,7 @@ async def reanchor_patient(
             [(o.id, o.local_date, o.study_day) for o in stored], updated.injection_date
         )
         await repo.set_study_days(conn, relabel)
+        rechecked = await _recheck_relabelled(rt, conn, updated, now)
         await audit.record(
             conn,
             now,
@@ -285,6 +289,7 @@ async def reanchor_patient(
                 "removed": removed,
                 "added": added,
                 "relabelled": len(relabel),
+                "alerts": [r.alert_id for r in rechecked if r.rules],
             },
             reason=reason,
         )
@@ -306,7 +311,21 @@ async def reanchor_patient(
             "new_date": new_date.isoformat(),
             "removed": removed,
             "added": added,
+            "alerts": rechecked,
         },
+    )
+
+
+async def _recheck_relabelled(
+    rt: Runtime, conn: aiosqlite.Connection, patient: repo.Patient, now: datetime
+) -> list[Raised]:
+    """After the relabel, the rules run again on every stored diary that is data: the Days 0-14
+    rules and the no-baseline fallbacks may now apply to a diary that changed day, and diaries
+    that moved across Day 0 change the baseline of every later one. What now crosses a
+    threshold raises with the re-anchor as the time of awareness; what no longer holds is noted
+    on its card; an unchanged outcome changes nothing (docs/clinical-decisions.md)."""
+    return await corrections.recheck(
+        rt, conn, patient, await repo.data_diaries_from(conn, patient.id), now
     )
 
 
