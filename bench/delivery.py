@@ -27,9 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
 from datetime import time as dtime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,73 +38,24 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 from telegram import Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
+from bench.common import (
+    COORDINATOR,
+    FIRST_USER,
+    QUIET,
+    T0,
+    enrol,
+    running_bot,
+    settle,
+    team,
+)
 from bot import messenger
 from bot.app import DiaryBot
 from bot.clock import FakeClock
 from bot.domain.study import SHIPPED_PLACEHOLDER_PHONE, load_study
 from bot.localapi import Faults, LocalBotApi, SentMessage
 from bot.messenger import Priority
-from bot.services.enrolment import enroll, link_chat
-
-# 2026-11-30 19:00 in Shanghai; injection on Dec 1: the 20:00 diary is the baseline (Day -1).
-T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
-INJECTION = date(2026, 12, 1)
-COORDINATOR = 1002
-GROUP = -100500
-FIRST_USER = 100_000
-QUIET = {
-    "BLEED": "0",
-    "URGENCY": "1",
-    "LEAK": "0",
-    "PAIN": "2",
-    "BM": "2",
-    "TENESMUS": "0",
-    "FEVER": "N",
-    "MUCUS": "0",
-    "COMPL": "NONE",
-    "EVENTS": "NONE",
-    "OTHER": "N",
-}
-
 
 # ----------------------------------------------------------------------------- helpers
-@contextlib.asynccontextmanager
-async def running_bot(api: LocalBotApi, tmp: Path, start: datetime = T0) -> AsyncIterator[DiaryBot]:
-    bot = await DiaryBot.create(
-        db_path=tmp / "bench.sqlite3",
-        study=load_study(),
-        clock=FakeClock(start),
-        token="123456:BENCH",
-        base_url=api.base_url,
-        base_file_url=api.base_file_url,
-    )
-    await bot.start(poll_timeout=1)
-    try:
-        yield bot
-    finally:
-        await bot.stop()
-
-
-async def enrol(bot: DiaryBot, count: int, prompt: dtime, first: int, tag: str) -> list[int]:
-    """English patients linked to chats `first`…, prompt at `prompt` Shanghai time."""
-    users = []
-    for n in range(count):
-        user = first + n
-        result = await enroll(bot.rt, f"{tag}-{n:04d}", INJECTION, "en", "Asia/Shanghai", prompt)
-        assert (await link_chat(bot.rt, user, user, result.code)).status == "ok"
-        users.append(user)
-    return users
-
-
-async def team(bot: DiaryBot) -> None:
-    now = bot.rt.now().isoformat()
-    async with bot.rt.db.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
-            " VALUES (?, 'coordinator', 'Bench Coordinator', 'en', 1, ?)",
-            (COORDINATOR, now),
-        )
-        await conn.execute("INSERT INTO meta (key, value) VALUES ('staff_group', ?)", (str(GROUP),))
 
 
 class Arrivals:
@@ -172,16 +123,6 @@ async def fill_until_review(
         else:
             api.press(user, msg.message_id, f"d:a:{occ}:{item}:{answers[item]}", language_code="en")
     raise AssertionError("diary did not reach the review screen")
-
-
-async def settle(bot: DiaryBot, api: LocalBotApi, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-    target = api.state._next_update_id - 1
-    deadline = time.monotonic() + timeout
-    while bot.app.last_update_id < target:
-        if time.monotonic() > deadline:
-            raise TimeoutError("updates not processed")
-        await asyncio.sleep(0.002)
-    await bot.sender.wait_idle(timeout=max(0.1, deadline - time.monotonic()))
 
 
 # ----------------------------------------------------------------------------- 1 + 2

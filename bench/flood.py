@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -29,98 +28,19 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable
 from datetime import time as dtime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-from bot.app import DiaryBot
+from bench.common import COORDINATOR, FIRST_USER, QUIET, T0, enrol, running_bot, settle, team
 from bot.clock import FakeClock
 from bot.delivery.inbound import FloodGuard, InboundLimits
 from bot.delivery.pacing import Pacing
-from bot.domain.study import load_study
 from bot.localapi import Faults, LocalBotApi, SentMessage
-from bot.services.enrolment import enroll, link_chat
-
-# As in bench/delivery.py (not imported: mypy checks bench/ as plain files).
-T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)  # 19:00 in Shanghai; Day 0 is tomorrow
-INJECTION = date(2026, 12, 1)
-COORDINATOR = 1002
-GROUP = -100500
-FIRST_USER = 100_000
-QUIET = {
-    "BLEED": "0",
-    "URGENCY": "1",
-    "LEAK": "0",
-    "PAIN": "2",
-    "BM": "2",
-    "TENESMUS": "0",
-    "MUCUS": "0",
-    "COMPL": "NONE",
-    "FEVER": "N",
-    "EVENTS": "NONE",
-    "OTHER": "N",
-}
-
-
-@contextlib.asynccontextmanager
-async def running_bot(
-    api: LocalBotApi,
-    tmp: Path,
-    pacing: Pacing | None = None,
-    inbound: InboundLimits | None = None,
-) -> AsyncIterator[DiaryBot]:
-    """The real bot with its real pacing and inbound limits (None: the defaults)."""
-    bot = await DiaryBot.create(
-        db_path=tmp / "bench.sqlite3",
-        study=load_study(),
-        clock=FakeClock(T0),
-        token="123456:BENCH",
-        base_url=api.base_url,
-        base_file_url=api.base_file_url,
-        pacing=pacing,
-        inbound=inbound,
-    )
-    await bot.start(poll_timeout=1)
-    try:
-        yield bot
-    finally:
-        await bot.stop()
-
-
-async def enrol(bot: DiaryBot, count: int, prompt: dtime, first: int, tag: str) -> list[int]:
-    users = []
-    for n in range(count):
-        user = first + n
-        result = await enroll(bot.rt, f"{tag}-{n:04d}", INJECTION, "en", "Asia/Shanghai", prompt)
-        assert (await link_chat(bot.rt, user, user, result.code)).status == "ok"
-        users.append(user)
-    return users
-
-
-async def team(bot: DiaryBot) -> None:
-    now = bot.rt.now().isoformat()
-    async with bot.rt.db.transaction() as conn:
-        await conn.execute(
-            "INSERT INTO staff (telegram_id, role, name, lang, active, created_at)"
-            " VALUES (?, 'coordinator', 'Bench Coordinator', 'en', 1, ?)",
-            (COORDINATOR, now),
-        )
-        await conn.execute("INSERT INTO meta (key, value) VALUES ('staff_group', ?)", (str(GROUP),))
-
-
-async def settle(bot: DiaryBot, api: LocalBotApi, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-    target = api.state._next_update_id - 1
-    deadline = time.monotonic() + timeout
-    while bot.app.last_update_id < target:
-        if time.monotonic() > deadline:
-            raise TimeoutError("updates not processed")
-        await asyncio.sleep(0.002)
-    await bot.sender.wait_idle(timeout=max(0.1, deadline - time.monotonic()))
-
 
 PATIENTS = 24
 BURST = 1000
@@ -247,7 +167,7 @@ async def evening(
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            async with running_bot(api, Path(tmp), pacing, inbound) as bot:
+            async with running_bot(api, Path(tmp), pacing=pacing, inbound=inbound) as bot:
                 await team(bot)
                 users = await enrol(bot, patients, dtime(20, 0), FIRST_USER, "EV")
                 clock = bot.rt.clock

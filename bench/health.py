@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,45 +28,10 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 import aiohttp
 
-from bot.app import DiaryBot
+from bench.common import FIRST_USER, T0, enrol, pct, running_bot
 from bot.clock import FakeClock
-from bot.domain.study import load_study
 from bot.localapi import Faults, LocalBotApi
 from bot.ops.service import start_ops
-from bot.services.enrolment import enroll, link_chat
-
-# As in bench/delivery.py: 2026-11-30 19:00 in Shanghai, injection the next day.
-T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
-INJECTION = date(2026, 12, 1)
-FIRST_USER = 100_000
-
-
-@contextlib.asynccontextmanager
-async def running_bot(api: LocalBotApi, tmp: Path) -> AsyncIterator[DiaryBot]:
-    bot = await DiaryBot.create(
-        db_path=tmp / "bench.sqlite3",
-        study=load_study(),
-        clock=FakeClock(T0),
-        token="123456:BENCH",
-        base_url=api.base_url,
-        base_file_url=api.base_file_url,
-    )
-    await bot.start(poll_timeout=1)
-    try:
-        yield bot
-    finally:
-        await bot.stop()
-
-
-async def enrol(bot: DiaryBot, count: int, prompt: dtime, first: int, tag: str) -> None:
-    for n in range(count):
-        result = await enroll(bot.rt, f"{tag}-{n:04d}", INJECTION, "en", "Asia/Shanghai", prompt)
-        assert (await link_chat(bot.rt, first + n, first + n, result.code)).status == "ok"
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def bench_health(prompts: int = 600) -> dict[str, Any]:
@@ -128,11 +91,11 @@ async def bench_health(prompts: int = 600) -> dict[str, Any]:
         "healthz_requests": len(health_ms),
         "healthz_status": {str(k): v for k, v in sorted(statuses.items())},
         "healthz_p50_ms": round(statistics.median(health_ms), 2),
-        "healthz_p95_ms": round(_pct(health_ms, 0.95), 2),
+        "healthz_p95_ms": round(pct(health_ms, 95), 2),
         "healthz_max_ms": round(max(health_ms), 2),
         "metrics_requests": len(metrics_ms),
         "metrics_p50_ms": round(statistics.median(metrics_ms), 2) if metrics_ms else None,
-        "metrics_p95_ms": round(_pct(metrics_ms, 0.95), 2) if metrics_ms else None,
+        "metrics_p95_ms": round(pct(metrics_ms, 95), 2) if metrics_ms else None,
     }
 
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 import aiohttp
 
+from bench.common import INJECTION, QUIET, T0, pct
 from bot.app import DiaryBot
 from bot.clock import FakeClock
 from bot.domain.study import load_study
@@ -46,29 +47,9 @@ from bot.services.enrolment import enroll
 from bot.web.app import WebDiary
 from bot.web.server import WebConfig
 
-T0 = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)  # 19:00 Shanghai
-INJECTION = date(2026, 12, 1)
 PUBLIC = "https://diary.example-hospital.cn"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]+)"')
 DO = re.compile(r'name="do" value="([^"]+)"')
-QUIET = {
-    "BLEED": "0",
-    "URGENCY": "1",
-    "LEAK": "0",
-    "PAIN": "2",
-    "BM": "2",
-    "TENESMUS": "0",
-    "MUCUS": "0",
-    "COMPL": "NONE",
-    "FEVER": "N",
-    "EVENTS": "NONE",
-    "OTHER": "N",
-}
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 @contextlib.asynccontextmanager
