@@ -282,6 +282,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def _started_and_answering(starting: asyncio.Task[None], api: LocalBotApi) -> None:
+    """Start-up finishes once Telegram answers, and the bot then answers a patient."""
+    await asyncio.wait_for(starting, timeout=30)
+    api.send_text(777, "/help", language_code="en")
+    msg = await api.wait_for_message(777, timeout=10)
+    assert HELP in (msg.text or "")
+
+
+async def _shut_down(starting: asyncio.Task[None], bot: DiaryBot, api: LocalBotApi) -> None:
+    if not starting.done():
+        starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    await bot.stop()
+    await api.stop()
+
+
 async def test_start_up_retries_a_refused_connection_until_telegram_listens(
     tmp_path: Path, study: Study, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -305,18 +322,10 @@ async def test_start_up_retries_a_refused_connection_until_telegram_listens(
         await _until(lambda: retries() >= 2, "two refused connections to be retried", 20)
         assert not starting.done()  # still trying, not given up
         await api.start(port=port)  # Telegram is reachable again
-        await asyncio.wait_for(starting, timeout=30)
+        await _started_and_answering(starting, api)
         assert api.stats["call:getMe"] >= 1
-        api.send_text(777, "/help", language_code="en")
-        msg = await api.wait_for_message(777, timeout=10)
-        assert HELP in (msg.text or "")
     finally:
-        if not starting.done():
-            starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
-        await bot.stop()
-        await api.stop()
+        await _shut_down(starting, bot, api)
 
 
 async def test_start_up_retries_a_timed_out_get_me(tmp_path: Path, study: Study) -> None:
@@ -340,17 +349,9 @@ async def test_start_up_retries_a_timed_out_get_me(tmp_path: Path, study: Study)
         await api.wait_until(lambda: api.stats["slow"] >= 2, timeout=20)
         assert not starting.done()
         api.faults.slow_seconds = 0.0  # Telegram answers in time again
-        await asyncio.wait_for(starting, timeout=30)
-        api.send_text(777, "/help", language_code="en")
-        msg = await api.wait_for_message(777, timeout=10)
-        assert HELP in (msg.text or "")
+        await _started_and_answering(starting, api)
     finally:
-        if not starting.done():
-            starting.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await starting
-        await bot.stop()
-        await api.stop()
+        await _shut_down(starting, bot, api)
 
 
 # ---------------------------------------------------------------- the process (`diarybot run`)
