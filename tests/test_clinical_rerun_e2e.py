@@ -159,7 +159,7 @@ async def test_a_diary_never_answered_still_cannot_be_corrected(
         subject="RP-001", day=0, item="PAIN", value="5", reason="patient phoned",
         as_staff=INVESTIGATOR,
     )  # fmt: skip
-    with pytest.raises(UsageError, match="no submitted diary on Day 0"):
+    with pytest.raises(UsageError, match="no answered diary on Day 0"):
         await cmd_correct(args, h.rt)
     assert await h.rows("SELECT * FROM answers") == []
 

@@ -126,7 +126,7 @@ async def test_entry_correct_keeps_the_original_in_the_audit(
     assert "unknown item" in capsys.readouterr().err
     day5 = ["entry", "correct", "--as", "1001", "--subject", "RP-001", "--day", "5"]
     assert await _cli(h, monkeypatch, *day5, "--item", "PAIN", "--value", "5", "--reason", "x") == 2
-    assert "no submitted diary on Day 5" in capsys.readouterr().err
+    assert "no answered diary on Day 5" in capsys.readouterr().err
     assert await _cli(h, monkeypatch, *base, "--item", "PAIN", "--value", "5", "--reason", " ") == 2
     assert "reason is required" in capsys.readouterr().err
     # The command names a coordinator or investigator, who must exist and be allowed.

@@ -242,8 +242,8 @@ async def correct_entry(
         found = await repo.submitted_on_day(conn, patient.id, day)
         if found is None:
             raise CorrectionError(
-                f"{subject} has no submitted diary on Day {day}",
-                N_("{subject} has no submitted diary on Day {day}."),
+                f"{subject} has no answered diary on Day {day}",
+                N_("{subject} has no answered diary (submitted or closed incomplete) on Day {day}."),
                 subject=subject,
                 day=day,
             )
