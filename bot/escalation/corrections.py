@@ -243,7 +243,9 @@ async def correct_entry(
         if found is None:
             raise CorrectionError(
                 f"{subject} has no answered diary on Day {day}",
-                N_("{subject} has no answered diary (submitted or closed incomplete) on Day {day}."),
+                N_(
+                    "{subject} has no answered diary (submitted or closed incomplete) on Day {day}."
+                ),
                 subject=subject,
                 day=day,
             )
